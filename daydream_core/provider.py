@@ -1,0 +1,149 @@
+"""The provider contract: what every serverless platform adapter implements.
+
+Adapters are typed classes with explicit capabilities; every operation below is required
+(no `hasattr` probing, no `NotImplementedError`). Errors are the shared typed errors of
+`daydream_core.errors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from daydream_core.model import StartKind, Tier
+from daydream_core.objectstore import ObjectStore
+from daydream_core.pricing import PriceTable
+from daydream_core.workflow import RuntimeEnvironment
+
+NAME_PREFIX = "daydream-"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do, declared rather than probed."""
+
+    max_payload_bytes: int
+    max_concurrency: int
+    # True where daydream itself can stop idle instances (local); False where the platform
+    # reclaims them on its own schedule and idling is free (Lambda).
+    releases_instances: bool
+    reports_instance_ids: bool = True
+
+
+@dataclass(frozen=True)
+class FunctionHandle:
+    """A deployed function: one per (runtime environment, tier)."""
+
+    provider: str
+    name: str
+    runtime: RuntimeEnvironment
+    tier: Tier
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A component's output with the provider-reported metrics of its invocation."""
+
+    output: Any
+    instance: str
+    start: StartKind
+    init_ms: float
+    duration_ms: float
+    billed_ms: float
+    memory_mb: int
+    max_memory_used_mb: float
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """An instance hot started by `Provider.warm`."""
+
+    instance: str
+    init_ms: float
+    billed_ms: float
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What the CLI or API hands a provider factory."""
+
+    state_dir: Path
+    concurrency: int | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+class Provider(ABC):
+    """A serverless platform, as daydream uses it."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def tiers(self) -> Mapping[str, Tier]:
+        """The tiers offered, by name (at least ``high`` and ``low``)."""
+
+    @abstractmethod
+    def prices(self) -> PriceTable: ...
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
+        """Create the function for (runtime, tier), or return the existing one (idempotent)."""
+
+    @abstractmethod
+    def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
+        """Make sure `n` initialised instances are idle; return those started for it."""
+
+    @abstractmethod
+    def invoke(
+        self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float
+    ) -> Invocation:
+        """Run one component synchronously; raise the typed errors on failure."""
+
+    @abstractmethod
+    def release(self, function: FunctionHandle, keep: int) -> list[str]:
+        """Stop idle instances beyond `keep` where the provider allows it; return their ids."""
+
+    @abstractmethod
+    def delete(self, function: FunctionHandle) -> None:
+        """Delete the function; deleting a missing function is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = NAME_PREFIX) -> list[str]:
+        """Names of the deployed functions daydream created, by prefix."""
+
+    @abstractmethod
+    def cleanup(self, dry_run: bool = False) -> list[str]:
+        """Remove everything daydream created on this provider; return what (would be) removed."""
+
+    @abstractmethod
+    def store(self) -> ObjectStore:
+        """The object store for inter-component data on this provider."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release local resources (connections, processes); deployed functions stay."""
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A provider plugin's registration."""
+
+    name: str
+    description: str
+    factory: Callable[[ProviderSettings], Provider]
+
+
+def function_name(runtime: RuntimeEnvironment, tier: Tier) -> str:
+    """Deterministic, hashed function name: same inputs, same name, on every provider."""
+    identity = "|".join(
+        [runtime.name, runtime.module, *runtime.preload, *runtime.requirements]
+        + [tier.name, str(tier.memory_mb)]
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+    return f"{NAME_PREFIX}{runtime.name}-{tier.name}-{digest}"

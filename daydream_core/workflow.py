@@ -1,0 +1,186 @@
+"""Defining a dynamic workflow: registered components plus a phase generator.
+
+A workflow is a few lines of Python::
+
+    workflow = Workflow("demo", presets={"small": Preset({"n": 4})})
+
+    @workflow.component
+    def square(ctx, x):
+        return x * x
+
+    @workflow.phases
+    def plan(run):
+        squares = yield [Call("square", {"x": i}) for i in range(run.params["n"])]
+        # the next phase's width is known only now, from the results of this one
+        more = yield [Call("square", {"x": s}) for s in squares if s % 2]
+        return sum(more)
+
+Instances receive the component to execute *by name*; component code never travels in a
+payload, so any initialised instance of the runtime environment can serve any component.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from daydream_core.errors import UsageError
+from daydream_core.model import Call, Tier
+from daydream_core.objectstore import ObjectStore
+
+PhaseGenerator = Generator[list[Call], list[Any], Any]
+ComponentFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named parameters of a workflow, and how many runs the preset makes by default."""
+
+    params: Mapping[str, Any]
+    runs: int = 1
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RuntimeEnvironment:
+    """Everything a component needs except its own code.
+
+    `module` is imported by every instance at init, which registers the workflow; `preload`
+    names heavy modules to import at init too, so that their cost is paid by cold or hot
+    starts, not by components. `requirements` are what a cloud package must install.
+    """
+
+    name: str
+    module: str
+    preload: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+
+
+@dataclass
+class RunContext:
+    """What the phase generator sees of its run (it runs on the controller)."""
+
+    params: Mapping[str, Any]
+    seed: int
+    run_index: int
+    store: ObjectStore
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng([self.seed, self.run_index])
+
+
+@dataclass
+class ComponentContext:
+    """What a component sees of its invocation (it runs inside a function instance)."""
+
+    store: ObjectStore
+    tier: Tier
+    threads: int
+    run_id: str
+    component_id: str
+    phase: int
+
+    def key(self, name: str) -> str:
+        """A store key private to this run and component, for outputs."""
+        return f"{self.run_id}/{self.component_id}/{name}"
+
+
+_REGISTRY: dict[str, Workflow] = {}
+
+
+class Workflow:
+    """A dynamic workflow: named components and the generator of its phases."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        presets: Mapping[str, Preset],
+        preload: tuple[str, ...] = (),
+        requirements: tuple[str, ...] = (),
+        description: str = "",
+        module: str | None = None,
+    ) -> None:
+        if not presets:
+            raise ValueError(f"workflow {name!r} needs at least one preset")
+        self.name = name
+        self.presets = dict(presets)
+        self.description = description
+        self._preload = tuple(preload)
+        self._requirements = tuple(requirements)
+        self._module = module
+        self._components: dict[str, ComponentFn] = {}
+        self._plan: Callable[[RunContext], PhaseGenerator] | None = None
+        _REGISTRY[name] = self
+
+    def component(self, fn: ComponentFn | None = None, *, name: str | None = None) -> Any:
+        """Register a component function ``fn(ctx, **args) -> JSON-serialisable result``."""
+
+        def register(f: ComponentFn) -> ComponentFn:
+            self._components[name or f.__name__] = f
+            if self._module is None:
+                self._module = f.__module__
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def phases(self, fn: Callable[[RunContext], PhaseGenerator]) -> Callable[..., PhaseGenerator]:
+        """Register the phase generator: yields each phase's calls, receives their results."""
+        self._plan = fn
+        if self._module is None:
+            self._module = fn.__module__
+        return fn
+
+    @property
+    def components(self) -> Mapping[str, ComponentFn]:
+        return dict(self._components)
+
+    @property
+    def runtime(self) -> RuntimeEnvironment:
+        if self._module is None:
+            raise ValueError(f"workflow {self.name!r} has no components")
+        return RuntimeEnvironment(
+            name=self.name,
+            module=self._module,
+            preload=self._preload,
+            requirements=self._requirements,
+        )
+
+    def component_fn(self, kind: str) -> ComponentFn:
+        try:
+            return self._components[kind]
+        except KeyError:
+            valid = ", ".join(sorted(self._components))
+            raise KeyError(f"workflow {self.name!r} has no component {kind!r} (has: {valid})")
+
+    def preset(self, name: str) -> Preset:
+        try:
+            return self.presets[name]
+        except KeyError:
+            valid = ", ".join(sorted(self.presets))
+            raise UsageError(
+                f"unknown preset {name!r} for app {self.name!r}; valid presets: {valid}"
+            ) from None
+
+    def plan(self, run: RunContext) -> PhaseGenerator:
+        if self._plan is None:
+            raise ValueError(f"workflow {self.name!r} has no phase generator")
+        return self._plan(run)
+
+
+def load_workflow(runtime: RuntimeEnvironment) -> Workflow:
+    """Import a runtime environment inside an instance and return its workflow."""
+    for module in runtime.preload:
+        importlib.import_module(module)
+    importlib.import_module(runtime.module)
+    try:
+        return _REGISTRY[runtime.name]
+    except KeyError:
+        raise LookupError(
+            f"module {runtime.module!r} did not define workflow {runtime.name!r}"
+        ) from None
