@@ -97,7 +97,8 @@ class Provider(ABC):
 
     @abstractmethod
     def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
-        """Make sure `n` initialised instances are idle; return those started for it."""
+        """Hot start up to `n` more instances, initialised before they are needed; block until
+        they are ready and return those whose init ran (an idle one reused is not reported)."""
 
     @abstractmethod
     def invoke(

@@ -51,14 +51,20 @@ class SlackPlacement:
         names = sorted(tiers, key=lambda t: -tiers[t].memory_mb)  # fastest-first tie-break
         placement: list[str | None] = [None] * len(kinds)
 
-        # Explore: every kind gets at least one component on each tier it has no data for.
-        explored: dict[str, set[str]] = {}
+        # Explore: a kind gets one component on each tier it has no data for; a kind with no
+        # data at all alternates tiers, so that one phase teaches both.
+        explored: dict[str, list[str]] = {}
         for i, kind in enumerate(kinds):
-            known = set(timings.get(kind, {}))
-            missing = [t for t in names if t not in known and t not in explored.get(kind, set())]
+            known = timings.get(kind, {})
+            tried = explored.setdefault(kind, [])
+            if not known:
+                placement[i] = names[len(tried) % len(names)]
+                tried.append(placement[i] or "")
+                continue
+            missing = [t for t in names if t not in known and t not in tried]
             if missing:
                 placement[i] = missing[0]
-                explored.setdefault(kind, set()).add(missing[0])
+                tried.append(missing[0])
 
         decided = [i for i, tier in enumerate(placement) if tier is None]
         if not decided:

@@ -114,7 +114,7 @@ class DayDreamPredictor:
 
     name = "daydream"
 
-    def __init__(self, min_samples: int = 3, max_instances: int = 1000) -> None:
+    def __init__(self, min_samples: int = 2, max_instances: int = 1000) -> None:
         self.min_samples = min_samples
         self.max_instances = max_instances
 

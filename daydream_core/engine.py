@@ -1,0 +1,314 @@
+"""The engine (controller): runs a workflow's phases on a provider, under a policy.
+
+Per phase: place each component on a tier (placement policy), dispatch the phase in parallel,
+and while it runs predict the next phase's concurrency and hot start for it (predictor policy,
+pool manager). Everything observed becomes records, and what was learned goes to the profile
+store. The engine never imports a cloud SDK: it speaks only the provider contract.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daydream_core.errors import ComponentFailed, DaydreamError
+from daydream_core.model import (
+    HIGH,
+    LOW,
+    Call,
+    Component,
+    InvocationRecord,
+    PhaseRecord,
+    RunRecord,
+    StartKind,
+    Tier,
+)
+from daydream_core.outputs import write_run
+from daydream_core.policies.predictor import (
+    DEFAULT_TIME_VALUE_PER_S,
+    Observation,
+    StartCosts,
+    start_costs,
+)
+from daydream_core.policies.registry import PolicySpec
+from daydream_core.pool import PoolManager
+from daydream_core.profile import ProfileStore, workload
+from daydream_core.provider import FunctionHandle, Provider
+from daydream_core.workflow import RunContext, Workflow
+
+DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
+DEFAULT_TIMEOUT_S = 900.0
+
+
+class RunFailed(DaydreamError):
+    """A component failed; the run stopped after its phase, with results kept on disk."""
+
+    def __init__(self, record: InvocationRecord, cause: Exception) -> None:
+        self.record = record
+        self.cause = cause
+        self.run: RunRecord | None = None  # the run it stopped, set by the engine
+        self.remote_traceback = getattr(cause, "remote_traceback", "")
+        super().__init__(
+            f"component {record.kind!r} ({record.component}, phase {record.phase + 1}) "
+            f"failed: {getattr(cause, 'message', cause)}"
+        )
+
+
+class EngineEvents:
+    """What the engine reports as it goes (the CLI draws progress from these)."""
+
+    def phase_started(self, run: RunRecord, phase: int, placement: Sequence[str]) -> None: ...
+
+    def invocation_done(self, run: RunRecord, record: InvocationRecord) -> None: ...
+
+    def phase_done(self, run: RunRecord, phase: PhaseRecord) -> None: ...
+
+
+@dataclass
+class _Outcome:
+    record: InvocationRecord
+    output: Any = None
+    error: Exception | None = None
+
+
+class Engine:
+    """Runs workflows; one engine keeps its instances warm across the runs it makes."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        profile: ProfileStore,
+        policy: PolicySpec,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        time_value_per_s: float = DEFAULT_TIME_VALUE_PER_S,
+        events: EngineEvents | None = None,
+    ) -> None:
+        self.provider = provider
+        self.profile = profile
+        self.policy = policy
+        self.predictor = policy.predictor()
+        self.placement = policy.placement()
+        self.timeout_s = timeout_s
+        self.time_value_per_s = time_value_per_s
+        self.events = events or EngineEvents()
+        self.prices = provider.prices()
+        self.tiers: dict[str, Tier] = {t: provider.tiers()[t] for t in (HIGH, LOW)}
+        self._dispatch = ThreadPoolExecutor(
+            max_workers=provider.capabilities().max_concurrency, thread_name_prefix="daydream"
+        )
+        self._pools: dict[str, PoolManager] = {}
+
+    def close(self) -> None:
+        self._dispatch.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.close()
+
+    def _pool(self, workflow: Workflow) -> PoolManager:
+        if workflow.name not in self._pools:
+            functions = {
+                name: self.provider.deploy(workflow.runtime, tier)
+                for name, tier in self.tiers.items()
+            }
+            self._pools[workflow.name] = PoolManager(self.provider, functions)
+        return self._pools[workflow.name]
+
+    # -- a run ---------------------------------------------------------------------------------
+
+    def run(
+        self,
+        workflow: Workflow,
+        *,
+        preset: str,
+        params: Mapping[str, Any],
+        seed: int,
+        run_index: int,
+        out_dir: Path,
+    ) -> RunRecord:
+        pool = self._pool(workflow)
+        store = self.provider.store()
+        run = RunRecord(
+            run_id=f"{workflow.name}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}",
+            index=run_index,
+            app=workflow.name,
+            provider=self.provider.name,
+            policy=self.policy.name,
+            preset=preset,
+            seed=seed,
+        )
+        key = workload(workflow.name, preset)
+        history = self.profile.width_history(key)
+        current: list[dict[str, int]] = []
+        predicted: dict[int, dict[str, int]] = {0: self._predict(history, current, 0, workflow)}
+        context = RunContext(params=params, seed=seed, run_index=run_index, store=store)
+        phases = workflow.plan(context)
+        try:
+            calls = next(phases)
+            while True:
+                phase, outputs, failure = self._run_phase(
+                    run, pool, store.uri, calls, len(run.phases), history, current, predicted,
+                    workflow,
+                )
+                run.phases.append(phase)
+                current.append(phase.widths)
+                self.profile.record_phase(key, run.run_id, phase.index, phase.widths,
+                                          phase.predicted)
+                write_run(run, out_dir)
+                self.events.phase_done(run, phase)
+                if failure is not None:
+                    raise failure
+                calls = phases.send(outputs)
+        except StopIteration as finished:
+            run.result = finished.value
+        except RunFailed as failure:
+            run.error = str(failure)
+            failure.run = run
+            raise
+        finally:
+            phases.close()
+            self.profile.record_run(run)
+            write_run(run, out_dir)
+            # Between runs, keep what the next run's first phase is predicted to need.
+            after = self._predict(self.profile.width_history(key), [], 0, workflow)
+            pool.release(len(run.phases), after)
+        return run
+
+    def _run_phase(
+        self,
+        run: RunRecord,
+        pool: PoolManager,
+        store_uri: str,
+        calls: Sequence[Call],
+        index: int,
+        history: Sequence[Sequence[Mapping[str, int]]],
+        current: list[dict[str, int]],
+        predicted: dict[int, dict[str, int]],
+        workflow: Workflow,
+    ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
+        components = [Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)]
+        timings = self.profile.timings(workflow.name, self.provider.name)
+        placement = self.placement.place(
+            [c.kind for c in components], timings, self.tiers, self.prices
+        )
+        self.events.phase_started(run, index, placement)
+        started = time.perf_counter()
+        futures: list[Future[_Outcome]] = [
+            self._dispatch.submit(self._invoke, pool.functions[tier], component, run, store_uri)
+            for component, tier in zip(components, placement)
+        ]
+        # While this phase runs: predict the next one and hot start for it.
+        widths = {t: placement.count(t) for t in self.tiers}
+        predicted[index + 1] = self._predict(history, [*current, widths], index + 1, workflow)
+        pool.prewarm(index + 1, predicted[index + 1])
+
+        outcomes: list[_Outcome] = []
+        for future in futures:
+            outcome = future.result()
+            outcomes.append(outcome)
+            pool.observe(outcome.record)
+            self.events.invocation_done(run, outcome.record)
+        phase = PhaseRecord(
+            index=index,
+            width=len(components),
+            predicted=predicted.get(index, {}),
+            placement={c.id: t for c, t in zip(components, placement)},
+            phase_time_s=time.perf_counter() - started,
+            invocations=[o.record for o in outcomes],
+            hot_starts=pool.hot_starts(index),
+        )
+        self._learn(workflow.name, phase)
+        pool.release(index, predicted[index + 1])
+        outputs = [o.output for o in outcomes]
+        failed = next((o for o in outcomes if o.error is not None), None)
+        if failed is not None and failed.error is not None:
+            return phase, outputs, RunFailed(failed.record, failed.error)
+        return phase, outputs, None
+
+    def _invoke(
+        self, function: FunctionHandle, component: Component, run: RunRecord, store_uri: str
+    ) -> _Outcome:
+        payload = {
+            "component": component.id,
+            "kind": component.kind,
+            "args": dict(component.call.args),
+            "run_id": run.run_id,
+            "phase": component.phase,
+            "store": store_uri,
+        }
+        started = time.perf_counter()
+        record = InvocationRecord(
+            component=component.id,
+            kind=component.kind,
+            phase=component.phase,
+            tier=function.tier.name,
+            instance="",
+            start=StartKind.COLD,
+            init_ms=0.0,
+            execution_ms=0.0,
+            billed_ms=0.0,
+            cost=0.0,
+            service_ms=0.0,
+        )
+        try:
+            result = self.provider.invoke(function, payload, self.timeout_s)
+        except DaydreamError as exc:
+            record.service_ms = (time.perf_counter() - started) * 1000.0
+            record.error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ComponentFailed):
+                record.error += "\n" + exc.remote_traceback
+            return _Outcome(record, error=exc)
+        record.service_ms = (time.perf_counter() - started) * 1000.0
+        record.instance = result.instance
+        record.start = result.start
+        record.init_ms = result.init_ms
+        record.execution_ms = result.duration_ms
+        record.billed_ms = result.billed_ms
+        record.cost = self.prices.cost(result.memory_mb, result.billed_ms)
+        record.max_memory_mb = result.max_memory_used_mb
+        return _Outcome(record, output=result.output)
+
+    # -- policies' inputs -------------------------------------------------------------------
+
+    def _predict(
+        self,
+        history: Sequence[Sequence[Mapping[str, int]]],
+        current: Sequence[Mapping[str, int]],
+        next_phase: int,
+        workflow: Workflow,
+    ) -> dict[str, int]:
+        observation = Observation(
+            history=history,
+            current=current,
+            next_phase=next_phase,
+            costs=self._start_costs(workflow),
+        )
+        cap = self.provider.capabilities().max_concurrency
+        return {t: max(0, min(cap, n)) for t, n in self.predictor.predict(observation).items()}
+
+    def _start_costs(self, workflow: Workflow) -> dict[str, StartCosts]:
+        init = self.profile.init_ms(workflow.name, self.provider.name)
+        return {
+            name: start_costs(
+                tier,
+                self.prices,
+                init.get(name, DEFAULT_INIT_MS),
+                time_value_per_s=self.time_value_per_s,
+            )
+            for name, tier in self.tiers.items()
+        }
+
+    def _learn(self, app: str, phase: PhaseRecord) -> None:
+        executions = [
+            (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
+        ]
+        inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
+        inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
+        if executions:
+            self.profile.record_executions(app, self.provider.name, executions)
+        if inits:
+            self.profile.record_inits(app, self.provider.name, [i for i in inits if i[1] > 0])

@@ -1,0 +1,228 @@
+"""The profile store: what daydream learned, across runs and processes (SQLite).
+
+Per-kind execution time per tier, per-tier init (cold start) time, per-phase concurrency, and
+per-run summaries. The schema is versioned; writers take an immediate transaction and the
+database runs in WAL mode, so concurrent runs neither corrupt it nor lose updates.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import platformdirs
+
+from daydream_core.errors import ConfigurationError
+from daydream_core.model import RunRecord
+
+ENV_VAR = "DAYDREAM_PROFILE"
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE kind_timing (
+        app TEXT NOT NULL, provider TEXT NOT NULL, kind TEXT NOT NULL, tier TEXT NOT NULL,
+        n INTEGER NOT NULL, mean_ms REAL NOT NULL, m2 REAL NOT NULL,
+        PRIMARY KEY (app, provider, kind, tier));
+    CREATE TABLE init_timing (
+        app TEXT NOT NULL, provider TEXT NOT NULL, tier TEXT NOT NULL,
+        n INTEGER NOT NULL, mean_ms REAL NOT NULL,
+        PRIMARY KEY (app, provider, tier));
+    CREATE TABLE phase_width (
+        workload TEXT NOT NULL, run_id TEXT NOT NULL, phase INTEGER NOT NULL,
+        tier TEXT NOT NULL, width INTEGER NOT NULL, predicted INTEGER NOT NULL,
+        PRIMARY KEY (run_id, phase, tier));
+    CREATE INDEX phase_width_workload ON phase_width (workload);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, app TEXT NOT NULL, provider TEXT NOT NULL,
+        policy TEXT NOT NULL, preset TEXT NOT NULL, seed INTEGER NOT NULL,
+        finished_at REAL NOT NULL, execution_s REAL NOT NULL, cost REAL NOT NULL,
+        hot INTEGER NOT NULL, warm INTEGER NOT NULL, cold INTEGER NOT NULL, error TEXT);
+    """,
+}
+
+
+def default_path() -> Path:
+    """``$DAYDREAM_PROFILE`` if set, else ``profile.sqlite`` in the user's data directory."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("daydream")) / "profile.sqlite"
+
+
+def workload(app: str, preset: str) -> str:
+    """Runs of the same app and preset share a concurrency history."""
+    return f"{app}:{preset}"
+
+
+class ProfileStore:
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                self._migrate(db)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigurationError(f"profile store {self.path} is unusable: {exc}") from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create profile store {self.path}: {exc}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as db:
+            yield db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"profile store {self.path} has schema {version}, newer than this "
+                    f"daydream's {SCHEMA_VERSION}; upgrade daydream or use --profile"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._read() as db:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def record_executions(
+        self, app: str, provider: str, samples: Sequence[tuple[str, str, float]]
+    ) -> None:
+        """Fold (kind, tier, execution ms) samples into running means (Welford)."""
+        with self._write() as db:
+            for kind, tier, ms in samples:
+                row = db.execute(
+                    "SELECT n, mean_ms, m2 FROM kind_timing "
+                    "WHERE app=? AND provider=? AND kind=? AND tier=?",
+                    (app, provider, kind, tier),
+                ).fetchone()
+                n, mean, m2 = row if row else (0, 0.0, 0.0)
+                n += 1
+                delta = ms - mean
+                mean += delta / n
+                m2 += delta * (ms - mean)
+                db.execute(
+                    "INSERT OR REPLACE INTO kind_timing VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (app, provider, kind, tier, n, mean, m2),
+                )
+
+    def record_inits(self, app: str, provider: str, samples: Sequence[tuple[str, float]]) -> None:
+        """Fold (tier, init ms) samples of cold and hot starts into running means."""
+        with self._write() as db:
+            for tier, ms in samples:
+                row = db.execute(
+                    "SELECT n, mean_ms FROM init_timing WHERE app=? AND provider=? AND tier=?",
+                    (app, provider, tier),
+                ).fetchone()
+                n, mean = row if row else (0, 0.0)
+                n += 1
+                mean += (ms - mean) / n
+                db.execute(
+                    "INSERT OR REPLACE INTO init_timing VALUES (?, ?, ?, ?, ?)",
+                    (app, provider, tier, n, mean),
+                )
+
+    def timings(self, app: str, provider: str) -> dict[str, dict[str, float]]:
+        """Mean execution seconds: kind -> tier -> seconds."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT kind, tier, mean_ms FROM kind_timing WHERE app=? AND provider=?",
+                (app, provider),
+            ).fetchall()
+        result: dict[str, dict[str, float]] = {}
+        for kind, tier, mean_ms in rows:
+            result.setdefault(kind, {})[tier] = mean_ms / 1000.0
+        return result
+
+    def init_ms(self, app: str, provider: str) -> dict[str, float]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT tier, mean_ms FROM init_timing WHERE app=? AND provider=?",
+                (app, provider),
+            ).fetchall()
+        return {tier: mean for tier, mean in rows}
+
+    # -- concurrency history -------------------------------------------------------------------
+
+    def record_phase(
+        self,
+        workload_key: str,
+        run_id: str,
+        phase: int,
+        widths: Mapping[str, int],
+        predicted: Mapping[str, int],
+    ) -> None:
+        with self._write() as db:
+            for tier in sorted(set(widths) | set(predicted)):
+                db.execute(
+                    "INSERT OR REPLACE INTO phase_width VALUES (?, ?, ?, ?, ?, ?)",
+                    (workload_key, run_id, phase, tier, widths.get(tier, 0),
+                     predicted.get(tier, 0)),
+                )
+
+    def width_history(
+        self, workload_key: str, exclude_run: str | None = None, limit_runs: int = 200
+    ) -> list[list[dict[str, int]]]:
+        """Earlier runs' widths: one list per run (oldest first), one {tier: width} per phase."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT run_id, phase, tier, width FROM phase_width WHERE workload=? "
+                "ORDER BY rowid",
+                (workload_key,),
+            ).fetchall()
+        runs: dict[str, dict[int, dict[str, int]]] = {}
+        for run_id, phase, tier, width in rows:
+            if run_id != exclude_run:
+                runs.setdefault(run_id, {}).setdefault(phase, {})[tier] = width
+        history = [[phases[k] for k in sorted(phases)] for phases in runs.values()]
+        return history[-limit_runs:]
+
+    def record_run(self, run: RunRecord) -> None:
+        starts = run.start_counts()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.run_id, run.app, run.provider, run.policy, run.preset, run.seed,
+                 time.time(), run.execution_time_s, run.cost, starts["hot"], starts["warm"],
+                 starts["cold"], run.error),
+            )
+
+    def run_count(self, app: str | None = None) -> int:
+        with self._read() as db:
+            if app is None:
+                return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+            return int(db.execute("SELECT COUNT(*) FROM runs WHERE app=?", (app,)).fetchone()[0])

@@ -1,0 +1,61 @@
+"""An instance's main loop: load the runtime environment once, then serve components by name.
+
+Started by the local platform as ``python -m daydream_local.worker CONFIG_JSON IN_FD OUT_FD``;
+it answers ``ready`` when its init is done, then one envelope per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+
+
+def apply_envelope(cpus: list[int], memory_mb: int) -> None:
+    """Pin CPUs and cap memory before any import can start a thread (threads keep the
+    affinity they were born with)."""
+    os.sched_setaffinity(0, cpus)
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main(argv: list[str]) -> int:
+    config, in_fd, out_fd = json.loads(argv[0]), int(argv[1]), int(argv[2])
+    apply_envelope(config["cpus"], config["tier"]["memory_mb"])
+    sys.stdout = sys.stderr  # components may print: keep the protocol pipes apart
+
+    import traceback
+
+    from daydream_local.protocol import InstanceGone, read_frame, write_frame
+
+    try:
+        from daydream_core.model import Tier
+        from daydream_core.runtime import FunctionRuntime
+        from daydream_core.workflow import RuntimeEnvironment
+
+        spec = config["runtime"]
+        runtime = FunctionRuntime(
+            RuntimeEnvironment(
+                name=spec["name"],
+                module=spec["module"],
+                preload=tuple(spec["preload"]),
+                requirements=tuple(spec["requirements"]),
+            ),
+            Tier(**config["tier"]),
+            threads=len(config["cpus"]),
+        )
+    except BaseException:
+        write_frame(out_fd, {"ready": False, "traceback": traceback.format_exc()})
+        return 1
+    write_frame(out_fd, {"ready": True, "init_ms": runtime.init_ms, "pid": os.getpid()})
+    while True:
+        try:
+            payload = read_frame(in_fd)
+        except InstanceGone:
+            return 0
+        write_frame(out_fd, runtime.handle(payload))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

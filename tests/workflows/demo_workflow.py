@@ -1,0 +1,46 @@
+"""A small dynamic workflow for the engine's tests: real (small) numerical work per component."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from daydream_core import Call, ComponentContext, Preset, RunContext, Workflow
+
+workflow = Workflow(
+    "demo",
+    presets={
+        "small": Preset({"width": 3, "size": 120, "phases": 4}),
+        "failing": Preset({"width": 2, "size": 60, "phases": 3, "fail_at": 2}),
+    },
+    preload=("numpy",),
+)
+
+
+@workflow.component
+def solve(ctx: ComponentContext, size: int, seed: int) -> float:
+    """Solve a random linear system; return the residual norm."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((size, size)) + size * np.eye(size)
+    b = rng.standard_normal(size)
+    x = np.linalg.solve(a, b)
+    ctx.store.put_array(ctx.key("x.npy"), x)
+    return float(np.linalg.norm(a @ x - b))
+
+
+@workflow.component
+def explode(ctx: ComponentContext, message: str) -> None:
+    raise ValueError(message)
+
+
+@workflow.phases
+def plan(run: RunContext):  # type: ignore[no-untyped-def]
+    params = run.params
+    width = int(params["width"])
+    for phase in range(int(params["phases"])):
+        if params.get("fail_at") == phase:
+            yield [Call("explode", {"message": f"boom in phase {phase}"})]
+        seeds = run.rng.integers(0, 2**31, size=width)
+        residuals = yield [Call("solve", {"size": params["size"], "seed": int(s)}) for s in seeds]
+        # Dynamic: the next phase's width depends on this phase's results.
+        width = 2 + sum(1 for r in residuals if r < 1e-9) % 3
+    return {"phases": int(params["phases"])}
