@@ -81,6 +81,7 @@ class WeibullFit:
     shape: float
     scale: float
     zero_mass: float = 0.0
+    constant: bool = False  # every positive sample equal: the MLE's limit is a point mass
 
     @classmethod
     def fit(cls, samples: Sequence[float]) -> WeibullFit:
@@ -92,14 +93,16 @@ class WeibullFit:
         if positive.size == 0:
             return cls(shape=1.0, scale=0.0, zero_mass=1.0)
         if positive.size == 1 or np.ptp(positive) == 0:
-            # A constant: the MLE diverges; a very peaked Weibull at that value is the limit.
-            return cls(shape=1e3, scale=float(positive[0]), zero_mass=zero_mass)
+            return cls(shape=math.inf, scale=float(positive[0]), zero_mass=zero_mass,
+                       constant=True)
         shape, _, scale = stats.weibull_min.fit(positive, floc=0)
         return cls(shape=float(shape), scale=float(scale), zero_mass=zero_mass)
 
     def quantile(self, q: float) -> float:
         if q <= self.zero_mass or self.scale == 0.0:
             return 0.0
+        if self.constant:
+            return self.scale
         conditional = (q - self.zero_mass) / (1.0 - self.zero_mass)
         return float(stats.weibull_min.ppf(conditional, self.shape, scale=self.scale))
 

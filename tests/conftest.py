@@ -1,0 +1,28 @@
+"""Shared fixtures: a private profile store, and the demo workflow importable by instances."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = Path(__file__).parent / "workflows"
+
+
+@pytest.fixture(autouse=True)
+def _private_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never learn into, or from, the user's own profile store."""
+    monkeypatch.setenv("DAYDREAM_PROFILE", str(tmp_path / "profile.sqlite"))
+
+
+@pytest.fixture
+def demo_workflows(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Make tests/workflows importable here and in instance processes."""
+    monkeypatch.syspath_prepend(str(WORKFLOWS))
+    path = os.pathsep.join(p for p in (str(WORKFLOWS), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    yield WORKFLOWS
+    sys.modules.pop("demo_workflow", None)

@@ -1,0 +1,150 @@
+"""The local platform: real processes, real cold and hot starts, real resource envelopes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daydream_core.errors import (
+    ComponentFailed,
+    ConfigurationError,
+    FunctionNotFound,
+    FunctionTimeout,
+    OutOfMemory,
+)
+from daydream_core.model import HIGH, LOW, StartKind
+from daydream_core.provider import FunctionHandle, ProviderSettings
+from daydream_core.workflow import RuntimeEnvironment
+from daydream_local.envelope import host_cpus
+from daydream_local.provider import LocalProvider
+
+RUNTIME = RuntimeEnvironment("probe", "probe_workflow", preload=("numpy",))
+
+
+@pytest.fixture
+def provider(tmp_path: Path, demo_workflows: Path) -> Iterator[LocalProvider]:
+    platform = LocalProvider(tmp_path, concurrency=4, keep_alive_s=30)
+    yield platform
+    platform.close()
+
+
+def _payload(kind: str, **args: object) -> dict[str, object]:
+    return {"kind": kind, "args": args, "store": "file:///tmp", "component": "c1"}
+
+
+def _deploy(provider: LocalProvider, tier: str) -> FunctionHandle:
+    return provider.deploy(RUNTIME, provider.tiers()[tier])
+
+
+def test_cold_then_warm_then_hot(provider: LocalProvider) -> None:
+    function = _deploy(provider, HIGH)
+    cold = provider.invoke(function, _payload("whoami"), timeout=60)
+    warm = provider.invoke(function, _payload("whoami"), timeout=60)
+    assert (cold.start, warm.start) == (StartKind.COLD, StartKind.WARM)
+    assert cold.init_ms > 0 and warm.init_ms == 0
+    assert cold.instance == warm.instance
+    assert cold.billed_ms >= cold.init_ms + cold.duration_ms
+    [started] = provider.warm(function, 1)
+    hot = provider.invoke(function, _payload("whoami"), timeout=60)
+    assert hot.start is StartKind.HOT
+    assert hot.instance == started.instance
+    assert hot.output["pid"] != cold.output["pid"]
+
+
+def test_tiers_are_real_resource_envelopes(provider: LocalProvider) -> None:
+    high = provider.invoke(_deploy(provider, HIGH), _payload("whoami"), timeout=60).output
+    low = provider.invoke(_deploy(provider, LOW), _payload("whoami"), timeout=60).output
+    cpus = host_cpus()
+    assert high["cpus"] == cpus
+    assert high["omp_threads"] == str(len(cpus)) == str(high["ctx_threads"])
+    assert len(low["cpus"]) == max(1, round(len(cpus) / 2))
+    assert provider.tiers()[HIGH].memory_mb == 10240
+    assert provider.tiers()[LOW].memory_mb == 5120
+
+
+def test_memory_limit_is_enforced(tmp_path: Path, demo_workflows: Path) -> None:
+    platform = LocalProvider(tmp_path, low_memory_mb=1024)
+    try:
+        function = platform.deploy(RUNTIME, platform.tiers()[LOW])
+        assert platform.invoke(function, _payload("allocate", megabytes=64), 60).output > 0
+        with pytest.raises(OutOfMemory):
+            platform.invoke(function, _payload("allocate", megabytes=2048), 60)
+    finally:
+        platform.close()
+
+
+def test_component_errors_carry_the_remote_traceback(provider: LocalProvider) -> None:
+    function = _deploy(provider, LOW)
+    with pytest.raises(ComponentFailed) as failure:
+        provider.invoke(function, _payload("fail", message="bad input 42"), timeout=60)
+    assert failure.value.kind == "fail"
+    assert "bad input 42" in failure.value.message
+    assert "probe_workflow.py" in failure.value.remote_traceback
+    # The instance survives a component's exception and serves again.
+    assert provider.invoke(function, _payload("whoami"), timeout=60).start is StartKind.WARM
+
+
+def test_timeout_kills_the_instance(provider: LocalProvider) -> None:
+    function = _deploy(provider, LOW)
+    with pytest.raises(FunctionTimeout):
+        provider.invoke(function, _payload("spin", seconds=20), timeout=0.5)
+    assert provider.instance_pids() == {}
+
+
+def test_missing_function_and_idempotent_delete(provider: LocalProvider) -> None:
+    function = _deploy(provider, HIGH)
+    assert provider.list() == [function.name]
+    provider.delete(function)
+    provider.delete(function)
+    assert provider.list() == []
+    with pytest.raises(FunctionNotFound):
+        provider.invoke(function, _payload("whoami"), timeout=60)
+
+
+def test_release_keeps_what_is_asked(provider: LocalProvider) -> None:
+    function = _deploy(provider, LOW)
+    started = provider.warm(function, 3)
+    assert len(started) == 3
+    released = provider.release(function, keep=1)
+    assert len(released) == 2
+    assert len(provider.instance_pids()) == 1
+
+
+def test_idle_instances_are_reclaimed_after_keep_alive(tmp_path: Path, demo_workflows: Path) -> None:
+    platform = LocalProvider(tmp_path, keep_alive_s=0.5)
+    try:
+        function = platform.deploy(RUNTIME, platform.tiers()[LOW])
+        platform.invoke(function, _payload("whoami"), timeout=60)
+        for _ in range(100):  # bounded: at most ~10 s
+            if not platform.instance_pids():
+                break
+            time.sleep(0.1)
+        assert platform.instance_pids() == {}
+    finally:
+        platform.close()
+
+
+def test_concurrency_limit_queues_instead_of_spawning(tmp_path: Path, demo_workflows: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    platform = LocalProvider(tmp_path, concurrency=2)
+    try:
+        function = platform.deploy(RUNTIME, platform.tiers()[LOW])
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(
+                lambda _: platform.invoke(function, _payload("spin", seconds=0.2), 60), range(6)
+            ))
+        assert len({r.instance for r in results}) <= 2
+        assert sum(r.start is StartKind.COLD for r in results) <= 2
+    finally:
+        platform.close()
+
+
+def test_settings_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="keep_alive_s"):
+        LocalProvider.from_settings(ProviderSettings(tmp_path, options={"keep_alive_s": "-1"}))
+    with pytest.raises(ConfigurationError, match="valid options"):
+        LocalProvider.from_settings(ProviderSettings(tmp_path, options={"colour": "red"}))

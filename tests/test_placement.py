@@ -1,0 +1,82 @@
+"""Two-tier placement: cheapest placement within the slack of the fastest phase time."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.policies.placement import AllTier, SlackPlacement
+from daydream_core.pricing import AWS_LAMBDA_X86
+
+TIERS = {HIGH: Tier(HIGH, 10240, 6), LOW: Tier(LOW, 5120, 3)}
+
+
+def _cost(kinds, timings, placement):  # type: ignore[no-untyped-def]
+    return sum(
+        AWS_LAMBDA_X86.gb_second_cost(TIERS[t].memory_mb, timings[k][t])
+        for k, t in zip(kinds, placement)
+    )
+
+
+def _brute_force(kinds, timings, slack):  # type: ignore[no-untyped-def]
+    fastest = max(min(timings[k].values()) for k in kinds)
+    budget = (1 + slack) * fastest
+    feasible = [
+        p
+        for p in itertools.product((HIGH, LOW), repeat=len(kinds))
+        if max(timings[k][t] for k, t in zip(kinds, p)) <= budget + 1e-12
+    ]
+    return min(_cost(kinds, timings, p) for p in feasible), budget
+
+
+seconds = st.floats(0.05, 60.0, allow_nan=False)
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    data=st.data(),
+    n_kinds=st.integers(1, 4),
+    width=st.integers(1, 7),
+    slack=st.sampled_from([0.0, 0.05, 0.2, 1.0]),
+)
+def test_matches_brute_force(data: st.DataObject, n_kinds: int, width: int, slack: float) -> None:
+    timings = {
+        f"k{i}": {HIGH: data.draw(seconds), LOW: data.draw(seconds)} for i in range(n_kinds)
+    }
+    kinds = data.draw(st.lists(st.sampled_from(sorted(timings)), min_size=width, max_size=width))
+    placement = SlackPlacement(slack).place(kinds, timings, TIERS, AWS_LAMBDA_X86)
+    best, budget = _brute_force(kinds, timings, slack)
+    assert max(timings[k][t] for k, t in zip(kinds, placement)) <= budget + 1e-9
+    assert _cost(kinds, timings, placement) == pytest.approx(best, rel=1e-9)
+
+
+def test_off_critical_path_components_go_low() -> None:
+    timings = {"long": {HIGH: 10.0, LOW: 18.0}, "short": {HIGH: 1.0, LOW: 1.6}}
+    placement = SlackPlacement(0.05).place(["long", "short", "short"], timings, TIERS,
+                                           AWS_LAMBDA_X86)
+    assert placement == [HIGH, LOW, LOW]
+
+
+def test_a_kind_with_no_data_explores_both_tiers() -> None:
+    placement = SlackPlacement().place(["new"] * 4, {}, TIERS, AWS_LAMBDA_X86)
+    assert sorted(placement) == [HIGH, HIGH, LOW, LOW]
+
+
+def test_a_tier_with_no_data_is_explored_once() -> None:
+    timings = {"k": {HIGH: 2.0}}
+    placement = SlackPlacement().place(["k"] * 3, timings, TIERS, AWS_LAMBDA_X86)
+    assert placement.count(LOW) == 1
+    assert placement.count(HIGH) == 2
+
+
+def test_all_tier_baseline() -> None:
+    assert AllTier(LOW).place(["a", "b"], {}, TIERS, AWS_LAMBDA_X86) == [LOW, LOW]
+
+
+def test_negative_slack_is_refused() -> None:
+    with pytest.raises(ValueError, match="slack"):
+        SlackPlacement(-0.1)

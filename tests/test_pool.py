@@ -1,0 +1,141 @@
+"""The pool manager: shortfall hot starts, instance lives, release of the surplus."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daydream_core.errors import ProviderError
+from daydream_core.model import HIGH, LOW, InvocationRecord, StartKind, Tier
+from daydream_core.objectstore import LocalObjectStore, ObjectStore
+from daydream_core.pool import PoolManager
+from daydream_core.pricing import AWS_LAMBDA_X86, PriceTable
+from daydream_core.provider import (
+    Capabilities,
+    FunctionHandle,
+    Invocation,
+    Provider,
+    WarmStart,
+    function_name,
+)
+from daydream_core.workflow import RuntimeEnvironment
+
+TIERS = {HIGH: Tier(HIGH, 10240, 2), LOW: Tier(LOW, 5120, 1)}
+
+
+class RecordingProvider(Provider):
+    """Counts what the pool asks for; instances are names."""
+
+    name = "recording"
+
+    def __init__(self, tmp: Path, releases: bool = True, failing_warm: bool = False) -> None:
+        self.warms: list[tuple[str, int]] = []
+        self.releases: list[tuple[str, int]] = []
+        self.releases_instances = releases
+        self.failing_warm = failing_warm
+        self._ids = itertools.count(1)
+        self._idle: dict[str, list[str]] = {HIGH: [], LOW: []}
+        self._store = LocalObjectStore(tmp)
+
+    def tiers(self) -> Mapping[str, Tier]:
+        return TIERS
+
+    def prices(self) -> PriceTable:
+        return AWS_LAMBDA_X86
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(6_000_000, 10, releases_instances=self.releases_instances)
+
+    def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
+        return FunctionHandle(self.name, function_name(runtime, tier), runtime, tier)
+
+    def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
+        if self.failing_warm:
+            raise ProviderError("no capacity")
+        self.warms.append((function.tier.name, n))
+        started = [f"{function.tier.name}-{next(self._ids)}" for _ in range(n)]
+        self._idle[function.tier.name] += started
+        return [WarmStart(i, 800.0, 800.0) for i in started]
+
+    def invoke(
+        self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float
+    ) -> Invocation:
+        raise AssertionError("the pool never invokes")
+
+    def release(self, function: FunctionHandle, keep: int) -> list[str]:
+        self.releases.append((function.tier.name, keep))
+        idle = self._idle[function.tier.name]
+        surplus, self._idle[function.tier.name] = idle[keep:], idle[:keep]
+        return surplus
+
+    def delete(self, function: FunctionHandle) -> None: ...
+
+    def list(self, prefix: str = "daydream-") -> list[str]:
+        return []
+
+    def cleanup(self, dry_run: bool = False) -> list[str]:
+        return []
+
+    def store(self) -> ObjectStore:
+        return self._store
+
+    def close(self) -> None: ...
+
+
+def _pool(provider: RecordingProvider) -> PoolManager:
+    runtime = RuntimeEnvironment("demo", "demo_workflow")
+    return PoolManager(provider, {t: provider.deploy(runtime, TIERS[t]) for t in TIERS})
+
+
+def _record(instance: str, tier: str, start: StartKind, phase: int = 0) -> InvocationRecord:
+    return InvocationRecord("c", "k", phase, tier, instance, start, 900.0, 10, 910, 0.0, 950)
+
+
+def test_only_the_shortfall_is_hot_started(tmp_path: Path) -> None:
+    provider = RecordingProvider(tmp_path)
+    pool = _pool(provider)
+    # Phase 0 ran two cold high instances; they will be free for phase 1.
+    pool.observe(_record("cold-1", HIGH, StartKind.COLD))
+    pool.observe(_record("cold-2", HIGH, StartKind.COLD))
+    assert pool.prewarm(1, {HIGH: 5, LOW: 1}) == {HIGH: 3, LOW: 1}
+    records = pool.hot_starts(1)
+    assert sorted((r.tier, r.phase) for r in records) == [(HIGH, 1)] * 3 + [(LOW, 1)]
+    assert all(r.cost == pytest.approx(AWS_LAMBDA_X86.cost(TIERS[r.tier].memory_mb, 800.0))
+               for r in records)
+    assert pool.live(HIGH) == 5
+    assert pool.prewarm(2, {HIGH: 5}) == {}
+
+
+def test_lives_record_origin_use_and_release(tmp_path: Path) -> None:
+    provider = RecordingProvider(tmp_path)
+    pool = _pool(provider)
+    pool.prewarm(1, {LOW: 2})
+    hot = [r.instance for r in pool.hot_starts(1)]
+    pool.observe(_record(hot[0], LOW, StartKind.HOT, phase=1))
+    pool.observe(_record(hot[0], LOW, StartKind.WARM, phase=2))
+    released = pool.release(2, {LOW: 1})
+    assert released == [hot[1]]
+    life = pool.lives[hot[0]]
+    assert (life.origin, life.served, life.started_for_phase) == ("hot", 2, 1)
+    assert pool.lives[hot[1]].released_after_phase == 2
+    assert pool.live(LOW) == 1
+
+
+def test_release_is_skipped_where_the_platform_reclaims(tmp_path: Path) -> None:
+    provider = RecordingProvider(tmp_path, releases=False)
+    pool = _pool(provider)
+    pool.prewarm(1, {HIGH: 1})
+    pool.hot_starts(1)
+    assert pool.release(1, {}) == []
+    assert provider.releases == []
+
+
+def test_a_failed_hot_start_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    pool = _pool(RecordingProvider(tmp_path, failing_warm=True))
+    pool.prewarm(1, {HIGH: 2})
+    with pytest.warns(UserWarning, match="no capacity"):
+        assert pool.hot_starts(1) == []
