@@ -1,0 +1,70 @@
+"""The suite's own small workflow: components that exercise the contract, not science.
+
+`sleep` exists only to test timeouts; everything else returns what it was given or fails on
+purpose. Importable without pytest: cloud providers package this module into their functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from daydream_core.model import Call
+from daydream_core.workflow import ComponentContext, Preset, RunContext, Workflow
+
+NAME = "conformance"
+FAILURE_MARKER = "conformance-failure-marker"
+
+workflow = Workflow(
+    NAME,
+    presets={"small": Preset({"width": 3}, description="one phase of echoes")},
+    description="the provider conformance suite's test workflow",
+)
+
+
+@workflow.component
+def echo(ctx: ComponentContext, value: Any = None, key: str | None = None) -> dict[str, Any]:
+    """Return `value` with what the instance sees of its tier; optionally store it too."""
+    if key is not None:
+        ctx.store.put_json(ctx.key(key), value)
+    return {
+        "value": value,
+        "tier": ctx.tier.name,
+        "memory_mb": ctx.tier.memory_mb,
+        "component": ctx.component_id,
+        "stored": ctx.key(key) if key is not None else None,
+    }
+
+
+def _raise_inner(message: str) -> None:
+    raise ValueError(f"{FAILURE_MARKER}: {message}")
+
+
+@workflow.component
+def fail(ctx: ComponentContext, message: str = "boom") -> None:
+    """Raise, one frame down, so the remote traceback has something to show."""
+    _raise_inner(message)
+
+
+@workflow.component
+def big(ctx: ComponentContext, blob: str = "", size: int = 0) -> dict[str, Any]:
+    """Digest a large input and/or return a large output of `size` characters."""
+    return {
+        "received": len(blob),
+        "sha256": hashlib.sha256(blob.encode()).hexdigest(),
+        "blob": "y" * size,
+    }
+
+
+@workflow.component
+def sleep(ctx: ComponentContext, seconds: float = 1.0) -> float:
+    """Sleep on purpose: the suite's timeout case needs a component that runs too long."""
+    time.sleep(seconds)
+    return seconds
+
+
+@workflow.phases
+def plan(run: RunContext) -> Any:
+    echoes = yield [Call("echo", {"value": i}) for i in range(int(run.params["width"]))]
+    return [e["value"] for e in echoes]
