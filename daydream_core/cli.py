@@ -74,7 +74,11 @@ def _param_value(text: str) -> Any:
     "data directory.",
 )
 @click.option(
-    "-o", "--provider-option", "provider_options", multiple=True, metavar="KEY=VALUE",
+    "-o",
+    "--provider-option",
+    "provider_options",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="A provider setting, e.g. -o keep_alive_s=30 (repeatable).",
 )
 @click.option(
@@ -101,24 +105,34 @@ def cli(
 @click.option("--preset", default="small", show_default=True, help="Named parameters of the app.")
 @click.option("--policy", default="daydream", show_default=True, help="See `policies`.")
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), help="Results directory "
-    "[default: daydream-out/APP]; new runs never overwrite earlier ones.",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results directory [default: daydream-out/APP]; new runs never overwrite earlier ones.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the workflow.")
 @click.option(
-    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Override a preset parameter (value parsed as JSON when it parses).",
 )
 @click.option(
-    "--trace", type=click.Path(exists=True, path_type=Path),
+    "--trace",
+    type=click.Path(exists=True, path_type=Path),
     help="Trace to replay (app `trace`): a DayDream trace folder or a WfFormat JSON file.",
 )
 @click.option(
-    "--scale", type=click.FloatRange(min=0, min_open=True),
+    "--scale",
+    type=click.FloatRange(min=0, min_open=True),
     help="Scale factor of replayed work (app `trace`).",
 )
 @click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), default=900.0, show_default=True,
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=900.0,
+    show_default=True,
     help="Seconds one component may run.",
 )
 @click.option("--keep", is_flag=True, help="Keep deployed functions if the run fails.")
@@ -167,8 +181,12 @@ def run(
                 display.run_started(offset + 1, total)
                 try:
                     record = engine.run(
-                        workflow, preset=preset, params=parameters, seed=seed,
-                        run_index=first + offset, out_dir=out_dir,
+                        workflow,
+                        preset=preset,
+                        params=parameters,
+                        seed=seed,
+                        run_index=first + offset,
+                        out_dir=out_dir,
                     )
                 except RunFailed as failure:
                     if failure.run is not None:

@@ -151,13 +151,21 @@ class Engine:
             calls = next(phases)
             while True:
                 phase, outputs, failure = self._run_phase(
-                    run, pool, store.uri, calls, len(run.phases), history, current, predicted,
+                    run,
+                    pool,
+                    store.uri,
+                    calls,
+                    len(run.phases),
+                    history,
+                    current,
+                    predicted,
                     workflow,
                 )
                 run.phases.append(phase)
                 current.append(phase.widths)
-                self.profile.record_phase(key, run.run_id, phase.index, phase.widths,
-                                          phase.predicted)
+                self.profile.record_phase(
+                    key, run.run_id, phase.index, phase.widths, phase.predicted
+                )
                 write_run(run, out_dir)
                 self.events.phase_done(run, phase)
                 if failure is not None:
@@ -171,6 +179,11 @@ class Engine:
             raise
         finally:
             phases.close()
+            # Hot starts issued for a phase that never came are billed all the same: charge
+            # them to the last phase, during which they were issued.
+            unused = pool.hot_starts(len(run.phases))
+            if run.phases:
+                run.phases[-1].hot_starts.extend(unused)
             self.profile.record_run(run)
             write_run(run, out_dir)
             # Between runs, keep what the next run's first phase is predicted to need.
@@ -199,7 +212,7 @@ class Engine:
         started = time.perf_counter()
         futures: list[Future[_Outcome]] = [
             self._dispatch.submit(self._invoke, pool.functions[tier], component, run, store_uri)
-            for component, tier in zip(components, placement)
+            for component, tier in zip(components, placement, strict=True)
         ]
         # While this phase runs: predict the next one and hot start for it.
         widths = {t: placement.count(t) for t in self.tiers}
@@ -216,7 +229,7 @@ class Engine:
             index=index,
             width=len(components),
             predicted=predicted.get(index, {}),
-            placement={c.id: t for c, t in zip(components, placement)},
+            placement={c.id: t for c, t in zip(components, placement, strict=True)},
             phase_time_s=time.perf_counter() - started,
             invocations=[o.record for o in outcomes],
             hot_starts=pool.hot_starts(index),

@@ -70,4 +70,5 @@ def lookup(kind: str, name: str, registry: dict[str, T]) -> T:
         return registry[name]
     except KeyError:
         valid = ", ".join(registry) or "(none installed)"
-        raise UsageError(f"unknown {kind} {name!r}; valid {kind}s: {valid}") from None
+        plural = "policies" if kind == "policy" else f"{kind}s"
+        raise UsageError(f"unknown {kind} {name!r}; valid {plural}: {valid}") from None

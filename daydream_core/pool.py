@@ -47,7 +47,8 @@ class PoolManager:
     def live(self, tier: str) -> int:
         """Instances of `tier` started and not released (busy or idle)."""
         return sum(
-            1 for life in self.lives.values()
+            1
+            for life in self.lives.values()
             if life.tier == tier and life.released_after_phase is None
         )
 

@@ -190,8 +190,14 @@ class ProfileStore:
             for tier in sorted(set(widths) | set(predicted)):
                 db.execute(
                     "INSERT OR REPLACE INTO phase_width VALUES (?, ?, ?, ?, ?, ?)",
-                    (workload_key, run_id, phase, tier, widths.get(tier, 0),
-                     predicted.get(tier, 0)),
+                    (
+                        workload_key,
+                        run_id,
+                        phase,
+                        tier,
+                        widths.get(tier, 0),
+                        predicted.get(tier, 0),
+                    ),
                 )
 
     def width_history(
@@ -216,9 +222,21 @@ class ProfileStore:
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.run_id, run.app, run.provider, run.policy, run.preset, run.seed,
-                 time.time(), run.execution_time_s, run.cost, starts["hot"], starts["warm"],
-                 starts["cold"], run.error),
+                (
+                    run.run_id,
+                    run.app,
+                    run.provider,
+                    run.policy,
+                    run.preset,
+                    run.seed,
+                    time.time(),
+                    run.execution_time_s,
+                    run.cost,
+                    starts["hot"],
+                    starts["warm"],
+                    starts["cold"],
+                    run.error,
+                ),
             )
 
     def run_count(self, app: str | None = None) -> int:

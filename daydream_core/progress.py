@@ -52,9 +52,7 @@ class ProgressDisplay(EngineEvents):
             return
         high = sum(1 for t in placement if t == "high")
         self._phase = f"phase {phase + 1} · high {high} low {len(placement) - high}"
-        self.progress.update(
-            self._task, total=len(placement), completed=0, status=self._status()
-        )
+        self.progress.update(self._task, total=len(placement), completed=0, status=self._status())
 
     def invocation_done(self, run: RunRecord, record: InvocationRecord) -> None:
         if self._task is None:

@@ -7,6 +7,7 @@ Adapters are typed classes with explicit capabilities; every operation below is 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -119,7 +120,7 @@ class Provider(ABC):
         """Names of the deployed functions daydream created, by prefix."""
 
     @abstractmethod
-    def cleanup(self, dry_run: bool = False) -> list[str]:
+    def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         """Remove everything daydream created on this provider; return what (would be) removed."""
 
     @abstractmethod
@@ -143,8 +144,14 @@ class ProviderSpec:
 def function_name(runtime: RuntimeEnvironment, tier: Tier) -> str:
     """Deterministic, hashed function name: same inputs, same name, on every provider."""
     identity = "|".join(
-        [runtime.name, runtime.module, *runtime.preload, *runtime.requirements]
-        + [tier.name, str(tier.memory_mb)]
+        [
+            runtime.name,
+            runtime.module,
+            *runtime.preload,
+            *runtime.requirements,
+            tier.name,
+            str(tier.memory_mb),
+        ]
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     return f"{NAME_PREFIX}{runtime.name}-{tier.name}-{digest}"

@@ -40,10 +40,16 @@ def summary_table(runs: Sequence[RunRecord]) -> Table:
     if len(runs) > 1:
         totals = summary_json(runs)
         table.add_row(
-            "total", str(sum(len(r.phases) for r in runs)), str(totals["components"]),
-            f"{totals['execution_time_s']:.2f}", f"{totals['cost']:.6f}",
-            str(totals["starts"]["hot"]), str(totals["starts"]["warm"]),
-            str(totals["starts"]["cold"]), "", style="bold",
+            "total",
+            str(sum(len(r.phases) for r in runs)),
+            str(totals["components"]),
+            f"{totals['execution_time_s']:.2f}",
+            f"{totals['cost']:.6f}",
+            str(totals["starts"]["hot"]),
+            str(totals["starts"]["warm"]),
+            str(totals["starts"]["cold"]),
+            "",
+            style="bold",
         )
     return table
 

@@ -156,7 +156,9 @@ class Workflow:
             return self._components[kind]
         except KeyError:
             valid = ", ".join(sorted(self._components))
-            raise KeyError(f"workflow {self.name!r} has no component {kind!r} (has: {valid})")
+            raise KeyError(
+                f"workflow {self.name!r} has no component {kind!r} (has: {valid})"
+            ) from None
 
     def preset(self, name: str) -> Preset:
         try:

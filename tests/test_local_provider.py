@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daydream_local.envelope import host_cpus
+from daydream_local.provider import LocalProvider
 
 from daydream_core.errors import (
     ComponentFailed,
@@ -18,8 +20,6 @@ from daydream_core.errors import (
 from daydream_core.model import HIGH, LOW, StartKind
 from daydream_core.provider import FunctionHandle, ProviderSettings
 from daydream_core.workflow import RuntimeEnvironment
-from daydream_local.envelope import host_cpus
-from daydream_local.provider import LocalProvider
 
 RUNTIME = RuntimeEnvironment("probe", "probe_workflow", preload=("numpy",))
 
@@ -113,7 +113,9 @@ def test_release_keeps_what_is_asked(provider: LocalProvider) -> None:
     assert len(provider.instance_pids()) == 1
 
 
-def test_idle_instances_are_reclaimed_after_keep_alive(tmp_path: Path, demo_workflows: Path) -> None:
+def test_idle_instances_are_reclaimed_after_keep_alive(
+    tmp_path: Path, demo_workflows: Path
+) -> None:
     platform = LocalProvider(tmp_path, keep_alive_s=0.5)
     try:
         function = platform.deploy(RUNTIME, platform.tiers()[LOW])
@@ -134,9 +136,11 @@ def test_concurrency_limit_queues_instead_of_spawning(tmp_path: Path, demo_workf
     try:
         function = platform.deploy(RUNTIME, platform.tiers()[LOW])
         with ThreadPoolExecutor(6) as pool:
-            results = list(pool.map(
-                lambda _: platform.invoke(function, _payload("spin", seconds=0.2), 60), range(6)
-            ))
+            results = list(
+                pool.map(
+                    lambda _: platform.invoke(function, _payload("spin", seconds=0.2), 60), range(6)
+                )
+            )
         assert len({r.instance for r in results}) <= 2
         assert sum(r.start is StartKind.COLD for r in results) <= 2
     finally:

@@ -18,7 +18,7 @@ TIERS = {HIGH: Tier(HIGH, 10240, 6), LOW: Tier(LOW, 5120, 3)}
 def _cost(kinds, timings, placement):  # type: ignore[no-untyped-def]
     return sum(
         AWS_LAMBDA_X86.gb_second_cost(TIERS[t].memory_mb, timings[k][t])
-        for k, t in zip(kinds, placement)
+        for k, t in zip(kinds, placement, strict=True)
     )
 
 
@@ -28,7 +28,7 @@ def _brute_force(kinds, timings, slack):  # type: ignore[no-untyped-def]
     feasible = [
         p
         for p in itertools.product((HIGH, LOW), repeat=len(kinds))
-        if max(timings[k][t] for k, t in zip(kinds, p)) <= budget + 1e-12
+        if max(timings[k][t] for k, t in zip(kinds, p, strict=True)) <= budget + 1e-12
     ]
     return min(_cost(kinds, timings, p) for p in feasible), budget
 
@@ -44,20 +44,19 @@ seconds = st.floats(0.05, 60.0, allow_nan=False)
     slack=st.sampled_from([0.0, 0.05, 0.2, 1.0]),
 )
 def test_matches_brute_force(data: st.DataObject, n_kinds: int, width: int, slack: float) -> None:
-    timings = {
-        f"k{i}": {HIGH: data.draw(seconds), LOW: data.draw(seconds)} for i in range(n_kinds)
-    }
+    timings = {f"k{i}": {HIGH: data.draw(seconds), LOW: data.draw(seconds)} for i in range(n_kinds)}
     kinds = data.draw(st.lists(st.sampled_from(sorted(timings)), min_size=width, max_size=width))
     placement = SlackPlacement(slack).place(kinds, timings, TIERS, AWS_LAMBDA_X86)
     best, budget = _brute_force(kinds, timings, slack)
-    assert max(timings[k][t] for k, t in zip(kinds, placement)) <= budget + 1e-9
+    assert max(timings[k][t] for k, t in zip(kinds, placement, strict=True)) <= budget + 1e-9
     assert _cost(kinds, timings, placement) == pytest.approx(best, rel=1e-9)
 
 
 def test_off_critical_path_components_go_low() -> None:
     timings = {"long": {HIGH: 10.0, LOW: 18.0}, "short": {HIGH: 1.0, LOW: 1.6}}
-    placement = SlackPlacement(0.05).place(["long", "short", "short"], timings, TIERS,
-                                           AWS_LAMBDA_X86)
+    placement = SlackPlacement(0.05).place(
+        ["long", "short", "short"], timings, TIERS, AWS_LAMBDA_X86
+    )
     assert placement == [HIGH, LOW, LOW]
 
 

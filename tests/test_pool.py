@@ -104,8 +104,10 @@ def test_only_the_shortfall_is_hot_started(tmp_path: Path) -> None:
     assert pool.prewarm(1, {HIGH: 5, LOW: 1}) == {HIGH: 3, LOW: 1}
     records = pool.hot_starts(1)
     assert sorted((r.tier, r.phase) for r in records) == [(HIGH, 1)] * 3 + [(LOW, 1)]
-    assert all(r.cost == pytest.approx(AWS_LAMBDA_X86.cost(TIERS[r.tier].memory_mb, 800.0))
-               for r in records)
+    assert all(
+        r.cost == pytest.approx(AWS_LAMBDA_X86.cost(TIERS[r.tier].memory_mb, 800.0))
+        for r in records
+    )
     assert pool.live(HIGH) == 5
     assert pool.prewarm(2, {HIGH: 5}) == {}
 

@@ -20,11 +20,15 @@ def daydream_policies() -> list[PolicySpec]:
         ),
         PolicySpec("cold", "no hot starts; same placement as daydream", NoHotStart, SlackPlacement),
         PolicySpec(
-            "all-high", "daydream hot starts, every component high-end", DayDreamPredictor,
+            "all-high",
+            "daydream hot starts, every component high-end",
+            DayDreamPredictor,
             lambda: AllTier(HIGH),
         ),
         PolicySpec(
-            "all-low", "daydream hot starts, every component low-end", DayDreamPredictor,
+            "all-low",
+            "daydream hot starts, every component low-end",
+            DayDreamPredictor,
             lambda: AllTier(LOW),
         ),
     ]

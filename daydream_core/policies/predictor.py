@@ -93,8 +93,7 @@ class WeibullFit:
         if positive.size == 0:
             return cls(shape=1.0, scale=0.0, zero_mass=1.0)
         if positive.size == 1 or np.ptp(positive) == 0:
-            return cls(shape=math.inf, scale=float(positive[0]), zero_mass=zero_mass,
-                       constant=True)
+            return cls(shape=math.inf, scale=float(positive[0]), zero_mass=zero_mass, constant=True)
         shape, _, scale = stats.weibull_min.fit(positive, floc=0)
         return cls(shape=float(shape), scale=float(scale), zero_mass=zero_mass)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -50,8 +51,14 @@ class Instance:
         self._spawned = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daydream_local.worker", json.dumps(config),
-                 str(to_child), str(from_child)],
+                [
+                    sys.executable,
+                    "-m",
+                    "daydream_local.worker",
+                    json.dumps(config),
+                    str(to_child),
+                    str(from_child),
+                ],
                 pass_fds=(to_child, from_child),
                 env={**os.environ, **envelope.environment()},
                 stdin=subprocess.DEVNULL,
@@ -68,7 +75,9 @@ class Instance:
             message = read_frame(self._from_child, time.monotonic() + timeout)
         except (TimeoutError, EOFError):
             self.kill()
-            raise ProviderError(f"instance {self.id} did not initialise: {self.log_tail()}")
+            raise ProviderError(
+                f"instance {self.id} did not initialise: {self.log_tail()}"
+            ) from None
         if not message.get("ready"):
             self.kill()
             raise ProviderError(
@@ -100,8 +109,6 @@ class Instance:
             self.process.kill()
         self.process.wait()
         for fd in (self._to_child, self._from_child):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._to_child = self._from_child = -1

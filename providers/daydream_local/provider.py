@@ -89,7 +89,9 @@ class LocalProvider(Provider):
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._closed = threading.Event()
-        self._reaper = threading.Thread(target=self._reap, name="daydream-local-reaper", daemon=True)
+        self._reaper = threading.Thread(
+            target=self._reap, name="daydream-local-reaper", daemon=True
+        )
         self._reaper.start()
 
     @classmethod

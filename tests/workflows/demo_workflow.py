@@ -41,6 +41,7 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
             yield [Call("explode", {"message": f"boom in phase {phase}"})]
         seeds = run.rng.integers(0, 2**31, size=width)
         residuals = yield [Call("solve", {"size": params["size"], "seed": int(s)}) for s in seeds]
-        # Dynamic: the next phase's width depends on this phase's results.
-        width = 2 + sum(1 for r in residuals if r < 1e-9) % 3
+        # Dynamic: the next phase's width depends on this phase's results (it grows by the
+        # half of the systems that were solved to machine precision).
+        width = len(residuals) + sum(1 for r in residuals if r < 1e-9) // 2
     return {"phases": int(params["phases"])}

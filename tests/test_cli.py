@@ -1,0 +1,115 @@
+"""The command line: one-line errors with exit 2, and a real run written to disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daydream_core import plugins
+from daydream_core.apps import AppSpec
+from daydream_core.cli import main
+from daydream_core.hookspecs import hookimpl
+
+DAYDREAM = str(Path(sys.executable).parent / "daydream")
+
+
+def _daydream(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DAYDREAM, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["run", "nosuchapp"], ["'nosuchapp'", "valid apps:", "ccl"]),
+        (
+            ["--provider", "nosuchcloud", "run", "ccl"],
+            ["'nosuchcloud'", "valid providers:", "local"],
+        ),
+        (["run", "ccl", "--policy", "psychic"], ["'psychic'", "valid policies:", "daydream"]),
+        (["run", "ccl", "--preset", "huge"], ["'huge'", "valid presets:", "small"]),
+        (["run", "ccl", "--runs", "0"], ["--runs", "0"]),
+        (["-o", "colour", "run", "ccl"], ["colour", "KEY=VALUE"]),
+        (["-o", "colour=red", "run", "ccl"], ["'colour'", "valid options"]),
+        (["run", "trace", "--trace", "/no/such/trace"], ["--trace", "/no/such/trace"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], names: list[str], tmp_path: Path
+) -> None:
+    result = (
+        _daydream(*args, "--out", str(tmp_path / "out")) if args[0] == "run" else _daydream(*args)
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("daydream: error: ")
+    assert "Traceback" not in result.stderr
+    for name in names:
+        assert name in lines[0]
+
+
+def test_listings() -> None:
+    for command, expected in (("providers", "local"), ("policies", "daydream"), ("apps", "ccl")):
+        result = _daydream(command)
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
+
+
+class _DemoApp:
+    @hookimpl
+    def daydream_apps(self) -> list[AppSpec]:
+        return [AppSpec("demo", "a small test workflow", "demo_workflow:workflow")]
+
+
+@pytest.fixture
+def demo_app(demo_workflows: Path) -> Iterator[None]:
+    plugin = _DemoApp()
+    plugins.plugin_manager().register(plugin)
+    yield
+    plugins.plugin_manager().unregister(plugin)
+
+
+def _main(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return int(exit_info.value.code or 0)
+
+
+def test_run_writes_every_run_and_a_summary(
+    demo_app: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert _main(["run", "demo", "--runs", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "daydream summary" in captured.out
+    for index in (1, 2):
+        for name in (
+            "phase_time.txt",
+            "function_service_time.txt",
+            "execution_cost.txt",
+            "run.json",
+        ):
+            assert (out / f"run-{index}" / name).is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == [1, 2] and summary["cost"] > 0
+    # A second command appends runs: earlier results are never overwritten.
+    assert _main(["run", "demo", "--runs", "1", "--out", str(out)]) == 0
+    assert (out / "run-3" / "run.json").is_file()
+
+
+def test_a_failed_run_reports_the_component_and_exits_1(
+    demo_app: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert _main(["run", "demo", "--preset", "failing", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "daydream: error: component 'explode' (p3-c1, phase 3) failed" in err
+    assert "ValueError: boom in phase 2" in err
+    assert (out / "run-1" / "phase_time.txt").read_text().count("\n") == 3

@@ -1,0 +1,131 @@
+"""The engine on the local platform, end to end: hot starts, records, output files, failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from statistics import mean
+
+import pytest
+from daydream_local.provider import LocalProvider
+
+from daydream_core.engine import Engine, RunFailed
+from daydream_core.model import RunRecord, StartKind
+from daydream_core.plugins import policies
+from daydream_core.profile import ProfileStore
+
+
+@pytest.fixture
+def engine(tmp_path: Path, demo_workflows: Path) -> Iterator[Engine]:
+    provider = LocalProvider(tmp_path / "state", concurrency=8)
+    engine = Engine(provider, ProfileStore(tmp_path / "profile.sqlite"), policies()["daydream"])
+    yield engine
+    provider.close()
+    engine.close()
+
+
+def _runs(engine: Engine, out: Path, preset: str = "small", count: int = 3) -> list[RunRecord]:
+    import demo_workflow
+
+    workflow = demo_workflow.workflow
+    return [
+        engine.run(
+            workflow,
+            preset=preset,
+            params=workflow.preset(preset).params,
+            seed=1,
+            run_index=i,
+            out_dir=out,
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def _floats(path: Path) -> list[float]:
+    return [float(line) for line in path.read_text().splitlines()]
+
+
+def test_runs_use_hot_starts_and_they_beat_cold_starts(engine: Engine, tmp_path: Path) -> None:
+    runs = _runs(engine, tmp_path / "out")
+    later = [r for run in runs for p in run.phases[1:] for r in p.invocations]
+    hot = [r for r in later if r.start is StartKind.HOT]
+    assert hot, "hot starts are used from the second phase on"
+    # Every hot start used was issued (and billed) by daydream ahead of its phase.
+    issued = [h for run in runs for p in run.phases for h in p.hot_starts]
+    assert {r.instance for r in hot} <= {h.instance for h in issued}
+    records = [r for run in runs for p in run.phases for r in p.invocations]
+    cold = [r for r in records if r.start is StartKind.COLD]
+    assert cold, "the first phase of the first run starts cold"
+    # Dispatch latency = service time not spent executing the component.
+    overhead = {
+        kind: mean(r.service_ms - r.execution_ms for r in records if r.start is kind)
+        for kind in (StartKind.COLD, StartKind.HOT)
+    }
+    assert overhead[StartKind.COLD] > overhead[StartKind.HOT]
+    assert all(r.init_ms > 0 for r in cold)
+    assert all(r.cost > 0 and r.billed_ms >= r.execution_ms for r in records)
+
+
+def test_output_files_are_well_formed(engine: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    runs = _runs(engine, out, count=2)
+    for run in runs:
+        directory = out / f"run-{run.index}"
+        phase_times = _floats(directory / "phase_time.txt")
+        service_times = _floats(directory / "function_service_time.txt")
+        costs = _floats(directory / "execution_cost.txt")
+        assert len(phase_times) == len(costs) == len(run.phases) >= 2
+        assert len(service_times) == sum(p.width for p in run.phases)
+        assert all(t > 0 for t in phase_times + service_times + costs)
+        # A phase lasts at least as long as its slowest invocation.
+        offset = 0
+        for phase, phase_time in zip(run.phases, phase_times, strict=True):
+            slowest = max(service_times[offset : offset + phase.width])
+            assert phase_time >= slowest
+            offset += phase.width
+        data = json.loads((directory / "run.json").read_text())
+        assert data["cost"] == pytest.approx(sum(costs))
+        assert data["execution_time_s"] == pytest.approx(sum(phase_times))
+        for phase in data["phases"]:
+            assert set(phase["predicted"]) == {"high", "low"}
+            assert set(phase["placement"].values()) <= {"high", "low"}
+            for record in phase["invocations"]:
+                assert record["start"] in {"hot", "warm", "cold"}
+                assert record["instance"]
+                assert record["error"] is None
+
+
+def test_widths_and_timings_are_learned_across_runs(engine: Engine, tmp_path: Path) -> None:
+    runs = _runs(engine, tmp_path / "out", count=2)
+    assert engine.profile.timings("demo", "local")["solve"]
+    history = engine.profile.width_history("demo:small")
+    assert [sum(p.values()) for p in history[0]] == [p.width for p in runs[0].phases]
+    assert engine.profile.run_count("demo") == 2
+
+
+def test_a_failing_component_stops_the_run_and_keeps_results(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import demo_workflow
+
+    out = tmp_path / "out"
+    workflow = demo_workflow.workflow
+    with pytest.raises(RunFailed) as failure:
+        engine.run(
+            workflow,
+            preset="failing",
+            params=workflow.preset("failing").params,
+            seed=0,
+            run_index=1,
+            out_dir=out,
+        )
+    assert failure.value.record.kind == "explode"
+    assert "phase 3" in str(failure.value)
+    assert "boom in phase 2" in str(failure.value)
+    assert "demo_workflow.py" in failure.value.remote_traceback
+    # The phases before the failure, and the failed phase's records, are on disk.
+    assert len(_floats(out / "run-1" / "phase_time.txt")) == 3
+    data = json.loads((out / "run-1" / "run.json").read_text())
+    assert "explode" in data["error"]
+    assert data["phases"][2]["invocations"][0]["error"].startswith("ComponentFailed")
