@@ -141,6 +141,7 @@ class Engine:
             preset=preset,
             seed=seed,
         )
+        pool.begin_run(run_index)
         key = workload(workflow.name, preset)
         history = self.profile.width_history(key)
         current: list[dict[str, int]] = []
@@ -185,10 +186,11 @@ class Engine:
             if run.phases:
                 run.phases[-1].hot_starts.extend(unused)
             self.profile.record_run(run)
-            write_run(run, out_dir)
             # Between runs, keep what the next run's first phase is predicted to need.
             after = self._predict(self.profile.width_history(key), [], 0, workflow)
             pool.release(len(run.phases), after)
+            run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
+            write_run(run, out_dir)
         return run
 
     def _run_phase(

@@ -148,6 +148,7 @@ class RunRecord:
     phases: list[PhaseRecord] = field(default_factory=list)
     result: Any = None
     error: str | None = None
+    instances: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def execution_time_s(self) -> float:
@@ -179,4 +180,5 @@ class RunRecord:
             "result": self.result,
             "error": self.error,
             "phases": [p.to_json() for p in self.phases],
+            "instances": self.instances,
         }

@@ -24,9 +24,11 @@ class InstanceLife:
     instance: str
     tier: str
     origin: str  # "hot" (started ahead by daydream) or "cold" (started by an invocation)
+    started_in_run: int
     started_for_phase: int
     init_ms: float
     served: int = 0
+    last_run: int = 0
     released_after_phase: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -39,10 +41,22 @@ class PoolManager:
         self.functions = dict(functions)
         self.prices = provider.prices()
         self.lives: dict[str, InstanceLife] = {}
+        self.run_index = 0
         self._pending: dict[int, list[tuple[str, Future[list[WarmStart]]]]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, len(self.functions)), thread_name_prefix="daydream-warm"
         )
+
+    def begin_run(self, run_index: int) -> None:
+        self.run_index = run_index
+
+    def lives_of_run(self, run_index: int) -> list[InstanceLife]:
+        """Instances started in, or used by, a run."""
+        return [
+            life
+            for life in self.lives.values()
+            if run_index in (life.started_in_run, life.last_run)
+        ]
 
     def live(self, tier: str) -> int:
         """Instances of `tier` started and not released (busy or idle)."""
@@ -76,7 +90,7 @@ class PoolManager:
             memory_mb = self.functions[tier].tier.memory_mb
             for warm in started:
                 self.lives[warm.instance] = InstanceLife(
-                    warm.instance, tier, "hot", phase, warm.init_ms
+                    warm.instance, tier, "hot", self.run_index, phase, warm.init_ms
                 )
                 records.append(
                     HotStartRecord(
@@ -97,9 +111,12 @@ class PoolManager:
         life = self.lives.get(record.instance)
         if life is None or life.released_after_phase is not None:
             origin = "cold" if record.start is StartKind.COLD else "hot"
-            life = InstanceLife(record.instance, record.tier, origin, record.phase, record.init_ms)
+            life = InstanceLife(
+                record.instance, record.tier, origin, self.run_index, record.phase, record.init_ms
+            )
             self.lives[record.instance] = life
         life.served += 1
+        life.last_run = self.run_index
 
     def release(self, after_phase: int, keep: Mapping[str, int]) -> list[str]:
         """Keep what the next phase is predicted to need; release the rest where it costs."""

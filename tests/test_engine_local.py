@@ -87,6 +87,10 @@ def test_output_files_are_well_formed(engine: Engine, tmp_path: Path) -> None:
         data = json.loads((directory / "run.json").read_text())
         assert data["cost"] == pytest.approx(sum(costs))
         assert data["execution_time_s"] == pytest.approx(sum(phase_times))
+        lives = {life["instance"]: life for life in data["instances"]}
+        used = {r["instance"] for p in data["phases"] for r in p["invocations"]}
+        assert used <= set(lives)
+        assert all(life["origin"] in {"hot", "cold"} for life in lives.values())
         for phase in data["phases"]:
             assert set(phase["predicted"]) == {"high", "low"}
             assert set(phase["placement"].values()) <= {"high", "low"}
