@@ -1,0 +1,181 @@
+"""The function side: what every Lambda execution environment runs.
+
+Lambda imports this module once per execution environment (its init phase): that builds one
+`ExecutionEnvironment`, which loads the workflow's runtime environment (`FunctionRuntime`), and
+the handler then serves one payload per invocation, naming a registered component. Component
+code never travels in a payload.
+
+Every answer carries the environment's id (a uuid made at init) and whether this invocation
+ran the init, so the adapter measures hot, warm and cold starts instead of assuming them:
+
+- the first invocation of an environment ran its init: a cold start, unless it is a warm-up;
+- an environment initialised by a warm-up is hot for the first component it serves;
+- every later component on the same environment is a warm start.
+
+A component's failure is raised as `DaydreamComponentError` (Lambda reports it as a function
+error whose message is the failed envelope, traceback included); a component that outlives the
+timeout the adapter sent is interrupted and raised as `DaydreamTimeout`. No boto3 at import: S3
+is used only for oversized payloads and results, and by components through the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from daydream_aws import wire
+from daydream_core.model import Tier
+from daydream_core.objectstore import ObjectStore
+from daydream_core.runtime import WARMUP, FunctionRuntime
+from daydream_core.workflow import RuntimeEnvironment
+
+
+class DaydreamComponentError(Exception):
+    """A component failed; the message is its failed envelope as JSON."""
+
+
+class DaydreamTimeout(Exception):
+    """A component ran past the timeout its invocation carried."""
+
+
+class _DeadlineReached(BaseException):
+    """Raised by the alarm inside the component; a BaseException, so nothing swallows it."""
+
+
+def open_store(uri: str) -> ObjectStore:
+    """S3 stores directly (no plugin discovery inside an instance); others through the core."""
+    if uri.startswith("s3://"):
+        from daydream_aws.store import S3ObjectStore
+
+        return S3ObjectStore.from_uri(uri)
+    from daydream_core.objectstore import open_store as core_open_store
+
+    return core_open_store(uri)
+
+
+class AwsFunctionRuntime(FunctionRuntime):
+    """The core's function runtime, opening S3 stores without the plugin manager."""
+
+    def _store(self, uri: str) -> ObjectStore:
+        if uri not in self._stores:
+            self._stores[uri] = open_store(uri)
+        return self._stores[uri]
+
+
+class ExecutionEnvironment:
+    """One execution environment: the loaded runtime environment and what it has served."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        started = time.perf_counter()
+        self.id = uuid.uuid4().hex[:12]
+        runtime = json.loads(environ[wire.RUNTIME_VAR])
+        tier = json.loads(environ[wire.TIER_VAR])
+        self.runtime = AwsFunctionRuntime(
+            RuntimeEnvironment(
+                name=runtime["name"],
+                module=runtime["module"],
+                preload=tuple(runtime.get("preload", ())),
+                requirements=tuple(runtime.get("requirements", ())),
+            ),
+            Tier(tier["name"], int(tier["memory_mb"]), float(tier["vcpus"])),
+            threads=int(environ.get(wire.THREADS_VAR, "1")),
+        )
+        self.default_transfer = environ.get(wire.STORE_VAR, "")
+        self.invocations = 0
+        self.components = 0
+        self.warmed = False
+        self.init_ms = (time.perf_counter() - started) * 1000.0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        options = dict(event.get(wire.RESERVED) or {})
+        transfer = str(options.get(wire.OPT_TRANSFER) or self.default_transfer)
+        payload: Mapping[str, Any] = {k: v for k, v in event.items() if k != wire.RESERVED}
+        if options.get(wire.OPT_PAYLOAD_KEY):
+            payload = json.loads(open_store(transfer).get(str(options[wire.OPT_PAYLOAD_KEY])))
+        kind = str(payload.get("kind", ""))
+        with self._lock:  # Lambda sends one invocation at a time; the lock keeps it honest
+            first = self.invocations == 0
+            self.invocations += 1
+            if kind == WARMUP:
+                self.warmed = self.warmed or first
+                start = "hot"
+            else:
+                if first and not self.warmed:
+                    start = "cold"
+                elif self.warmed and self.components == 0:
+                    start = "hot"
+                else:
+                    start = "warm"
+                self.components += 1
+        identity = {
+            "instance": self.id,
+            "first": first,
+            "start": start,
+            "init_ms": self.init_ms if first else 0.0,
+        }
+        timeout = options.get(wire.OPT_TIMEOUT)
+        envelope = self._run(payload, float(timeout) if timeout is not None else None)
+        envelope.update(identity)
+        if not envelope["ok"]:
+            raise DaydreamComponentError(json.dumps(envelope))
+        body = json.dumps(envelope)
+        if len(body.encode()) > wire.MAX_SYNC_PAYLOAD_BYTES - 1024 and transfer:
+            key = f"_transfer/result-{uuid.uuid4().hex}.json"
+            open_store(transfer).put(key, body.encode())
+            return {"ok": True, wire.RESULT_KEY: key, **identity}
+        return envelope
+
+    def _run(self, payload: Mapping[str, Any], timeout_s: float | None) -> dict[str, Any]:
+        """Run the payload, interrupting it at `timeout_s` where signals allow (Lambda runs the
+        handler on the main thread; elsewhere the caller's own timeout applies)."""
+        if (
+            timeout_s is None
+            or timeout_s <= 0
+            or threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "setitimer")
+        ):
+            return self.runtime.handle(payload)
+
+        def alarm(signum: int, frame: Any) -> None:
+            raise _DeadlineReached
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            return self.runtime.handle(payload)
+        except _DeadlineReached:
+            raise DaydreamTimeout(
+                f"component {payload.get('kind')!r} ran past its {timeout_s:g} s timeout"
+            ) from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+_environment: ExecutionEnvironment | None = None
+_environment_lock = threading.Lock()
+
+
+def environment() -> ExecutionEnvironment:
+    """This process's execution environment, built once (at import when deployed)."""
+    global _environment
+    with _environment_lock:
+        if _environment is None:
+            _environment = ExecutionEnvironment(os.environ)
+        return _environment
+
+
+def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda's entry point (``daydream_aws.handler.handler``)."""
+    return environment()(event, context)
+
+
+if wire.RUNTIME_VAR in os.environ:  # inside Lambda: the init phase loads the runtime now
+    environment()

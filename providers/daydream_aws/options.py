@@ -1,0 +1,162 @@
+"""The aws provider's settings: ``-o KEY=VALUE`` options, else ``DAYDREAM_AWS_KEY`` variables.
+
+Credentials, region and endpoint otherwise come from boto3's standard chain (environment,
+shared config and credentials files, SSO, instance roles; ``AWS_ENDPOINT_URL`` points every
+client at a compatible endpoint). Every check here is local: bad settings are a one-line
+`ConfigurationError` before anything is created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from daydream_core.errors import ConfigurationError
+from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.pricing import AWS_LAMBDA_ARM, AWS_LAMBDA_X86, PriceTable
+
+ENV_PREFIX = "DAYDREAM_AWS_"
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10240
+MAX_FUNCTION_TIMEOUT_S = 900
+MB_PER_VCPU = 1769  # Lambda gives one vCPU's worth of CPU at 1769 MB ...
+MAX_VCPUS = 6.0  # ... and six at 10240 MB
+PRICE_TABLES: dict[str, PriceTable] = {"x86_64": AWS_LAMBDA_X86, "arm64": AWS_LAMBDA_ARM}
+PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """Every setting of the aws provider, with its default."""
+
+    region: str | None = None  # default: boto3's chain (AWS_REGION, AWS_DEFAULT_REGION, config)
+    profile: str | None = None  # a named profile of the shared config files
+    endpoint_url: str | None = None  # default: AWS_ENDPOINT_URL or the real service
+    role: str | None = None  # the functions' execution role: an ARN or a role name
+    bucket: str | None = None  # default: daydream-<account>-<region>, created private
+    prefix: str = "daydream"  # everything daydream puts in the bucket is under this prefix
+    high_memory_mb: int = 10240
+    low_memory_mb: int = 5120
+    architecture: str = "x86_64"
+    python_runtime: str = "python3.12"
+    function_timeout_s: int = MAX_FUNCTION_TIMEOUT_S  # Lambda's own limit per invocation
+    install_requirements: bool = True  # pip-install the runtime's requirements into the layer
+    image_uri: str | None = None  # deploy this container image instead of a layer
+    warm_hold_ms: int = 1500  # how long a warm-up holds its instance
+    timeout_slack_s: float = 5.0  # extra client wait beyond a component's timeout
+    max_attempts: int = 6  # attempts of a throttled or transiently failed invocation
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 10.0
+    max_concurrency: int = 1000  # Lambda's default account concurrency
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def parse(
+        cls, options: Mapping[str, str], environ: Mapping[str, str] | None = None
+    ) -> AwsOptions:
+        """Options over ``DAYDREAM_AWS_*`` variables over defaults, checked."""
+        environ = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown aws option {unknown[0]!r}; valid options: {', '.join(known)}"
+            )
+        values: dict[str, Any] = {}
+        for name, field in known.items():
+            raw = options.get(name, environ.get(ENV_PREFIX + name.upper()))
+            if raw is None or raw == "":
+                continue
+            values[name] = _convert(name, str(field.type), raw)
+        parsed = cls(**values)
+        parsed.validate()
+        return parsed
+
+    def validate(self) -> None:
+        for name in ("high_memory_mb", "low_memory_mb"):
+            value = getattr(self, name)
+            if not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
+                raise ConfigurationError(
+                    f"aws option {name}={value} is outside Lambda's "
+                    f"{MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB"
+                )
+        if self.low_memory_mb > self.high_memory_mb:
+            raise ConfigurationError(
+                f"aws option low_memory_mb={self.low_memory_mb} exceeds "
+                f"high_memory_mb={self.high_memory_mb}"
+            )
+        if self.architecture not in PRICE_TABLES:
+            raise ConfigurationError(
+                f"aws option architecture={self.architecture!r}; valid: {', '.join(PRICE_TABLES)}"
+            )
+        if self.python_runtime not in PYTHON_RUNTIMES:
+            raise ConfigurationError(
+                f"aws option python_runtime={self.python_runtime!r}; valid: "
+                f"{', '.join(PYTHON_RUNTIMES)}"
+            )
+        if not 1 <= self.function_timeout_s <= MAX_FUNCTION_TIMEOUT_S:
+            raise ConfigurationError(
+                f"aws option function_timeout_s={self.function_timeout_s} is outside "
+                f"1-{MAX_FUNCTION_TIMEOUT_S} s"
+            )
+        if self.bucket is not None and not _BUCKET.match(self.bucket):
+            raise ConfigurationError(f"aws option bucket={self.bucket!r} is not a bucket name")
+        if not self.prefix.strip("/") or ".." in self.prefix.split("/"):
+            raise ConfigurationError(f"aws option prefix={self.prefix!r} must name a folder")
+        for name in ("warm_hold_ms", "max_attempts", "max_concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"aws option {name} must be at least 1")
+        for name in ("timeout_slack_s", "backoff_base_s", "backoff_cap_s"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"aws option {name} must not be negative")
+
+    def with_changes(self, **changes: Any) -> AwsOptions:
+        changed = dataclasses.replace(self, **changes)
+        changed.validate()
+        return changed
+
+    def tiers(self) -> dict[str, Tier]:
+        return {
+            HIGH: Tier(HIGH, self.high_memory_mb, vcpus(self.high_memory_mb)),
+            LOW: Tier(LOW, self.low_memory_mb, vcpus(self.low_memory_mb)),
+        }
+
+    def prices(self) -> PriceTable:
+        return PRICE_TABLES[self.architecture]
+
+    def role_arn(self, account: str, partition: str = "aws") -> str | None:
+        if self.role is None or self.role.startswith("arn:"):
+            return self.role
+        return f"arn:{partition}:iam::{account}:role/{self.role}"
+
+
+def vcpus(memory_mb: int) -> float:
+    """Lambda's CPU share at `memory_mb`: proportional to memory, six vCPUs at the top."""
+    return round(min(MAX_VCPUS, memory_mb / MB_PER_VCPU), 2)
+
+
+def _convert(name: str, kind: str, raw: str) -> Any:
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("bool"):
+            lowered = raw.strip().lower()
+            if lowered in _TRUE | _FALSE:
+                return lowered in _TRUE
+            raise ValueError(raw)
+    except ValueError:
+        expected = kind.split(" ")[0]
+        raise ConfigurationError(f"aws option {name}={raw!r} is not a valid {expected}") from None
+    return raw

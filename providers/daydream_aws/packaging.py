@@ -1,0 +1,220 @@
+"""Packaging a runtime environment for Lambda: a layer zip, or a container image context.
+
+The layer holds, under ``python/`` (on ``sys.path`` in every function that uses it): the
+daydream core, this provider's handler, the workflow's own package, and the runtime's
+requirements pip-installed for Lambda's platform (manylinux wheels for the function's
+architecture and Python). Zips are deterministic (sorted entries, fixed timestamps), so the
+same inputs give the same bytes and the same SHA-256: the layer is published once and found
+again by that digest.
+
+Limits: a zip uploaded directly in the request is at most 50 MB; larger ones go through S3;
+function plus layers unzipped must stay under 250 MB, beyond which the runtime environment
+must be a container image (up to 10 GB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from daydream_aws import wire
+from daydream_core.errors import ConfigurationError, ProviderError
+from daydream_core.model import Tier
+from daydream_core.workflow import RuntimeEnvironment
+
+DIRECT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
+UNZIPPED_MAX_BYTES = 250 * 1024 * 1024
+CORE_PACKAGES = ("daydream_core", "daydream_aws")
+CORE_REQUIREMENTS = ("numpy>=1.24",)  # what the core imports inside an instance
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+_SKIP_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+_PLATFORMS = {
+    "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
+    "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
+}
+
+Package = Literal["layer", "layer-via-s3", "image"]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built runtime environment: the layer zip and what it weighs."""
+
+    path: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+
+
+def choose_package(bundle: Bundle, image_uri: str | None) -> Package:
+    """How to ship the runtime environment, from its size (an explicit image always wins)."""
+    if image_uri:
+        return "image"
+    if bundle.unzipped_bytes > UNZIPPED_MAX_BYTES:
+        return "image"
+    if bundle.zipped_bytes > DIRECT_UPLOAD_MAX_BYTES:
+        return "layer-via-s3"
+    return "layer"
+
+
+def top_level(module: str) -> str:
+    return module.partition(".")[0]
+
+
+def package_files(name: str) -> Iterator[tuple[str, Path]]:
+    """(path inside ``python/``, file) for every file of the importable top-level `name`."""
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ConfigurationError(f"cannot package {name!r}: it is not importable here")
+    locations = list(spec.submodule_search_locations or [])
+    if not locations:
+        if spec.origin is None:
+            raise ConfigurationError(f"cannot package {name!r}: it has no source file")
+        origin = Path(spec.origin)
+        yield origin.name, origin
+        return
+    for location in locations:
+        root = Path(location)
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_dir() or _SKIP_DIRS.intersection(relative.parts):
+                continue
+            if path.suffix in (".pyc", ".pyo"):
+                continue
+            yield (Path(name) / relative).as_posix(), path
+
+
+def requirements(runtime: RuntimeEnvironment) -> tuple[str, ...]:
+    return (*CORE_REQUIREMENTS, *runtime.requirements)
+
+
+def install_requirements(
+    wanted: Iterable[str], architecture: str, python_runtime: str, cache_dir: Path
+) -> Path:
+    """pip-install `wanted` for Lambda's platform into a cached directory; return it."""
+    wanted = tuple(wanted)
+    version = python_runtime.removeprefix("python")
+    identity = json.dumps([wanted, architecture, version])
+    target = cache_dir / f"site-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    if target.is_dir():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="site-", dir=cache_dir))
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile"]
+    command += ["--target", str(staging), "--implementation", "cp"]
+    command += ["--python-version", version, "--only-binary=:all:"]
+    for platform in _PLATFORMS[architecture]:
+        command += ["--platform", platform]
+    command += list(wanted)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise ProviderError(
+            f"installing the runtime's requirements for Lambda ({architecture}, "
+            f"{python_runtime}) failed: {last}"
+        )
+    try:
+        staging.rename(target)
+    except OSError:  # another process got there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def bundle_files(runtime: RuntimeEnvironment, site: Path | None) -> dict[str, Path]:
+    """Every file of the layer, by its path in the zip."""
+    files: dict[str, Path] = {}
+    if site is not None:
+        for path in sorted(site.rglob("*")):
+            relative = path.relative_to(site)
+            if path.is_file() and not _SKIP_DIRS.intersection(relative.parts):
+                files[f"python/{relative.as_posix()}"] = path
+    for name in dict.fromkeys((*CORE_PACKAGES, top_level(runtime.module))):
+        for arcname, path in package_files(name):
+            files[f"python/{arcname}"] = path
+    return files
+
+
+def write_zip(destination: Path, entries: dict[str, bytes | Path]) -> tuple[str, int]:
+    """Write a deterministic zip; return its SHA-256 and unzipped size."""
+    unzipped = 0
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".zip-", dir=destination.parent)
+    with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        for arcname in sorted(entries):
+            source = entries[arcname]
+            data = source.read_bytes() if isinstance(source, Path) else source
+            info = zipfile.ZipInfo(arcname, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data, compresslevel=6)
+            unzipped += len(data)
+    digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+    os.replace(tmp, destination)
+    return digest, unzipped
+
+
+def build_layer(
+    runtime: RuntimeEnvironment,
+    *,
+    architecture: str,
+    python_runtime: str,
+    install: bool,
+    cache_dir: Path,
+) -> Bundle:
+    """Build (or find in the cache) the layer zip of `runtime`."""
+    site = None
+    if install:
+        site = install_requirements(requirements(runtime), architecture, python_runtime, cache_dir)
+    files = bundle_files(runtime, site)
+    staging = cache_dir / f".layer-{os.getpid()}-{id(files)}.zip"
+    digest, unzipped = write_zip(staging, dict(files))
+    path = cache_dir / f"layer-{digest[:16]}.zip"
+    os.replace(staging, path)
+    return Bundle(path, digest, path.stat().st_size, unzipped)
+
+
+def function_zip(runtime: RuntimeEnvironment, tier: Tier) -> bytes:
+    """The function's own code: only a manifest (the handler comes from the layer)."""
+    manifest = {
+        "daydream": {"runtime": runtime.name, "module": runtime.module, "tier": tier.name},
+        "handler": wire.HANDLER,
+    }
+    entries: dict[str, bytes | Path] = {
+        "daydream-function.json": json.dumps(manifest, sort_keys=True).encode()
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "function.zip"
+        write_zip(path, entries)
+        return path.read_bytes()
+
+
+def image_context(bundle: Bundle, python_runtime: str, destination: Path) -> Path:
+    """Write a container image build context for the runtime environment; return its folder.
+
+    Build and push it (``docker build``, then to ECR) and deploy with ``-o image_uri=URI``.
+    """
+    version = python_runtime.removeprefix("python")
+    folder = destination / f"image-{bundle.sha256[:16]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(bundle.path, folder / "layer.zip")
+    (folder / "Dockerfile").write_text(
+        f"FROM public.ecr.aws/lambda/python:{version}\n"
+        "COPY layer.zip /tmp/layer.zip\n"
+        "RUN python -m zipfile -e /tmp/layer.zip /tmp/layer \\\n"
+        " && cp -r /tmp/layer/python/. ${LAMBDA_TASK_ROOT}/ \\\n"
+        " && rm -rf /tmp/layer /tmp/layer.zip\n"
+        f'CMD ["{wire.HANDLER}"]\n'
+    )
+    return folder

@@ -1,0 +1,665 @@
+"""An offline AWS for tests and the conformance suite: moto, plus Lambda's execution model.
+
+moto (Lambda's docker use off) serves STS, IAM, S3 and Lambda's control plane, in process
+(`mock_aws`) or as a server on 127.0.0.1 (`ThreadedMotoServer`, reached through
+``AWS_ENDPOINT_URL`` like any compatible endpoint). moto's Invoke only echoes its payload: no
+REPORT log tail, no throttling, no cold or warm starts. So `LambdaFake` answers Invoke itself,
+from botocore's ``before-send.lambda.Invoke`` event, before any bytes leave the process:
+
+- it finds the function in moto (a missing one is a 404 ``ResourceNotFoundException``) and
+  checks that its zip and layers really hold the handler and the workflow module;
+- it keeps execution environments per function: an idle one serves the next invocation, else a
+  new one runs the init (the real `ExecutionEnvironment` of `daydream_aws.handler`, built from
+  the function's own environment variables); each runs one invocation at a time, in a thread;
+- it answers in Lambda's wire format: the result, or ``X-Amz-Function-Error: Unhandled`` with
+  the runtime's error JSON; the base64 log tail in ``X-Amz-Log-Result`` ending in the REPORT
+  line (Duration, Billed Duration, Memory Size, Max Memory Used, Init Duration); 429
+  ``TooManyRequestsException`` past the concurrency limit or when `throttle` asks; 413 for a
+  request over 6 MB; ``Function.ResponseSizeTooLarge`` for a result over 6 MB;
+- it enforces the function's own timeout (``Sandbox.Timedout``; the environment is then
+  discarded) and the client's read timeout (botocore's ``ReadTimeoutError``, raised where the
+  HTTP layer would raise it).
+
+botocore therefore parses every answer, and the adapter's retries run, as against AWS. Use it as
+a context manager; it sets fake credentials and a region for its lifetime::
+
+    with LambdaFake() as fake:
+        provider = AwsProvider(ProviderSettings(state_dir=tmp, options=fake.options()))
+
+Third-party provider authors: this is one way to fake a cloud below its SDK; see
+docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import io
+import json
+import math
+import os
+import threading
+import time
+import traceback
+import urllib.request
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from botocore import handlers as botocore_handlers
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+
+from daydream_aws import wire
+from daydream_aws.report import Report
+from daydream_core.provider import ProviderSettings
+from daydream_core.runtime import max_rss_mb
+
+DEFAULT_REGION = "us-east-1"
+ROLE_NAME = "daydream-fake-execution-role"
+LOG_TAIL_BYTES = 4096
+INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit for on-demand functions
+_ASSUME_ROLE = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+_CLEARED_ENV = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_IAM",
+)
+
+
+class _RawBody(io.BytesIO):
+    """What botocore reads a response body from (urllib3's `stream` and `read`)."""
+
+    def stream(self, amt: int = 65536, decode_content: bool | None = None) -> Iterator[bytes]:
+        while chunk := self.read(amt):
+            yield chunk
+
+
+class _Context:
+    """The Lambda context object handed to a handler."""
+
+    def __init__(self, function: Any, request_id: str, deadline: float) -> None:
+        self.function_name = function.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.function_arn
+        self.memory_limit_in_mb = str(function.memory_size)
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{function.function_name}"
+        self.log_stream_name = f"fake/{request_id}"
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class _Instance:
+    """One simulated execution environment."""
+
+    handler: Callable[[Any, Any], Any] | None = None
+    init_ms: float = 0.0
+
+
+@dataclass
+class _FunctionState:
+    revision: tuple[Any, ...]
+    idle: list[_Instance] = field(default_factory=list)
+    busy: int = 0
+    created: int = 0
+    package_error: str | None = None
+
+
+@dataclass
+class _Run:
+    """One invocation running in its instance's thread."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    error: BaseException | None = None
+    error_trace: list[str] = field(default_factory=list)
+    init_error: bool = False
+    cold: bool = False
+    init_ms: float = 0.0
+    duration_ms: float = 0.0
+    abandoned: bool = False
+
+
+class LambdaFake:
+    """moto plus a Lambda execution model on botocore's send path (see the module docs)."""
+
+    def __init__(
+        self,
+        *,
+        server: bool = False,
+        region: str = DEFAULT_REGION,
+        max_concurrency: int = 1000,
+    ) -> None:
+        self.server = server
+        self.region = region
+        self.max_concurrency = max_concurrency
+        self.endpoint_url: str | None = None
+        self.role_arn = ""
+        self.invocations = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._functions: dict[str, _FunctionState] = {}
+        self._throttle = 0
+        self._transient = 0
+        self._saved_env: dict[str, str | None] = {}
+        self._mock: Any = None
+        self._server: Any = None
+        self._handlers = [
+            ("before-call.lambda.Invoke", self._before_call),
+            ("before-send.lambda.Invoke", self._before_send, botocore_handlers.REGISTER_FIRST),
+        ]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> LambdaFake:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        self.account = DEFAULT_ACCOUNT_ID
+        if self.server:
+            from moto.server import ThreadedMotoServer
+
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            self.endpoint_url = f"http://{host}:{port}"
+            self._moto_api("reset", {})
+            self._moto_api("config", {"lambda": {"use_docker": False}})
+        else:
+            from moto import mock_aws
+
+            self._mock = mock_aws(config={"lambda": {"use_docker": False}})
+            self._mock.start()
+        env = dict(_FAKE_ENV, AWS_DEFAULT_REGION=self.region, AWS_REGION=self.region)
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        for key in (*env, *_CLEARED_ENV):
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ.pop(key, None)
+        os.environ.update(env)
+        botocore_handlers.BUILTIN_HANDLERS.extend(self._handlers)
+        import boto3
+
+        iam = boto3.session.Session().client("iam")
+        try:
+            self.role_arn = iam.create_role(
+                RoleName=ROLE_NAME, AssumeRolePolicyDocument=_ASSUME_ROLE
+            )["Role"]["Arn"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            self.role_arn = iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
+
+    def stop(self) -> None:
+        for spec in self._handlers:
+            if spec in botocore_handlers.BUILTIN_HANDLERS:
+                botocore_handlers.BUILTIN_HANDLERS.remove(spec)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if self._server is not None:
+            self._moto_api("reset", {})
+            self._server.stop()
+            self._server = None
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        with self._lock:
+            self._functions.clear()
+
+    def _moto_api(self, path: str, body: Mapping[str, Any]) -> None:
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            answer.read()
+
+    # -- what tests and the suite use ----------------------------------------------------------
+
+    def options(self) -> dict[str, str]:
+        """Provider options for an `AwsProvider` against this fake (quick warm-ups and backoff;
+        credentials, region and endpoint come from the environment, as with AWS)."""
+        return {
+            "role": self.role_arn,
+            "install_requirements": "false",
+            "warm_hold_ms": "300",
+            "timeout_slack_s": "0.5",
+            "backoff_base_s": "0.01",
+            "backoff_cap_s": "0.05",
+        }
+
+    def throttle(self, count: int) -> None:
+        """Answer the next `count` invocations with 429 TooManyRequestsException."""
+        with self._lock:
+            self._throttle = count
+
+    def fail_transiently(self, count: int) -> None:
+        """Answer the next `count` invocations with 500 ServiceException."""
+        with self._lock:
+            self._transient = count
+
+    def environments(self, function: str) -> int:
+        """How many execution environments `function` has had (each one ran an init)."""
+        with self._lock:
+            state = self._functions.get(function)
+            return state.created if state else 0
+
+    def leftovers(self) -> list[str]:
+        """Everything on the fake besides its own IAM role: functions, layers, buckets."""
+        import boto3
+
+        session = boto3.session.Session()
+        lam = session.client("lambda")
+        found = [
+            f"function {f['FunctionName']}"
+            for page in lam.get_paginator("list_functions").paginate()
+            for f in page["Functions"]
+        ]
+        for page in lam.get_paginator("list_layers").paginate():
+            for layer in page["Layers"]:
+                versions = lam.list_layer_versions(LayerName=layer["LayerName"])
+                found += [f"layer {v['LayerVersionArn']}" for v in versions["LayerVersions"]]
+        s3 = session.client("s3")
+        for bucket in s3.list_buckets().get("Buckets", []):
+            found.append(f"bucket {bucket['Name']}")
+            objects = s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
+            found += [f"object s3://{bucket['Name']}/{o['Key']}" for o in objects]
+        return found
+
+    # -- the Invoke path -----------------------------------------------------------------------
+
+    def _before_call(self, context: Mapping[str, Any] | None = None, **_: Any) -> None:
+        config = (context or {}).get("client_config")
+        self._local.read_timeout = getattr(config, "read_timeout", None)
+
+    def _before_send(self, request: Any, **_: Any) -> AWSResponse:
+        self.invocations += 1
+        request_id = str(uuid.uuid4())
+        path = urlsplit(request.url).path
+        name = unquote(path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0])
+        body = request.body
+        if hasattr(body, "read"):
+            body = body.read()
+        body = body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        with self._lock:
+            if self._throttle > 0:
+                self._throttle -= 1
+                return self._api_error(
+                    request,
+                    429,
+                    "TooManyRequestsException",
+                    "Rate Exceeded.",
+                    request_id,
+                    reason="ConcurrentInvocationLimitExceeded",
+                )
+            if self._transient > 0:
+                self._transient -= 1
+                return self._api_error(
+                    request, 500, "ServiceException", "Internal failure (fake)", request_id
+                )
+        function = self._function(name)
+        if function is None:
+            return self._api_error(
+                request,
+                404,
+                "ResourceNotFoundException",
+                f"Function not found: arn:aws:lambda:{self.region}:{self.account}:function:{name}",
+                request_id,
+            )
+        if len(body) > wire.MAX_SYNC_PAYLOAD_BYTES:
+            return self._api_error(
+                request,
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {wire.MAX_SYNC_PAYLOAD_BYTES} bytes for the "
+                "InvokeFunction operation",
+                request_id,
+            )
+        headers = request.headers
+        invocation_type = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if isinstance(invocation_type, bytes):
+            invocation_type = invocation_type.decode()
+        tail = headers.get("X-Amz-Log-Type") in ("Tail", b"Tail")
+        if invocation_type == "DryRun":
+            return self._response(request, 204, {}, b"")
+        with self._lock:
+            state = self._state(function)
+            limit = function.reserved_concurrency
+            limit = self.max_concurrency if limit is None else int(limit)
+            if state.busy >= limit:
+                return self._api_error(
+                    request,
+                    429,
+                    "TooManyRequestsException",
+                    "Rate Exceeded.",
+                    request_id,
+                    reason="ReservedFunctionConcurrentInvocationLimitExceeded",
+                )
+            instance = state.idle.pop() if state.idle else None
+            if instance is None:
+                instance = _Instance()
+                state.created += 1
+            state.busy += 1
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError:
+            with self._lock:
+                state.busy -= 1
+                state.idle.append(instance)
+            return self._api_error(
+                request,
+                400,
+                "InvalidRequestContentException",
+                "Could not parse request body into json",
+                request_id,
+            )
+        run = self._start(function, state, instance, event, request_id)
+        if invocation_type == "Event":
+            return self._response(request, 202, {"x-amzn-RequestId": request_id}, b"")
+        return self._finish(request, function, run, request_id, tail)
+
+    def _backend(self) -> Any:
+        """moto's Lambda backend (the docker-free one here, as configured)."""
+        from moto.awslambda.utils import get_backend
+
+        return get_backend(self.account, self.region)
+
+    def _function(self, name: str) -> Any:
+        backend = self._backend()
+        try:
+            return backend.get_function(name.split(":")[-1] if name.startswith("arn:") else name)
+        except Exception:
+            return None
+
+    def _state(self, function: Any) -> _FunctionState:
+        """The function's environments; a changed function starts afresh, as on Lambda."""
+        revision = (
+            function.code_sha_256,
+            function.last_modified,
+            function.memory_size,
+            json.dumps(function.environment_vars, sort_keys=True),
+            tuple(layer["Arn"] for layer in function.layers),
+        )
+        state = self._functions.get(function.function_name)
+        if state is None or state.revision != revision:
+            state = _FunctionState(revision, package_error=self._check_package(function))
+            self._functions[function.function_name] = state
+        return state
+
+    def _check_package(self, function: Any) -> str | None:
+        """Why Lambda could not import the handler or the workflow from this package, if so."""
+        if function.package_type == "Image":
+            return None
+        backend = self._backend()
+        names: set[str] = set(_zip_names(function.code_bytes))
+        for layer in function.layers:
+            version = backend.layers_versions_by_arn(layer["Arn"])
+            if version is not None:
+                names |= {n.removeprefix("python/") for n in _zip_names(version.code_bytes)}
+        wanted = [function.handler.rsplit(".", 1)[0]]
+        runtime = function.environment_vars.get(wire.RUNTIME_VAR)
+        if runtime:
+            wanted.append(json.loads(runtime)["module"])
+        for module in wanted:
+            path = module.replace(".", "/")
+            if f"{path}.py" not in names and f"{path}/__init__.py" not in names:
+                return f"Unable to import module '{module}': No module named '{module}'"
+        return None
+
+    def _start(
+        self,
+        function: Any,
+        state: _FunctionState,
+        instance: _Instance,
+        event: Any,
+        request_id: str,
+    ) -> _Run:
+        run = _Run(cold=instance.handler is None)
+        deadline = time.monotonic() + float(function.timeout)
+        context = _Context(function, request_id, deadline)
+
+        def work() -> None:
+            try:
+                if instance.handler is None:
+                    started = time.perf_counter()
+                    try:
+                        if state.package_error is not None:
+                            raise ImportError(state.package_error)
+                        instance.handler = _load_handler(function)
+                    except BaseException as exc:
+                        run.init_error = True
+                        run.error = exc
+                        run.error_trace = traceback.format_tb(exc.__traceback__)
+                        return
+                    finally:
+                        instance.init_ms = (time.perf_counter() - started) * 1000.0
+                        run.init_ms = instance.init_ms
+                started = time.perf_counter()
+                try:
+                    run.value = instance.handler(event, context)
+                except BaseException as exc:
+                    run.error = exc
+                    run.error_trace = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+                finally:
+                    run.duration_ms = (time.perf_counter() - started) * 1000.0
+            finally:
+                with self._lock:
+                    state.busy -= 1
+                    if not run.abandoned and not run.init_error and instance.handler is not None:
+                        state.idle.append(instance)
+                run.done.set()
+
+        threading.Thread(target=work, name=f"fake-lambda-{request_id[:8]}", daemon=True).start()
+        return run
+
+    def _finish(
+        self, request: Any, function: Any, run: _Run, request_id: str, tail: bool
+    ) -> AWSResponse:
+        read_timeout = getattr(self._local, "read_timeout", None)
+        limit = float(function.timeout) + (INIT_TIMEOUT_S if run.cold else 0.0)
+        wait = limit if read_timeout is None else min(limit, float(read_timeout))
+        if not run.done.wait(wait):
+            if read_timeout is not None and float(read_timeout) < limit:
+                # The client gives up first; the function runs on, as on Lambda.
+                raise ReadTimeoutError(endpoint_url=request.url)
+            with self._lock:
+                run.abandoned = True  # Lambda resets an environment that timed out
+            payload = {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
+                f"{float(function.timeout):.2f} seconds",
+            }
+            report = self._report(
+                function, run, request_id, float(function.timeout) * 1000.0, status="timeout"
+            )
+            return self._invocation(request, payload, report, tail, unhandled=True)
+        duration = run.duration_ms
+        if run.error is not None:
+            payload = {
+                "errorMessage": str(run.error),
+                "errorType": type(run.error).__name__,
+                "requestId": request_id,
+                "stackTrace": run.error_trace,
+            }
+            if run.init_error:
+                payload["errorType"] = "Runtime.ImportModuleError"
+            report = self._report(function, run, request_id, duration, status="error")
+            return self._invocation(request, payload, report, tail, unhandled=True)
+        try:
+            result = json.dumps(run.value).encode()
+        except (TypeError, ValueError) as exc:
+            payload = {
+                "errorMessage": f"Unable to marshal response: {exc}",
+                "errorType": "Runtime.MarshalError",
+                "requestId": request_id,
+                "stackTrace": [],
+            }
+            report = self._report(function, run, request_id, duration, status="error")
+            return self._invocation(request, payload, report, tail, unhandled=True)
+        if len(result) > wire.MAX_SYNC_PAYLOAD_BYTES:
+            payload = {
+                "errorMessage": f"Response payload size ({len(result)} bytes) exceeded maximum "
+                f"allowed payload size ({wire.MAX_SYNC_PAYLOAD_BYTES} bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }
+            report = self._report(function, run, request_id, duration, status="error")
+            return self._invocation(request, payload, report, tail, unhandled=True)
+        report = self._report(function, run, request_id, duration)
+        return self._invocation(request, result, report, tail, unhandled=False)
+
+    def _report(
+        self,
+        function: Any,
+        run: _Run,
+        request_id: str,
+        duration_ms: float,
+        status: str | None = None,
+    ) -> Report:
+        init_ms = run.init_ms if run.cold else None
+        used = run.value.get("max_memory_mb") if isinstance(run.value, dict) else None
+        used = float(used) if isinstance(used, (int, float)) else max_rss_mb()
+        return Report(
+            request_id=request_id,
+            duration_ms=duration_ms,
+            billed_ms=float(math.ceil(duration_ms + (init_ms or 0.0))),  # init billed since 2025
+            memory_mb=int(function.memory_size),
+            max_memory_used_mb=float(min(int(function.memory_size), math.ceil(used))),
+            init_ms=init_ms,
+            status=status,
+        )
+
+    def _invocation(
+        self, request: Any, payload: Any, report: Report, tail: bool, *, unhandled: bool
+    ) -> AWSResponse:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "x-amzn-RequestId": report.request_id,
+            "X-Amz-Executed-Version": "$LATEST",
+        }
+        lines = []
+        if report.init_ms is not None:
+            lines.append("INIT_START Runtime Version: python:fake\tRuntime Version ARN: fake")
+        lines.append(f"START RequestId: {report.request_id} Version: $LATEST")
+        if unhandled:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            error = payload if isinstance(payload, dict) else {}
+            lines.append(f"[ERROR] {error.get('errorType')}: {error.get('errorMessage')}")
+        lines.append(f"END RequestId: {report.request_id}")
+        lines.append(report.line())
+        if tail:
+            log = ("\n".join(lines) + "\n").encode()[-LOG_TAIL_BYTES:]
+            headers["X-Amz-Log-Result"] = base64.b64encode(log).decode()
+        return self._response(request, 200, headers, body)
+
+    def _api_error(
+        self,
+        request: Any,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        reason: str | None = None,
+    ) -> AWSResponse:
+        body: dict[str, Any] = {"Type": "User", "message": message}
+        if reason:
+            body["Reason"] = reason
+        headers = {
+            "Content-Type": "application/json",
+            "x-amzn-RequestId": request_id,
+            "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazonaws.awslambda/",
+        }
+        return self._response(request, status, headers, json.dumps(body).encode())
+
+    @staticmethod
+    def _response(
+        request: Any, status: int, headers: Mapping[str, str], body: bytes
+    ) -> AWSResponse:
+        return AWSResponse(request.url, status, dict(headers), _RawBody(body))
+
+
+def _zip_names(data: bytes) -> list[str]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, TypeError):
+        return []
+
+
+def _load_handler(function: Any) -> Callable[[Any, Any], Any]:
+    """The function's handler for one new execution environment (its init)."""
+    environ = {
+        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        **{k: str(v) for k, v in function.environment_vars.items()},
+    }
+    handler = function.handler
+    if function.package_type == "Image":
+        handler = (function.image_config.cmd or [wire.HANDLER])[0]
+    if handler == wire.HANDLER:
+        from daydream_aws.handler import ExecutionEnvironment
+
+        return ExecutionEnvironment(environ)
+    # Any other handler: imported once per process, so environments share its module state.
+    module_name, _, attribute = handler.rpartition(".")
+    fn: Callable[[Any, Any], Any] = getattr(importlib.import_module(module_name), attribute)
+    return fn
+
+
+@contextmanager
+def conformance_environment(workdir: Path) -> Iterator[Any]:
+    """The conformance suite's environment for ``--daydream-provider aws``: a moto server on
+    127.0.0.1 reached through ``AWS_ENDPOINT_URL``, with `LambdaFake` answering Invoke."""
+    from daydream_conformance.environment import ConformanceEnvironment
+
+    with LambdaFake(server=True) as fake:
+        yield ConformanceEnvironment(
+            settings=ProviderSettings(state_dir=workdir, options=fake.options()),
+            leftovers=fake.leftovers,
+            fake=fake,
+        )
