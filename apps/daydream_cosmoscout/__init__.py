@@ -1,0 +1,1 @@
+"""daydream app ``cosmoscout``: planetary data preparation for view-dependent rendering."""

@@ -1,0 +1,1 @@
+"""daydream app ``trace``: replay recorded workflows with calibrated real work."""

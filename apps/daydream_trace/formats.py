@@ -1,0 +1,488 @@
+"""Reading recorded workflows into phases of tasks to replay.
+
+Two formats:
+
+- **DayDream evaluation trace**: a run folder with ``components_original.txt`` (one line per
+  phase, a Python list of component-kind ids) and ``function_service_time-baseline.txt`` (one
+  service time in seconds per component, in the same order). A folder of ``run-<i>`` folders
+  is a whole trace; run index ``r`` of a daydream run replays its ``(r mod N)``-th run folder in
+  numeric order (``run-1`` first).
+- **WfCommons WfFormat** JSON instances: tasks become components, dependency levels become
+  phases (a task with no parent is at level 0, any other one level below its deepest parent),
+  recorded runtime x CPU share, memory and file sizes size the work. 1.5+ instances are read
+  with the ``wfcommons`` package (validated against a schema shipped here, so offline);
+  older ones (``workflow.tasks`` / ``workflow.jobs``) with a small reader of their documented
+  layout.
+
+Anything invalid or truncated raises `UsageError` with one line naming the file and the fault.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daydream_core.errors import UsageError
+
+KINDS = 32  # registered component kinds: kind-0 … kind-31
+MIB = float(1 << 20)
+SCHEMA = Path(__file__).with_name("wfformat-subset.schema.json")
+COMPONENTS = "components_original.txt"
+SERVICE_TIMES = "function_service_time-baseline.txt"
+
+
+@dataclass(frozen=True)
+class TraceTask:
+    """One recorded task, unscaled. `memory_mb` and output sizes are None when not recorded."""
+
+    name: str
+    category: str
+    seconds: float
+    memory_mb: float | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[tuple[str, float | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A recorded run as phases of tasks, with the files it needs from outside."""
+
+    source: Path
+    format: str  # "daydream" | "wfformat"
+    name: str
+    phases: tuple[tuple[TraceTask, ...], ...]
+    external_inputs: Mapping[str, float] = field(default_factory=dict)  # file id -> MB
+    kinds: Mapping[str, int] = field(default_factory=dict)  # category -> kind number
+
+    @property
+    def widths(self) -> list[int]:
+        return [len(phase) for phase in self.phases]
+
+    @property
+    def seconds(self) -> float:
+        return sum(task.seconds for phase in self.phases for task in phase)
+
+    def kind(self, task: TraceTask) -> str:
+        return f"kind-{self.kinds[task.category] % KINDS}"
+
+
+def _fail(path: Path, what: str) -> UsageError:
+    one_line = " ".join(str(what).split())
+    return UsageError(f"trace {path}: {one_line}")
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing what to read
+
+
+def _run_number(path: Path) -> int:
+    match = re.fullmatch(r"run-(\d+)", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def resolve(path: str | Path, run_index: int) -> tuple[Path, str]:
+    """Which file or run folder replays run `run_index`, and its format."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise _fail(root, "no such file or directory")
+    if root.is_dir():
+        if (root / COMPONENTS).is_file():
+            return root, "daydream"
+        runs = sorted(
+            (p for p in root.iterdir() if p.is_dir() and (p / COMPONENTS).is_file()),
+            key=_run_number,
+        )
+        runs = [p for p in runs if _run_number(p) >= 0]
+        if runs:
+            return runs[run_index % len(runs)], "daydream"
+        instances = sorted(p for p in root.iterdir() if p.suffix == ".json" and p.is_file())
+        if instances:
+            return instances[run_index % len(instances)], "wfformat"
+        raise _fail(
+            root,
+            f"holds no DayDream run folders (run-<i>/{COMPONENTS}) and no WfFormat .json files",
+        )
+    if root.name == COMPONENTS:
+        return root.parent, "daydream"
+    if root.suffix == ".json":
+        return root, "wfformat"
+    try:
+        head = root.read_text(encoding="utf-8", errors="replace").lstrip()[:1]
+    except OSError as exc:
+        raise _fail(root, f"cannot be read ({exc.strerror})") from None
+    return (root, "wfformat") if head == "{" else (root.parent, "daydream")
+
+
+def load_trace(path: str | Path, run_index: int = 0) -> Trace:
+    """Read the recorded run that run `run_index` replays from `path`."""
+    source, kind = resolve(path, run_index)
+    if kind == "daydream":
+        components = Path(path) if Path(path).name == COMPONENTS else source / COMPONENTS
+        return read_daydream(components)
+    return read_wfformat(source)
+
+
+# ---------------------------------------------------------------------------------------------
+# DayDream evaluation trace
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"cannot be read as text ({exc})") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise _fail(path, "is empty")
+    return lines
+
+
+def read_daydream(components_file: Path) -> Trace:
+    """A DayDream run folder: phases of kind ids, sized by the measured service times."""
+    phases_ids: list[list[int]] = []
+    for number, line in _read_lines(components_file):
+        try:
+            value = ast.literal_eval(line.strip())
+        except (ValueError, SyntaxError):
+            raise _fail(
+                components_file,
+                f"line {number} is not a list of component ids: {_shorten(line)!r}",
+            ) from None
+        if not isinstance(value, list) or not value:
+            raise _fail(
+                components_file,
+                f"line {number} is not a non-empty list of component ids: {_shorten(line)!r}",
+            )
+        for item in value:
+            if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item < KINDS:
+                raise _fail(
+                    components_file,
+                    f"line {number}: component id {item!r} is not an integer in 0..{KINDS - 1}",
+                )
+        phases_ids.append(value)
+    times_file = components_file.parent / SERVICE_TIMES
+    if not times_file.is_file():
+        raise _fail(components_file, f"has no {SERVICE_TIMES} beside it")
+    times: list[float] = []
+    for number, line in _read_lines(times_file):
+        try:
+            seconds = float(line)
+        except ValueError:
+            raise _fail(
+                times_file, f"line {number} is not a number of seconds: {_shorten(line)!r}"
+            ) from None
+        if not math.isfinite(seconds) or seconds < 0:
+            raise _fail(times_file, f"line {number}: {seconds} is not a valid service time")
+        times.append(seconds)
+    needed = sum(len(ids) for ids in phases_ids)
+    if len(times) != needed:
+        hint = " (truncated?)" if len(times) < needed else ""
+        raise _fail(
+            times_file,
+            f"has {len(times)} service times for the {needed} components of "
+            f"{components_file.name}{hint}",
+        )
+    phases: list[tuple[TraceTask, ...]] = []
+    position = 0
+    for p, ids in enumerate(phases_ids):
+        tasks = []
+        for c, kind in enumerate(ids):
+            inputs = (f"p{p - 1}-c{c % len(phases_ids[p - 1])}",) if p else ()
+            tasks.append(
+                TraceTask(
+                    name=f"p{p}-c{c}",
+                    category=str(kind),
+                    seconds=times[position],
+                    inputs=inputs,
+                    outputs=((f"p{p}-c{c}", None),),
+                )
+            )
+            position += 1
+        phases.append(tuple(tasks))
+    folder = components_file.parent
+    return Trace(
+        source=folder,
+        format="daydream",
+        name=f"{folder.parent.name}/{folder.name}",
+        phases=tuple(phases),
+        kinds={str(k): k for k in range(KINDS)},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# WfCommons WfFormat
+
+
+@dataclass
+class _Task:
+    id: str
+    name: str
+    category: str
+    runtime: float
+    avg_cpu: float | None
+    cores: float | None
+    memory_bytes: float | None
+    parents: list[str]
+    inputs: list[tuple[str, float]]  # (file id, bytes)
+    outputs: list[tuple[str, float]]
+
+
+def _category(name: str, declared: object) -> str:
+    if isinstance(declared, str) and declared:
+        return declared
+    # WfCommons task names are "<category>_ID0000042" or "<category>_00000042"
+    stem = re.sub(r"[_-]?(ID)?\d+$", "", name)
+    return stem or name
+
+
+def read_wfformat(path: Path) -> Trace:
+    """A WfFormat instance: dependency levels become phases."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"cannot be read as text ({exc})") from None
+    if not text.strip():
+        raise _fail(path, "is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("workflow"), dict):
+        raise _fail(path, "is not a WfFormat instance (no 'workflow' object)")
+    workflow = data["workflow"]
+    if "specification" in workflow:
+        tasks = _read_modern(path, data)
+    elif isinstance(workflow.get("tasks"), list) or isinstance(workflow.get("jobs"), list):
+        tasks = _read_legacy(path, workflow)
+    else:
+        raise _fail(path, "has neither workflow.specification.tasks nor workflow.tasks")
+    if not tasks:
+        raise _fail(path, "declares no tasks")
+    if all(task.runtime <= 0 for task in tasks):
+        raise _fail(path, "records no task runtimes (no workflow execution data)")
+    name = str(data.get("name") or path.stem)
+    return _levels(path, name, tasks)
+
+
+def _wfcommons_available() -> bool:
+    try:
+        import wfcommons.wfinstances.instance  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _read_modern(path: Path, data: dict[str, Any]) -> list[_Task]:
+    """WfFormat 1.5+: with wfcommons when installed, else from the documented layout."""
+    if _wfcommons_available():
+        return _read_with_wfcommons(path, data)
+    return _read_modern_plain(path, data)
+
+
+def _read_with_wfcommons(path: Path, data: dict[str, Any]) -> list[_Task]:
+    from wfcommons.wfinstances.instance import Instance
+    from wfcommons.wfinstances.schema import SchemaValidator
+
+    quiet = logging.getLogger("daydream.trace.wfcommons")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    validator = SchemaValidator(SCHEMA, logger=quiet)
+    try:
+        validator.validate_instance(data)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        problem = validator.errors[0] if validator.errors else str(exc)
+        raise _fail(path, f"is not a valid WfFormat instance: {problem}") from None
+    instance = Instance(path, schema_file=str(SCHEMA), logger=quiet)
+    spec_tasks = {t["id"]: t for t in data["workflow"]["specification"]["tasks"]}
+    tasks = []
+    for task_id, task in instance.workflow.tasks.items():
+        tasks.append(
+            _Task(
+                id=task_id,
+                name=task.name,
+                category=_category(task.name, task.category or spec_tasks[task_id].get("category")),
+                runtime=float(task.runtime or 0.0),
+                avg_cpu=_number(task.avg_cpu),
+                cores=_number(task.cores),
+                memory_bytes=_number(task.memory),
+                parents=sorted(instance.workflow.tasks_parents.get(task_id, ())),
+                inputs=[(f.file_id, float(f.size or 0)) for f in task.input_files],
+                outputs=[(f.file_id, float(f.size or 0)) for f in task.output_files],
+            )
+        )
+    return tasks
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _need_list(path: Path, owner: str, value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise _fail(path, f"{owner} is not a list")
+    return value
+
+
+def _read_modern_plain(path: Path, data: dict[str, Any]) -> list[_Task]:
+    spec = data["workflow"]["specification"]
+    if not isinstance(spec, dict):
+        raise _fail(path, "workflow.specification is not an object")
+    spec_tasks = _need_list(path, "workflow.specification.tasks", spec.get("tasks"))
+    sizes = {}
+    for f in _need_list(path, "workflow.specification.files", spec.get("files", [])):
+        if not isinstance(f, dict) or "id" not in f:
+            raise _fail(path, "a workflow.specification.files entry has no id")
+        sizes[str(f["id"])] = float(f.get("sizeInBytes", 0) or 0)
+    execution = data["workflow"].get("execution") or {}
+    runs = {
+        str(t.get("id")): t
+        for t in _need_list(path, "workflow.execution.tasks", execution.get("tasks", []))
+        if isinstance(t, dict)
+    }
+    tasks = []
+    for number, task in enumerate(spec_tasks):
+        if not isinstance(task, dict) or "id" not in task or "name" not in task:
+            raise _fail(path, f"workflow.specification.tasks[{number}] needs an id and a name")
+        run = runs.get(str(task["id"]), {})
+        tasks.append(
+            _Task(
+                id=str(task["id"]),
+                name=str(task["name"]),
+                category=_category(str(task["name"]), run.get("category", task.get("category"))),
+                runtime=float(_number(run.get("runtimeInSeconds")) or 0.0),
+                avg_cpu=_number(run.get("avgCPU")),
+                cores=_number(run.get("coreCount")),
+                memory_bytes=_number(run.get("memoryInBytes")),
+                parents=[str(p) for p in task.get("parents", [])],
+                inputs=[(str(f), sizes.get(str(f), 0.0)) for f in task.get("inputFiles", [])],
+                outputs=[(str(f), sizes.get(str(f), 0.0)) for f in task.get("outputFiles", [])],
+            )
+        )
+    return tasks
+
+
+def _read_legacy(path: Path, workflow: dict[str, Any]) -> list[_Task]:
+    """WfFormat ≤ 1.4: ``workflow.tasks`` (or ``jobs``) with runtimes and files inline."""
+    entries = workflow.get("tasks", workflow.get("jobs"))
+    tasks = []
+    names: dict[str, str] = {}
+    for number, task in enumerate(entries):
+        if not isinstance(task, dict) or "name" not in task:
+            raise _fail(path, f"workflow.tasks[{number}] has no name")
+        names[str(task["name"])] = str(task.get("id", task["name"]))
+    for task in entries:
+        inputs, outputs = [], []
+        for f in task.get("files", []):
+            if not isinstance(f, dict):
+                raise _fail(path, f"task {task['name']!r} has a file that is not an object")
+            file_id = str(f.get("id", f.get("name", "")))
+            size = f.get("sizeInBytes")
+            size_bytes = float(size) if size is not None else float(f.get("size", 0) or 0) * 1024
+            (inputs if f.get("link") == "input" else outputs).append((file_id, size_bytes))
+        memory = _number(task.get("memoryInBytes"))
+        if memory is None and _number(task.get("memory")) is not None:
+            memory = float(task["memory"]) * 1024  # KB in WfFormat ≤ 1.3
+        runtime = _number(task.get("runtimeInSeconds", task.get("runtime")))
+        tasks.append(
+            _Task(
+                id=names[str(task["name"])],
+                name=str(task["name"]),
+                category=_category(str(task["name"]), task.get("category")),
+                runtime=runtime or 0.0,
+                avg_cpu=_number(task.get("avgCPU")),
+                cores=_number(task.get("cores", task.get("coreCount"))),
+                memory_bytes=memory,
+                parents=[names.get(str(p), str(p)) for p in task.get("parents", [])],
+                inputs=inputs,
+                outputs=outputs,
+            )
+        )
+    return tasks
+
+
+def _levels(path: Path, name: str, tasks: Sequence[_Task]) -> Trace:
+    by_id = {task.id: task for task in tasks}
+    if len(by_id) != len(tasks):
+        raise _fail(path, "declares a task id more than once")
+    for task in tasks:
+        for parent in task.parents:
+            if parent not in by_id:
+                raise _fail(path, f"task {task.id!r} names an unknown parent {parent!r}")
+    level: dict[str, int] = {}
+    remaining = {task.id: set(task.parents) for task in tasks}
+    frontier = sorted(tid for tid, parents in remaining.items() if not parents)
+    children: dict[str, list[str]] = {tid: [] for tid in by_id}
+    for task in tasks:
+        for parent in task.parents:
+            children[parent].append(task.id)
+    depth = 0
+    while frontier:
+        for tid in frontier:
+            level[tid] = depth
+        following = set()
+        for tid in frontier:
+            for child in children[tid]:
+                remaining[child].discard(tid)
+                if not remaining[child] and child not in level:
+                    following.add(child)
+        frontier = sorted(following)
+        depth += 1
+    if len(level) != len(by_id):
+        stuck = sorted(set(by_id) - set(level))
+        raise _fail(path, f"has a dependency cycle among tasks {', '.join(stuck[:5])}")
+    kinds: dict[str, int] = {}
+    for task in sorted(tasks, key=lambda t: (level[t.id], t.id)):
+        kinds.setdefault(task.category, len(kinds))
+    produced: dict[str, int] = {}
+    for task in tasks:
+        for file_id, _ in task.outputs:
+            produced.setdefault(file_id, level[task.id])
+    external: dict[str, float] = {}
+    phases: list[list[TraceTask]] = [[] for _ in range(depth)]
+    for task in sorted(tasks, key=lambda t: (level[t.id], t.id)):
+        inputs = []
+        for file_id, size in task.inputs:
+            if produced.get(file_id, depth) >= level[task.id]:
+                external[file_id] = size / MIB
+            inputs.append(file_id)
+        cpu_share = (task.avg_cpu / 100.0) if task.avg_cpu else 1.0
+        if task.cores:
+            cpu_share = min(cpu_share, task.cores)
+        phases[level[task.id]].append(
+            TraceTask(
+                name=task.id,
+                category=task.category,
+                seconds=task.runtime * cpu_share,
+                memory_mb=task.memory_bytes / MIB if task.memory_bytes else None,
+                inputs=tuple(inputs),
+                outputs=tuple((file_id, size / MIB) for file_id, size in task.outputs),
+            )
+        )
+    return Trace(
+        source=path,
+        format="wfformat",
+        name=name,
+        phases=tuple(tuple(phase) for phase in phases),
+        external_inputs=external,
+        kinds=kinds,
+    )

@@ -1,0 +1,1 @@
+"""An adaptive-quadrature workflow for daydream (the example of docs/writing-a-workflow.md)."""

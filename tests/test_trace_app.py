@@ -1,0 +1,371 @@
+"""The trace workflow: reading DayDream and WfFormat traces, and replaying them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daydream_trace import formats, work
+from daydream_trace.formats import load_trace
+from daydream_trace.workflow import BUNDLED_TRACE, workflow
+
+from daydream_core.errors import UsageError
+from daydream_core.model import Call, Tier
+from daydream_core.objectstore import LocalObjectStore
+from daydream_core.workflow import ComponentContext, RunContext
+
+HIGH = Tier("high", 10240, 2)
+DATA = Path(__file__).parent / "data" / "wfformat"
+RATE = 200.0  # units per second: fixed, so that tests do a known, tiny amount of work
+FAST = {"units_per_second": RATE, "memory_mb": 1.0, "io_mb": 0.01}
+
+
+def context(store: LocalObjectStore, name: str, phase: int = 0) -> ComponentContext:
+    return ComponentContext(
+        store=store, tier=HIGH, threads=2, run_id="run-0", component_id=name, phase=phase
+    )
+
+
+def drive(
+    store: LocalObjectStore, params: Mapping[str, Any], run_index: int = 0
+) -> tuple[Any, list[list[Call]], list[list[Any]]]:
+    run = RunContext(params=params, seed=11, run_index=run_index, store=store)
+    generator = workflow.plan(run)
+    phases: list[list[Call]] = []
+    outputs: list[list[Any]] = []
+    try:
+        calls = next(generator)
+        while True:
+            phases.append(calls)
+            results = [
+                workflow.component_fn(c.kind)(
+                    context(store, f"p{len(phases) - 1}-c{i}", len(phases) - 1), **dict(c.args)
+                )
+                for i, c in enumerate(calls)
+            ]
+            outputs.append(results)
+            calls = generator.send(results)
+    except StopIteration as stop:
+        return stop.value, phases, outputs
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def test_plugin_registers_the_workflow() -> None:
+    from daydream_trace import plugin
+
+    (spec,) = plugin.daydream_apps()
+    assert spec.name == "trace"
+    loaded = spec.load()
+    assert loaded is workflow
+    assert loaded.presets["paper"].runs == 50
+    assert loaded.presets["small"].params["max_phases"] > 0
+    assert "daydream_trace.calibrate" in loaded.runtime.preload
+    assert {f"kind-{n}" for n in range(10)} <= set(loaded.components)
+
+
+def test_bundled_trace_is_attributed() -> None:
+    readme = (BUNDLED_TRACE.parent / "README.md").read_text()
+    assert "CC BY 4.0" in readme and "DayDream" in readme
+
+
+# --- the DayDream trace --------------------------------------------------------------------
+
+
+def test_every_bundled_run_matches_its_recorded_concurrency() -> None:
+    total_components, total_seconds = 0, 0.0
+    for index in range(50):
+        trace = load_trace(BUNDLED_TRACE, index)
+        assert trace.source.name == f"run-{index + 1}"
+        recorded = (trace.source / "concurrency_original.txt").read_text().split()
+        assert trace.widths == [int(float(w)) for w in recorded]
+        lines = (trace.source / "components_original.txt").read_text().splitlines()
+        kinds = [ast.literal_eval(line) for line in lines if line.strip()]
+        assert [[int(t.category) for t in phase] for phase in trace.phases] == kinds
+        total_components += sum(trace.widths)
+        total_seconds += trace.seconds
+    assert total_components == 1623
+    assert total_seconds == pytest.approx(11716.9, abs=0.1)
+
+
+def test_run_index_wraps_and_paths_may_name_a_run_or_its_file() -> None:
+    assert load_trace(BUNDLED_TRACE, 50).source.name == "run-1"
+    assert load_trace(BUNDLED_TRACE, 9).source.name == "run-10"
+    by_folder = load_trace(BUNDLED_TRACE / "run-7", 0)
+    by_file = load_trace(BUNDLED_TRACE / "run-7" / "components_original.txt", 3)
+    assert by_folder == by_file
+    assert by_folder.widths == load_trace(BUNDLED_TRACE, 6).widths
+
+
+def test_small_preset_replays_a_prefix_with_data_flowing_between_phases(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    params = {**workflow.preset("small").params, **FAST, "scale": 0.002}
+    result, phases, outputs = drive(store, params)
+    trace = load_trace(BUNDLED_TRACE, 0)
+    assert [len(p) for p in phases] == trace.widths[: params["max_phases"]]
+    assert result["phases"] == f"{params['max_phases']}/{len(trace.widths)}"
+    for calls, recorded in zip(phases, trace.phases, strict=False):
+        assert [c.kind for c in calls] == [f"kind-{t.category}" for t in recorded]
+        for call, task in zip(calls, recorded, strict=True):
+            assert call.args["cpu_s"] == pytest.approx(task.seconds * 0.002)
+    # each component of a phase reads an output of the previous phase
+    assert all(not c.args["reads"] for c in phases[0])
+    written = {key for results in outputs for r in results for key in r["outputs"].values()}
+    for calls, results in zip(phases[1:], outputs[1:], strict=True):
+        for call, out in zip(calls, results, strict=True):
+            assert len(call.args["reads"]) == 1 and call.args["reads"][0] in written
+            assert out["read_mb"] == pytest.approx(0.01, rel=0.05)
+    assert result["cpu_units"] == sum(r["cpu_units"] for rs in outputs for r in rs)
+
+
+# --- the component -------------------------------------------------------------------------
+
+
+def test_replay_does_the_sized_work(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put("in/a", b"x" * 1000)
+    fn = workflow.component_fn("kind-3")
+    out = fn(
+        context(store, "c"),
+        name="t",
+        cpu_s=0.05,
+        memory_mb=2.0,
+        reads=["in/a"],
+        writes=[["out.bin", 0.25]],
+        seed=1,
+        rate=RATE,
+    )
+    assert out["cpu_units"] == round(0.05 * RATE)
+    assert out["read_mb"] == pytest.approx(1000 / 2**20)
+    assert out["written_mb"] == pytest.approx(0.25)
+    assert len(store.get(out["outputs"]["out.bin"])) == int(0.25 * 2**20)
+    again = fn(
+        context(store, "c2"),
+        name="t",
+        cpu_s=0.05,
+        memory_mb=2.0,
+        reads=["in/a"],
+        writes=[["out.bin", 0.25]],
+        seed=1,
+        rate=RATE,
+    )
+    assert again["checksum"] == out["checksum"] and again["result"] == out["result"]
+
+
+def test_calibration_and_thread_split() -> None:
+    assert work.units_per_second() > 0
+    assert work.units_per_second() == work.units_per_second()  # measured once per process
+    units, _ = work.run_cpu(0.1, threads=3, rate=100.0)
+    assert units == 10
+    assert work.run_cpu(0.0, threads=2) == (0, 0.0)
+    assert work.touch_memory(1.5).nbytes == int(1.5 * 2**20)
+
+
+# --- WfFormat ------------------------------------------------------------------------------
+
+
+def test_wfformat_levels_become_phases() -> None:
+    trace = load_trace(DATA / "montage-mini.json")
+    assert trace.format == "wfformat"
+    assert trace.widths == [4, 3, 1, 1, 4, 1]
+    assert [trace.kind(phase[0]) for phase in trace.phases] == [
+        "kind-0",
+        "kind-1",
+        "kind-2",
+        "kind-3",
+        "kind-4",
+        "kind-5",
+    ]
+    add = trace.phases[-1][0]
+    assert add.category == "mAdd"
+    assert add.seconds == pytest.approx(20.0 * 1.8)  # runtime x avgCPU share
+    assert add.memory_mb == pytest.approx(900.0)
+    assert dict(add.outputs) == {"mosaic.fits": pytest.approx(200.0)}
+    assert set(trace.external_inputs) == {f"raw_{i}.fits" for i in range(4)}
+
+
+def test_wfformat_legacy_layout_and_core_cap() -> None:
+    trace = load_trace(DATA / "blast-mini-1.4.json")
+    assert trace.widths == [1, 3, 1]
+    blast = trace.phases[1][0]
+    assert blast.category == "blastall"
+    assert blast.seconds == pytest.approx(40.0 * 3.5)
+    assert trace.external_inputs == {"query.fasta": 12.0, "nr.db": 500.0}
+
+
+def test_wfcommons_and_plain_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_wfcommons = [load_trace(DATA / n) for n in ("montage-mini.json", "genome-mini.json")]
+    monkeypatch.setattr(formats, "_wfcommons_available", lambda: False)
+    plain = [load_trace(DATA / n) for n in ("montage-mini.json", "genome-mini.json")]
+    assert with_wfcommons == plain
+
+
+def test_a_folder_of_instances_is_replayed_one_per_run() -> None:
+    names = [load_trace(DATA, index).name for index in range(4)]
+    assert names == ["blast-mini", "1000genome-mini", "montage-mini", "blast-mini"]
+
+
+def test_wfformat_replay_passes_files_from_producers_to_consumers(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    params = {**FAST, "trace": str(DATA / "genome-mini.json"), "scale": 0.001}
+    result, phases, outputs = drive(store, params)
+    assert result["widths"] == [4, 1, 4]
+    assert result["kinds"]["kind-0"] == "individuals"
+    merge = phases[1][0]
+    produced = {k for r in outputs[0] for k in r["outputs"].values()}
+    assert len(merge.args["reads"]) == 3 and set(merge.args["reads"]) <= produced
+    # workflow inputs are staged once, scaled, and shared by the runs of the trace
+    staged = [k for k in store.list("trace-inputs")]
+    assert len(staged) == 2
+    assert len(store.get(next(k for k in staged if k.endswith("chr1.vcf")))) == int(
+        300 * 0.001 * 2**20
+    )
+    mem = {c.args["name"]: c.args["memory_mb"] for c in phases[0]}
+    assert mem["individuals_ID0000000"] == pytest.approx(0.4)
+    capped, _, _ = drive(
+        store,
+        {
+            **params,
+            "scale": 1.0,
+            "max_memory_mb": 8.0,
+            "max_file_mb": 0.5,
+            "units_per_second": 0.01,
+        },
+    )
+    assert capped["cpu_units"] == 0
+
+
+# --- invalid traces ------------------------------------------------------------------------
+
+
+def _daydream_run(tmp_path: Path, components: str, times: str | None) -> Path:
+    run = tmp_path / "run-1"
+    run.mkdir(parents=True)
+    (run / "components_original.txt").write_text(components)
+    if times is not None:
+        (run / "function_service_time-baseline.txt").write_text(times)
+    return run
+
+
+BAD_DAYDREAM = [
+    ("[1, 2]\n[3, 4\n", "1.0\n2.0\n3.0\n4.0\n", "line 2 is not a list of component ids"),
+    ("[1, 2]\n[]\n", "1.0\n2.0\n", "line 2 is not a non-empty list"),
+    ("[1, 99]\n", "1.0\n2.0\n", "component id 99"),
+    ("[1, 2]\n[3]\n", "1.0\n2.0\n", "has 2 service times for the 3 components"),
+    ("[1, 2]\n", "1.0\nfast\n", "line 2 is not a number of seconds"),
+    ("[1, 2]\n", "1.0\n-2\n", "is not a valid service time"),
+    ("\n\n", "1.0\n", "is empty"),
+    ("[1, 2]\n", None, "has no function_service_time-baseline.txt"),
+]
+
+
+@pytest.mark.parametrize(("components", "times", "message"), BAD_DAYDREAM)
+def test_bad_daydream_traces_are_one_line_usage_errors(
+    tmp_path: Path, components: str, times: str | None, message: str
+) -> None:
+    run = _daydream_run(tmp_path, components, times)
+    with pytest.raises(UsageError) as caught:
+        load_trace(tmp_path, 0)
+    text = str(caught.value)
+    assert message in text
+    assert str(run) in text and "\n" not in text
+
+
+def _truncated(tmp_path: Path) -> Path:
+    text = (DATA / "montage-mini.json").read_text()
+    path = tmp_path / "truncated.json"
+    path.write_text(text[: len(text) // 2])
+    return path
+
+
+def _edited(tmp_path: Path, edit: Any) -> Path:
+    data = json.loads((DATA / "genome-mini.json").read_text())
+    edit(data)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _cycle(data: dict[str, Any]) -> None:
+    tasks = data["workflow"]["specification"]["tasks"]
+    tasks[0]["parents"] = [tasks[3]["id"]]
+    tasks[3]["children"].append(tasks[0]["id"])
+
+
+def _unknown_parent(data: dict[str, Any]) -> None:
+    data["workflow"]["specification"]["tasks"][2]["parents"] = ["nobody"]
+
+
+def _no_parents_field(data: dict[str, Any]) -> None:
+    del data["workflow"]["specification"]["tasks"][1]["parents"]
+
+
+def _no_runtimes(data: dict[str, Any]) -> None:
+    del data["workflow"]["execution"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_truncated, "is not valid JSON (line"),
+        (lambda tmp: _edited(tmp, _cycle), "cycle"),
+        (lambda tmp: _edited(tmp, _unknown_parent), "nobody"),
+        (lambda tmp: _edited(tmp, _no_parents_field), "'parents' is a required property"),
+        (lambda tmp: _edited(tmp, _no_runtimes), "records no task runtimes"),
+        (lambda tmp: _write(tmp, "[]"), "is not a WfFormat instance"),
+        (lambda tmp: _write(tmp, ""), "is empty"),
+    ],
+)
+def test_bad_wfformat_instances_are_one_line_usage_errors(
+    tmp_path: Path, make: Any, message: str
+) -> None:
+    path = make(tmp_path)
+    with pytest.raises(UsageError) as caught:
+        load_trace(path)
+    text = str(caught.value)
+    assert message in text, text
+    assert str(path) in text and "\n" not in text
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "instance.json"
+    path.write_text(text)
+    return path
+
+
+def test_missing_path_or_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file or directory"):
+        load_trace(tmp_path / "absent")
+    with pytest.raises(UsageError, match="holds no DayDream run folders"):
+        load_trace(tmp_path)
+
+
+def test_the_phase_generator_fails_before_any_phase(tmp_path: Path) -> None:
+    run = RunContext(
+        params={"trace": str(tmp_path / "nope.json")},
+        seed=1,
+        run_index=0,
+        store=LocalObjectStore(tmp_path),
+    )
+    with pytest.raises(UsageError, match=r"nope\.json"):
+        workflow.plan(run)
+
+
+def test_a_copied_trace_folder_replays_like_the_bundled_one(tmp_path: Path) -> None:
+    shutil.copytree(BUNDLED_TRACE / "run-3", tmp_path / "ccl" / "run-3")
+    assert load_trace(tmp_path / "ccl", 5).widths == load_trace(BUNDLED_TRACE, 2).widths
+
+
+def test_the_plain_reader_reports_cycles_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(formats, "_wfcommons_available", lambda: False)
+    path = _edited(tmp_path, _cycle)
+    with pytest.raises(UsageError, match="dependency cycle among tasks"):
+        load_trace(path)
