@@ -99,6 +99,8 @@ class ExecutionEnvironment:
         payload: Mapping[str, Any] = {k: v for k, v in event.items() if k != wire.RESERVED}
         if options.get(wire.OPT_PAYLOAD_KEY):
             payload = json.loads(open_store(transfer).get(str(options[wire.OPT_PAYLOAD_KEY])))
+        if "store" not in payload and self.default_transfer:
+            payload = {**payload, "store": self.default_transfer}  # the provider's own store
         kind = str(payload.get("kind", ""))
         with self._lock:  # Lambda sends one invocation at a time; the lock keeps it honest
             first = self.invocations == 0

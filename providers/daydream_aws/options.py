@@ -141,8 +141,13 @@ class AwsOptions:
 
 
 def vcpus(memory_mb: int) -> float:
-    """Lambda's CPU share at `memory_mb`: proportional to memory, six vCPUs at the top."""
-    return round(min(MAX_VCPUS, memory_mb / MB_PER_VCPU), 2)
+    """Lambda's CPU share at `memory_mb`: proportional up to one vCPU at 1769 MB, then linear
+    to six vCPUs at 10240 MB (the two points AWS documents)."""
+    if memory_mb <= MB_PER_VCPU:
+        share = memory_mb / MB_PER_VCPU
+    else:
+        share = 1.0 + (memory_mb - MB_PER_VCPU) * (MAX_VCPUS - 1.0) / (MAX_MEMORY_MB - MB_PER_VCPU)
+    return round(min(MAX_VCPUS, share), 2)
 
 
 def _convert(name: str, kind: str, raw: str) -> Any:

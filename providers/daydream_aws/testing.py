@@ -142,6 +142,8 @@ class _Run:
     """One invocation running in its instance's thread."""
 
     done: threading.Event = field(default_factory=threading.Event)
+    initialised: threading.Event = field(default_factory=threading.Event)
+    handler_started: float = 0.0  # time.monotonic() when the handler was called
     value: Any = None
     error: BaseException | None = None
     error_trace: list[str] = field(default_factory=list)
@@ -479,6 +481,8 @@ class LambdaFake:
                         instance.init_ms = (time.perf_counter() - started) * 1000.0
                         run.init_ms = instance.init_ms
                 started = time.perf_counter()
+                run.handler_started = time.monotonic()
+                run.initialised.set()
                 try:
                     run.value = instance.handler(event, context)
                 except BaseException as exc:
@@ -491,6 +495,7 @@ class LambdaFake:
                     state.busy -= 1
                     if not run.abandoned and not run.init_error and instance.handler is not None:
                         state.idle.append(instance)
+                run.initialised.set()
                 run.done.set()
 
         threading.Thread(target=work, name=f"fake-lambda-{request_id[:8]}", daemon=True).start()
@@ -500,23 +505,19 @@ class LambdaFake:
         self, request: Any, function: Any, run: _Run, request_id: str, tail: bool
     ) -> AWSResponse:
         read_timeout = getattr(self._local, "read_timeout", None)
-        limit = float(function.timeout) + (INIT_TIMEOUT_S if run.cold else 0.0)
-        wait = limit if read_timeout is None else min(limit, float(read_timeout))
-        if not run.done.wait(wait):
-            if read_timeout is not None and float(read_timeout) < limit:
+        now = time.monotonic()
+        client_deadline = now + float(read_timeout) if read_timeout is not None else math.inf
+        # The init phase has its own limit; the function's timeout starts with the handler.
+        if not run.initialised.wait(min(INIT_TIMEOUT_S, client_deadline - now)):
+            if client_deadline <= now + INIT_TIMEOUT_S:
+                raise ReadTimeoutError(endpoint_url=request.url)
+            return self._timed_out(request, function, run, request_id, tail, INIT_TIMEOUT_S)
+        function_deadline = run.handler_started + float(function.timeout)
+        if not run.done.wait(max(0.0, min(function_deadline, client_deadline) - time.monotonic())):
+            if client_deadline < function_deadline:
                 # The client gives up first; the function runs on, as on Lambda.
                 raise ReadTimeoutError(endpoint_url=request.url)
-            with self._lock:
-                run.abandoned = True  # Lambda resets an environment that timed out
-            payload = {
-                "errorType": "Sandbox.Timedout",
-                "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
-                f"{float(function.timeout):.2f} seconds",
-            }
-            report = self._report(
-                function, run, request_id, float(function.timeout) * 1000.0, status="timeout"
-            )
-            return self._invocation(request, payload, report, tail, unhandled=True)
+            return self._timed_out(request, function, run, request_id, tail, function.timeout)
         duration = run.duration_ms
         if run.error is not None:
             payload = {
@@ -550,6 +551,19 @@ class LambdaFake:
             return self._invocation(request, payload, report, tail, unhandled=True)
         report = self._report(function, run, request_id, duration)
         return self._invocation(request, result, report, tail, unhandled=False)
+
+    def _timed_out(
+        self, request: Any, function: Any, run: _Run, request_id: str, tail: bool, limit: float
+    ) -> AWSResponse:
+        with self._lock:
+            run.abandoned = True  # Lambda resets an environment that timed out
+        payload = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
+            f"{float(limit):.2f} seconds",
+        }
+        report = self._report(function, run, request_id, float(limit) * 1000.0, status="timeout")
+        return self._invocation(request, payload, report, tail, unhandled=True)
 
     def _report(
         self,
@@ -663,3 +677,11 @@ def conformance_environment(workdir: Path) -> Iterator[Any]:
             leftovers=fake.leftovers,
             fake=fake,
         )
+
+
+def fake_provider(fake: LambdaFake, state_dir: Path, **options: str) -> Any:
+    """An `AwsProvider` against `fake` (its options, overridden by `options`)."""
+    from daydream_aws.provider import AwsProvider
+
+    settings = ProviderSettings(state_dir=state_dir, options={**fake.options(), **options})
+    return AwsProvider(settings)
