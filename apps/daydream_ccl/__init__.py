@@ -1,0 +1,1 @@
+"""The CCL cosmology workflow for daydream (pyccl + CAMB); see docs/ccl.md."""
