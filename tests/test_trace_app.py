@@ -32,7 +32,7 @@ def context(store: LocalObjectStore, name: str, phase: int = 0) -> ComponentCont
 
 
 def drive(
-    store: LocalObjectStore, params: Mapping[str, Any], run_index: int = 0
+    store: LocalObjectStore, params: Mapping[str, Any], run_index: int = 1
 ) -> tuple[Any, list[list[Call]], list[list[Any]]]:
     run = RunContext(params=params, seed=11, run_index=run_index, store=store)
     generator = workflow.plan(run)
@@ -80,9 +80,9 @@ def test_bundled_trace_is_attributed() -> None:
 
 def test_every_bundled_run_matches_its_recorded_concurrency() -> None:
     total_components, total_seconds = 0, 0.0
-    for index in range(50):
+    for index in range(1, 51):
         trace = load_trace(BUNDLED_TRACE, index)
-        assert trace.source.name == f"run-{index + 1}"
+        assert trace.source.name == f"run-{index}"
         recorded = (trace.source / "concurrency_original.txt").read_text().split()
         assert trace.widths == [int(float(w)) for w in recorded]
         lines = (trace.source / "components_original.txt").read_text().splitlines()
@@ -95,19 +95,22 @@ def test_every_bundled_run_matches_its_recorded_concurrency() -> None:
 
 
 def test_run_index_wraps_and_paths_may_name_a_run_or_its_file() -> None:
-    assert load_trace(BUNDLED_TRACE, 50).source.name == "run-1"
-    assert load_trace(BUNDLED_TRACE, 9).source.name == "run-10"
-    by_folder = load_trace(BUNDLED_TRACE / "run-7", 0)
+    # daydream counts runs from 1, as its run-<i> output folders
+    assert load_trace(BUNDLED_TRACE, 1).source.name == "run-1"
+    assert load_trace(BUNDLED_TRACE, 10).source.name == "run-10"
+    assert load_trace(BUNDLED_TRACE, 51).source.name == "run-1"
+    assert load_trace(BUNDLED_TRACE, 0).source.name == "run-1"
+    by_folder = load_trace(BUNDLED_TRACE / "run-7", 1)
     by_file = load_trace(BUNDLED_TRACE / "run-7" / "components_original.txt", 3)
     assert by_folder == by_file
-    assert by_folder.widths == load_trace(BUNDLED_TRACE, 6).widths
+    assert by_folder.widths == load_trace(BUNDLED_TRACE, 7).widths
 
 
 def test_small_preset_replays_a_prefix_with_data_flowing_between_phases(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path)
     params = {**workflow.preset("small").params, **FAST, "scale": 0.002}
     result, phases, outputs = drive(store, params)
-    trace = load_trace(BUNDLED_TRACE, 0)
+    trace = load_trace(BUNDLED_TRACE, 1)
     assert [len(p) for p in phases] == trace.widths[: params["max_phases"]]
     assert result["phases"] == f"{params['max_phases']}/{len(trace.widths)}"
     for calls, recorded in zip(phases, trace.phases, strict=False):
@@ -207,7 +210,7 @@ def test_wfcommons_and_plain_readers_agree(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_folder_of_instances_is_replayed_one_per_run() -> None:
-    names = [load_trace(DATA, index).name for index in range(4)]
+    names = [load_trace(DATA, index).name for index in range(1, 5)]
     assert names == ["blast-mini", "1000genome-mini", "montage-mini", "blast-mini"]
 
 
@@ -271,7 +274,7 @@ def test_bad_daydream_traces_are_one_line_usage_errors(
 ) -> None:
     run = _daydream_run(tmp_path, components, times)
     with pytest.raises(UsageError) as caught:
-        load_trace(tmp_path, 0)
+        load_trace(tmp_path, 1)
     text = str(caught.value)
     assert message in text
     assert str(run) in text and "\n" not in text
@@ -350,7 +353,7 @@ def test_the_phase_generator_fails_before_any_phase(tmp_path: Path) -> None:
     run = RunContext(
         params={"trace": str(tmp_path / "nope.json")},
         seed=1,
-        run_index=0,
+        run_index=1,
         store=LocalObjectStore(tmp_path),
     )
     with pytest.raises(UsageError, match=r"nope\.json"):
@@ -359,7 +362,7 @@ def test_the_phase_generator_fails_before_any_phase(tmp_path: Path) -> None:
 
 def test_a_copied_trace_folder_replays_like_the_bundled_one(tmp_path: Path) -> None:
     shutil.copytree(BUNDLED_TRACE / "run-3", tmp_path / "ccl" / "run-3")
-    assert load_trace(tmp_path / "ccl", 5).widths == load_trace(BUNDLED_TRACE, 2).widths
+    assert load_trace(tmp_path / "ccl", 5).widths == load_trace(BUNDLED_TRACE, 3).widths
 
 
 def test_the_plain_reader_reports_cycles_itself(

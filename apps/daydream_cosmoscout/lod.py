@@ -86,8 +86,8 @@ def camera_from_view(
     target = unit_vector(lat + float(view.get("look_ahead_deg", 0.0)), lon)
     return Camera(
         name=str(view["name"]),
-        position=tuple(position.tolist()),  # type: ignore[arg-type]
-        target=tuple(target.tolist()),  # type: ignore[arg-type]
+        position=(float(position[0]), float(position[1]), float(position[2])),
+        target=(float(target[0]), float(target[1]), float(target[2])),
         fov_deg=float(view["fov_deg"]),
         width=width,
         height=height,

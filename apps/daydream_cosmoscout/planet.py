@@ -41,7 +41,10 @@ class Planet:
     def icrf_to_body(self, days_since_j2000: float) -> np.ndarray:
         """The 3x3 rotation taking ICRF vectors to this body's body-fixed frame."""
         alpha, delta, meridian = (np.radians(v) for v in self.pole_and_meridian(days_since_j2000))
-        return _rot_z(meridian) @ _rot_x(np.pi / 2 - delta) @ _rot_z(np.pi / 2 + alpha)
+        rotation: np.ndarray = (
+            _rot_z(meridian) @ _rot_x(np.pi / 2 - delta) @ _rot_z(np.pi / 2 + alpha)
+        )
+        return rotation
 
 
 def _rot_z(angle: float) -> np.ndarray:

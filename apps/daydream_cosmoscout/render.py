@@ -1,9 +1,9 @@
 """Ray-cast rendering of a tile cut: shaded view and level-of-detail map, written as PNG.
 
 Each screen pixel casts a ray at the unit sphere; the hit point is looked up in the cut (the
-deepest prepared tile containing it), its elevation and albedo read from that tile's samples,
-the normal taken from finite differences of the elevation (exaggerated for legibility), and
-the point lit by the Sun with Lambert's law.
+deepest prepared tile containing it), its elevation and albedo interpolated bilinearly from
+that tile's samples, the normal taken from central differences of the relief (exaggerated for
+legibility), and the point lit by the Sun with Lambert's law.
 """
 
 from __future__ import annotations
@@ -64,6 +64,41 @@ class CutSamples:
             sample[rows] = leaf[rows] * r2 + within
         return leaf, sample
 
+    def _leaves_at(self, level: int, tiles: np.ndarray) -> np.ndarray:
+        """Leaf numbers of tiles (level, tiles); -1 where that tile is not a leaf."""
+        uniq = 4 ** (level + 1) + tiles
+        where = np.clip(np.searchsorted(self._uniq, uniq), 0, len(self._uniq) - 1)
+        return np.where(self._uniq[where] == uniq, self._order[where], -1)
+
+    def interpolate(self, points: np.ndarray, field: np.ndarray) -> np.ndarray:
+        """Bilinear interpolation of per-sample `field` at unit vectors (HEALPix weights).
+
+        Neighbouring samples from leaves of another level are left out (their weights are
+        renormalised away); points outside the cut get 0.
+        """
+        leaf, sample = self.locate(points)
+        out = np.where(sample >= 0, field[np.maximum(sample, 0)], 0.0)
+        ok = leaf >= 0
+        r2 = self.resolution**2
+        levels = np.where(ok, self.levels[np.maximum(leaf, 0)], -1)
+        for level in np.unique(levels[ok]):
+            rows = np.nonzero(levels == level)[0]
+            theta, phi = hp.vec2ang(points[rows])
+            pixels, weights = hp.get_interp_weights(
+                int(2**level * self.resolution), theta, phi, nest=True
+            )
+            total = np.zeros(len(rows))
+            weight = np.zeros(len(rows))
+            for pix, w in zip(pixels, weights, strict=True):
+                tiles = pix // r2
+                owner = self._leaves_at(int(level), tiles)
+                valid = owner >= 0
+                index = np.maximum(owner, 0) * r2 + (pix - tiles * r2)
+                total += np.where(valid, w * field[index], 0.0)
+                weight += np.where(valid, w, 0.0)
+            out[rows] = np.where(weight > 0, total / np.maximum(weight, 1e-12), out[rows])
+        return out
+
 
 def ray_hits(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """(mask of pixels whose ray hits the unit sphere, hit points for those pixels)."""
@@ -98,8 +133,7 @@ def render_view(
         return rgb, level_image, stats
     leaf, sample = cut.locate(points)
     ok = sample >= 0
-    elevation = np.where(ok, cut.elevation[np.maximum(sample, 0)], 0.0)
-    albedo = np.where(ok, cut.albedo[np.maximum(sample, 0)], 0.1)
+    albedo = np.where(ok, cut.interpolate(points, cut.albedo), 0.1)
     levels = np.where(ok, cut.levels[np.maximum(leaf, 0)], 0)
     step = np.array(
         [hp.nside2resol(int(2**lv * cut.resolution)) for lv in range(cut.max_level + 1)]
@@ -112,10 +146,10 @@ def render_view(
     north = np.cross(points, east)
     gradient = np.zeros_like(points)
     for axis in (east, north):
-        # central differences over ±1.5 samples: smoother than nearest-sample neighbours
-        ahead = _elevation_at(cut, points + 1.5 * eps[:, None] * axis, elevation)
-        behind = _elevation_at(cut, points - 1.5 * eps[:, None] * axis, elevation)
-        gradient += ((ahead - behind) / (3.0 * eps))[:, None] * axis
+        # central differences of the bilinearly interpolated relief, one sample each way
+        ahead = _elevation_at(cut, points + eps[:, None] * axis)
+        behind = _elevation_at(cut, points - eps[:, None] * axis)
+        gradient += ((ahead - behind) / (2.0 * eps))[:, None] * axis
     normal = points - exaggeration * gradient
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
     sun = np.asarray(sun_direction, dtype=np.float64)
@@ -130,10 +164,8 @@ def render_view(
     return rgb, level_image, stats
 
 
-def _elevation_at(cut: CutSamples, points: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    points = points / np.linalg.norm(points, axis=1, keepdims=True)
-    _, sample = cut.locate(points)
-    return np.where(sample >= 0, cut.elevation[np.maximum(sample, 0)], fallback)
+def _elevation_at(cut: CutSamples, points: np.ndarray) -> np.ndarray:
+    return cut.interpolate(points / np.linalg.norm(points, axis=1, keepdims=True), cut.elevation)
 
 
 def png_bytes(

@@ -51,7 +51,8 @@ def random_alm(cl: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     real = rng.standard_normal(ell.size)
     imag = rng.standard_normal(ell.size)
     alm = np.where(m == 0, real * sigma, (real + 1j * imag) * sigma / np.sqrt(2.0))
-    return alm.astype(np.complex128)
+    out: np.ndarray = alm.astype(np.complex128)
+    return out
 
 
 def synthesise_map(
@@ -63,7 +64,8 @@ def synthesise_map(
     field = hp.alm2map(alm, nside, lmax=lmax)
     field = hp.reorder(field, r2n=True)
     field = (field - field.mean()) / field.std() * rms + mean
-    return field.astype(np.float32)
+    out: np.ndarray = field.astype(np.float32)
+    return out
 
 
 def fitted_slope(field_nested: np.ndarray, lmin: int, lmax: int) -> float:
@@ -82,14 +84,16 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
 
 
 def _uniform(seed: int, level: int, tiles: np.ndarray, slot: int, channel: int) -> np.ndarray:
     """Uniform [0, 1) numbers that are a pure function of their arguments."""
     head = _splitmix(np.array([seed * 1_000_003 + level * 101 + slot * 11 + channel], np.uint64))
     bits = _splitmix(tiles.astype(np.uint64) ^ head)
-    return (bits >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    out: np.ndarray = (bits >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return out
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ def _base(
         # exact: the mean of the NESTED children of each sample pixel
         factor = (nside // sample_nside) ** 2
         blocks = field.reshape(-1, factor).astype(np.float64).mean(axis=1)
-        return blocks[pixels]
+        exact: np.ndarray = blocks[pixels]
+        return exact
     theta, phi = hp.vec2ang(vectors)
-    return hp.get_interp_val(field.astype(np.float64), theta, phi, nest=True)
+    return np.asarray(hp.get_interp_val(field.astype(np.float64), theta, phi, nest=True))

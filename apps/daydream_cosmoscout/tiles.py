@@ -16,7 +16,8 @@ import numpy as np
 
 def coarsen(samples: np.ndarray) -> np.ndarray:
     """One level up a NESTED pyramid: the mean of each group of four children."""
-    return samples.reshape(-1, 4).mean(axis=1)
+    coarse: np.ndarray = samples.reshape(-1, 4).mean(axis=1)
+    return coarse
 
 
 def refine_repeat(samples: np.ndarray) -> np.ndarray:

@@ -79,11 +79,11 @@ DEFAULTS: dict[str, Any] = {
     "pyramid_levels": 2,
     "max_level": 9,
     "max_crater_level": 13,
-    "threshold_px": 2.0,
+    "threshold_px": 1.5,
     "max_refine": 8,
     "refine_phases": 4,
-    "image_width": 320,
-    "image_height": 240,
+    "image_width": 400,
+    "image_height": 300,
     "exaggeration": 6.0,
     "views": list(DEFAULT_VIEWS),
 }
@@ -96,12 +96,18 @@ workflow = Workflow(
     ),
     presets={
         "small": Preset(
-            {},
+            dict(DEFAULTS),
             runs=1,
             description="Mars at nside 512, 64x64-sample tiles, 3 cameras, up to 4 refinements",
         ),
         "paper": Preset(
-            {"max_refine": 10, "refine_phases": 5, "image_width": 400, "image_height": 300},
+            {
+                **DEFAULTS,
+                "max_refine": 10,
+                "refine_phases": 5,
+                "image_width": 480,
+                "image_height": 360,
+            },
             runs=50,
             description="50 runs: the scene's time and cameras move on with each run",
         ),
@@ -293,12 +299,10 @@ def render(
     image_key = ctx.key(f"{view.name}.png")
     lod_key = ctx.key(f"{view.name}-lod.png")
     ctx.store.put(image_key, png_bytes(rgb))
-    lod = np.ma.masked_less(level_image, 0).astype(np.float64)
+    lod = np.where(level_image >= 0, level_image, np.nan).astype(np.float64)  # sky: no colour
     ctx.store.put(
         lod_key,
-        png_bytes(
-            lod.filled(np.nan), cmap="viridis", vmin=0, vmax=max(1, samples_of_cut.max_level)
-        ),
+        png_bytes(lod, cmap="viridis", vmin=0, vmax=max(1, samples_of_cut.max_level)),
     )
     seen = level_image[level_image >= 0]
     return {

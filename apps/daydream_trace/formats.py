@@ -5,8 +5,9 @@ Two formats:
 - **DayDream evaluation trace**: a run folder with ``components_original.txt`` (one line per
   phase, a Python list of component-kind ids) and ``function_service_time-baseline.txt`` (one
   service time in seconds per component, in the same order). A folder of ``run-<i>`` folders
-  is a whole trace; run index ``r`` of a daydream run replays its ``(r mod N)``-th run folder in
-  numeric order (``run-1`` first).
+  is a whole trace; run ``i`` of daydream (written to ``run-<i>/``, counted from 1) replays
+  ``run-<i>``, wrapping around after the last folder (with 50 folders, run 51 replays
+  ``run-1``).
 - **WfCommons WfFormat** JSON instances: tasks become components, dependency levels become
   phases (a task with no parent is at level 0, any other one level below its deepest parent),
   recorded runtime x CPU share, memory and file sizes size the work. 1.5+ instances are read
@@ -92,6 +93,11 @@ def _run_number(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
+def _pick(items: Sequence[Path], run_index: int) -> Path:
+    """Run i (counted from 1, like daydream's ``run-<i>`` outputs) takes item i, wrapping."""
+    return items[(max(run_index, 1) - 1) % len(items)]
+
+
 def resolve(path: str | Path, run_index: int) -> tuple[Path, str]:
     """Which file or run folder replays run `run_index`, and its format."""
     root = Path(path).expanduser()
@@ -106,10 +112,10 @@ def resolve(path: str | Path, run_index: int) -> tuple[Path, str]:
         )
         runs = [p for p in runs if _run_number(p) >= 0]
         if runs:
-            return runs[run_index % len(runs)], "daydream"
+            return _pick(runs, run_index), "daydream"
         instances = sorted(p for p in root.iterdir() if p.suffix == ".json" and p.is_file())
         if instances:
-            return instances[run_index % len(instances)], "wfformat"
+            return _pick(instances, run_index), "wfformat"
         raise _fail(
             root,
             f"holds no DayDream run folders (run-<i>/{COMPONENTS}) and no WfFormat .json files",
@@ -125,7 +131,7 @@ def resolve(path: str | Path, run_index: int) -> tuple[Path, str]:
     return (root, "wfformat") if head == "{" else (root.parent, "daydream")
 
 
-def load_trace(path: str | Path, run_index: int = 0) -> Trace:
+def load_trace(path: str | Path, run_index: int = 1) -> Trace:
     """Read the recorded run that run `run_index` replays from `path`."""
     source, kind = resolve(path, run_index)
     if kind == "daydream":
@@ -383,7 +389,7 @@ def _read_modern_plain(path: Path, data: dict[str, Any]) -> list[_Task]:
 
 def _read_legacy(path: Path, workflow: dict[str, Any]) -> list[_Task]:
     """WfFormat ≤ 1.4: ``workflow.tasks`` (or ``jobs``) with runtimes and files inline."""
-    entries = workflow.get("tasks", workflow.get("jobs"))
+    entries: list[Any] = workflow.get("tasks") or workflow.get("jobs") or []
     tasks = []
     names: dict[str, str] = {}
     for number, task in enumerate(entries):
@@ -391,7 +397,8 @@ def _read_legacy(path: Path, workflow: dict[str, Any]) -> list[_Task]:
             raise _fail(path, f"workflow.tasks[{number}] has no name")
         names[str(task["name"])] = str(task.get("id", task["name"]))
     for task in entries:
-        inputs, outputs = [], []
+        inputs: list[tuple[str, float]] = []
+        outputs: list[tuple[str, float]] = []
         for f in task.get("files", []):
             if not isinstance(f, dict):
                 raise _fail(path, f"task {task['name']!r} has a file that is not an object")

@@ -1,10 +1,10 @@
 """Calibrated real work: CPU, memory and I/O sized to what a trace recorded.
 
 CPU work is counted in *units* (an FFT low-pass filter of a 32768-sample signal and a small
-matrix product), never in sleeps. How many units make one second is calibrated once per
-process on one thread (`units_per_second`), at instance init when this module is preloaded; a
-component then runs ``seconds x rate`` units split over the threads its tier affords, so a
-bigger tier finishes the same work sooner.
+matrix product), never in sleeps. How many units make one CPU-second is calibrated once per
+process on one thread (`units_per_second`), at instance init when `daydream_trace.calibrate`
+is preloaded; a component then runs ``seconds x rate`` units split over the threads its tier
+affords, so a bigger tier finishes the same work sooner.
 """
 
 from __future__ import annotations
@@ -43,14 +43,19 @@ def cpu_units(count: int, salt: int = 0) -> float:
 
 @functools.cache
 def units_per_second() -> float:
-    """Units per second on one thread, measured once per process (best of three bursts)."""
+    """Units per CPU-second of one thread, measured once per process (best of five bursts).
+
+    The clock is the thread's CPU time, not the wall clock: instances that start together
+    (a phase of cold starts) share the cores while they calibrate, and a wall-clock rate would
+    then size every later component's work to a fraction of what the trace recorded.
+    """
     cpu_units(3)  # first-call costs: FFT plan cache, allocations
     best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
+    for _ in range(5):
+        started = time.thread_time()
         cpu_units(20)
-        best = min(best, time.perf_counter() - started)
-    return 20.0 / best
+        best = min(best, time.thread_time() - started)
+    return 20.0 / max(best, 1e-6)
 
 
 def run_cpu(

@@ -57,9 +57,9 @@ workflow = Workflow(
     ),
     presets={
         "small": Preset(
-            {"max_phases": 4, "scale": 0.15},
+            {"max_phases": 6, "scale": 0.2},
             runs=1,
-            description="the first 4 phases of the bundled CCL trace's run-1, at scale 0.15",
+            description="the first 6 phases of a bundled CCL run (run-<i> for run i), scale 0.2",
         ),
         "paper": Preset(
             {"scale": 0.05},
