@@ -372,3 +372,15 @@ def test_the_plain_reader_reports_cycles_itself(
     path = _edited(tmp_path, _cycle)
     with pytest.raises(UsageError, match="dependency cycle among tasks"):
         load_trace(path)
+
+
+def test_a_components_file_of_any_name_reads_its_service_times_beside_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "phases.txt").write_text("[1, 2]\n[3]\n")
+    (tmp_path / "function_service_time-baseline.txt").write_text("1.0\n2.0\n3.0\n")
+    trace = load_trace(tmp_path / "phases.txt")
+    assert trace.widths == [2, 1] and trace.seconds == pytest.approx(6.0)
+    (tmp_path / "broken.txt").write_text("[1, 2]\n[3, 4\n")
+    with pytest.raises(UsageError, match=r"broken\.txt: line 2 is not a list"):
+        load_trace(tmp_path / "broken.txt")

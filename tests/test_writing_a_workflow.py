@@ -38,7 +38,7 @@ def drive(
     workflow: Workflow, store: LocalObjectStore, params: Mapping[str, Any]
 ) -> tuple[Any, list[list[Call]]]:
     """What the engine does, in-process: run each phase's components, send back results."""
-    run = RunContext(params=params, seed=0, run_index=0, store=store)
+    run = RunContext(params=params, seed=0, run_index=1, store=store)
     generator = workflow.plan(run)
     phases: list[list[Call]] = []
     try:
@@ -83,7 +83,7 @@ def test_example_integrates_adaptively(example: Any, tmp_path: Path) -> None:
 
 def test_example_rejects_bad_input_with_a_usage_error(example: Any, tmp_path: Path) -> None:
     params = {**example.workflow.preset("small").params, "integrand": "nope"}
-    run = RunContext(params=params, seed=0, run_index=0, store=LocalObjectStore(tmp_path))
+    run = RunContext(params=params, seed=0, run_index=1, store=LocalObjectStore(tmp_path))
     with pytest.raises(UsageError, match="unknown integrand"):
         next(example.workflow.plan(run))
 

@@ -99,20 +99,24 @@ def _pick(items: Sequence[Path], run_index: int) -> Path:
 
 
 def resolve(path: str | Path, run_index: int) -> tuple[Path, str]:
-    """Which file or run folder replays run `run_index`, and its format."""
+    """The file that run `run_index` replays, and its format ("daydream" or "wfformat").
+
+    For a DayDream trace the file is a run's components file; its service times are read from
+    ``function_service_time-baseline.txt`` beside it.
+    """
     root = Path(path).expanduser()
     if not root.exists():
         raise _fail(root, "no such file or directory")
     if root.is_dir():
         if (root / COMPONENTS).is_file():
-            return root, "daydream"
+            return root / COMPONENTS, "daydream"
         runs = sorted(
             (p for p in root.iterdir() if p.is_dir() and (p / COMPONENTS).is_file()),
             key=_run_number,
         )
         runs = [p for p in runs if _run_number(p) >= 0]
         if runs:
-            return _pick(runs, run_index), "daydream"
+            return _pick(runs, run_index) / COMPONENTS, "daydream"
         instances = sorted(p for p in root.iterdir() if p.suffix == ".json" and p.is_file())
         if instances:
             return _pick(instances, run_index), "wfformat"
@@ -120,23 +124,20 @@ def resolve(path: str | Path, run_index: int) -> tuple[Path, str]:
             root,
             f"holds no DayDream run folders (run-<i>/{COMPONENTS}) and no WfFormat .json files",
         )
-    if root.name == COMPONENTS:
-        return root.parent, "daydream"
     if root.suffix == ".json":
         return root, "wfformat"
     try:
         head = root.read_text(encoding="utf-8", errors="replace").lstrip()[:1]
     except OSError as exc:
         raise _fail(root, f"cannot be read ({exc.strerror})") from None
-    return (root, "wfformat") if head == "{" else (root.parent, "daydream")
+    return root, ("wfformat" if head == "{" else "daydream")
 
 
 def load_trace(path: str | Path, run_index: int = 1) -> Trace:
     """Read the recorded run that run `run_index` replays from `path`."""
     source, kind = resolve(path, run_index)
     if kind == "daydream":
-        components = Path(path) if Path(path).name == COMPONENTS else source / COMPONENTS
-        return read_daydream(components)
+        return read_daydream(source)
     return read_wfformat(source)
 
 
