@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,10 @@ def test_same_seed_same_run(tiny_run: Any, tmp_path: Path) -> None:
 def test_later_runs_move_the_scene_on(tmp_path: Path) -> None:
     result, _, _ = drive(LocalObjectStore(tmp_path), {**TINY, "refine_phases": 0}, run_index=3)
     assert result["time"] == "2024-05-01T21:00:00"
+
+
+def test_ephemeris_far_from_the_leap_second_table_is_quiet() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sky = scene_ephemeris("mars", "2031-07-01T00:00:00", samples=2)
+    assert 1.38 < sky["sun_distance_au"] < 1.67

@@ -7,6 +7,7 @@ geocentric GCRS apparent places).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,10 @@ iers.conf.auto_max_age = None
 import astropy.units as u  # noqa: E402
 from astropy.coordinates import get_body, get_body_barycentric, solar_system_ephemeris  # noqa: E402
 from astropy.time import Time  # noqa: E402
+
+# pyerfa (an astropy dependency) warns of "dubious years" past its leap-second table, where
+# UTC is extrapolated: harmless for lighting a scene, and noise in every instance's log
+from erfa import ErfaWarning  # noqa: E402
 
 from daydream_cosmoscout.planet import planet as planet_by_name  # noqa: E402
 
@@ -35,6 +40,12 @@ def scene_ephemeris(body: str, when_iso: str, samples: int = 24) -> dict[str, An
     light the rendered views), the sub-solar point, and over one rotation of the body
     (`samples` instants) the sub-solar longitude track.
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ErfaWarning)
+        return _scene_ephemeris(body, when_iso, samples)
+
+
+def _scene_ephemeris(body: str, when_iso: str, samples: int) -> dict[str, Any]:
     target = planet_by_name(body)
     when = Time(when_iso, scale="utc")
     with solar_system_ephemeris.set("builtin"):
