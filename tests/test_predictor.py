@@ -112,3 +112,20 @@ def test_start_costs_weigh_idle_init_against_latency() -> None:
     assert costs.cold_start == pytest.approx(0.001)
     cheaper_tier = start_costs(Tier(LOW, 5120, 3), AWS_LAMBDA_X86, init_ms=1000.0)
     assert cheaper_tier.critical_ratio > costs.critical_ratio
+
+
+def test_tiers_share_the_total_as_the_latest_run_split_it() -> None:
+    # Placement changed its mind between runs; the total width did not.
+    history = [[{HIGH: 6, LOW: 6}, {HIGH: 12, LOW: 0}], [{HIGH: 3, LOW: 9}, {HIGH: 0, LOW: 12}]]
+    costs = {HIGH: StartCosts(1.0, 4.0), LOW: StartCosts(1.0, 4.0)}
+    observation = Observation(history=history, current=[], next_phase=1, costs=costs)
+    assert DayDreamPredictor().predict(observation) == {HIGH: 0, LOW: 12}
+
+
+def test_each_tier_uses_its_own_critical_ratio() -> None:
+    rng = np.random.default_rng(5)
+    history = [[{HIGH: int(w), LOW: int(w)}] for w in 2 + np.round(10 * rng.weibull(2.0, 40))]
+    costs = {HIGH: StartCosts(1.0, 0.1), LOW: StartCosts(1.0, 10.0)}
+    observation = Observation(history=history, current=[], next_phase=0, costs=costs)
+    counts = DayDreamPredictor().predict(observation)
+    assert counts[LOW] > counts[HIGH]

@@ -109,9 +109,13 @@ class WeibullFit:
 class DayDreamPredictor:
     """Weibull fit of observed concurrency; critical-ratio quantile per tier.
 
-    Samples are the widths of the same phase in earlier runs when there are enough of them
+    The fit is to total phase widths, which do not depend on how placement splits a phase
+    between tiers (placement keeps learning, especially in the first runs). Samples are the
+    widths of the same phase in earlier runs when there are at least `min_samples` of them
     (workflows repeat their shape), otherwise every phase seen so far in this and earlier runs.
-    With fewer than `min_samples`, it predicts the last observed width (persistence).
+    Each tier then gets its share of the quantile at its own critical ratio; the share is the
+    tier's in the same phase of the latest earlier run, else in the latest phase of this run.
+    With fewer than `min_samples` widths it predicts the last width seen (persistence).
     """
 
     name = "daydream"
@@ -120,29 +124,46 @@ class DayDreamPredictor:
         self.min_samples = min_samples
         self.max_instances = max_instances
 
-    def samples(self, observation: Observation, tier: str) -> list[int]:
+    def samples(self, observation: Observation) -> list[int]:
         same_phase = [
-            run[observation.next_phase].get(tier, 0)
+            sum(run[observation.next_phase].values())
             for run in observation.history
             if len(run) > observation.next_phase
         ]
         if len(same_phase) >= self.min_samples:
             return same_phase
-        pooled = [phase.get(tier, 0) for run in observation.history for phase in run]
-        return pooled + [phase.get(tier, 0) for phase in observation.current]
+        pooled = [sum(phase.values()) for run in observation.history for phase in run]
+        return pooled + [sum(phase.values()) for phase in observation.current]
+
+    def shares(self, observation: Observation) -> dict[str, float]:
+        """Each tier's expected share of the next phase."""
+        latest = [
+            run[observation.next_phase]
+            for run in observation.history
+            if len(run) > observation.next_phase
+        ]
+        reference = (
+            latest[-1] if latest else (observation.current[-1] if observation.current else {})
+        )
+        total = sum(reference.get(t, 0) for t in observation.costs)
+        if total == 0:
+            return {t: 1.0 / len(observation.costs) for t in observation.costs}
+        return {t: reference.get(t, 0) / total for t in observation.costs}
 
     def predict(self, observation: Observation) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for tier, costs in observation.costs.items():
-            samples = self.samples(observation, tier)
-            if len(samples) < self.min_samples:
-                last = observation.current[-1] if observation.current else {}
-                counts[tier] = int(last.get(tier, samples[-1] if samples else 0))
-                continue
-            fit = WeibullFit.fit(samples)
-            wanted = fit.quantile(costs.critical_ratio)
-            counts[tier] = min(self.max_instances, math.ceil(wanted - 1e-9))
-        return counts
+        samples = self.samples(observation)
+        shares = self.shares(observation)
+        if len(samples) < self.min_samples:
+            last = samples[-1] if samples else 0
+            return {t: round(last * shares[t]) for t in observation.costs}
+        fit = WeibullFit.fit(samples)
+        return {
+            tier: min(
+                self.max_instances,
+                math.ceil(fit.quantile(costs.critical_ratio) * shares[tier] - 1e-9),
+            )
+            for tier, costs in observation.costs.items()
+        }
 
 
 class NoHotStart:
