@@ -152,6 +152,7 @@ class _Run:
     init_ms: float = 0.0
     duration_ms: float = 0.0
     abandoned: bool = False
+    instance: _Instance | None = None
 
 
 class LambdaFake:
@@ -163,8 +164,16 @@ class LambdaFake:
         server: bool = False,
         region: str = DEFAULT_REGION,
         max_concurrency: int = 1000,
+        isolation: str = "thread",
     ) -> None:
+        if isolation not in ("thread", "serial", "process"):
+            raise ValueError(f"isolation must be thread, serial or process, not {isolation!r}")
+        if isolation == "process" and not server:
+            raise ValueError("process isolation needs server=True (instances reach moto by HTTP)")
         self.server = server
+        self.isolation = isolation
+        self._processes: list[_ProcessHandler] = []
+        self._serial = threading.Lock()
         self.region = region
         self.max_concurrency = max_concurrency
         self.endpoint_url: str | None = None
@@ -247,6 +256,9 @@ class LambdaFake:
             self._mock = None
         with self._lock:
             self._functions.clear()
+            processes, self._processes = self._processes, []
+        for process in processes:
+            process.close()
 
     def _moto_api(self, path: str, body: Mapping[str, Any]) -> None:
         request = urllib.request.Request(
@@ -428,6 +440,9 @@ class LambdaFake:
         )
         state = self._functions.get(function.function_name)
         if state is None or state.revision != revision:
+            if state is not None:
+                for instance in state.idle:
+                    _close(instance)
             state = _FunctionState(revision, package_error=self._check_package(function))
             self._functions[function.function_name] = state
         return state
@@ -460,18 +475,25 @@ class LambdaFake:
         event: Any,
         request_id: str,
     ) -> _Run:
-        run = _Run(cold=instance.handler is None)
+        run = _Run(cold=instance.handler is None, instance=instance)
         deadline = time.monotonic() + float(function.timeout)
         context = _Context(function, request_id, deadline)
 
         def work() -> None:
+            if self.isolation == "serial":
+                with self._serial:
+                    execute()
+            else:
+                execute()
+
+        def execute() -> None:
             try:
                 if instance.handler is None:
                     started = time.perf_counter()
                     try:
                         if state.package_error is not None:
                             raise ImportError(state.package_error)
-                        instance.handler = _load_handler(function)
+                        instance.handler = self._load_handler(function)
                     except BaseException as exc:
                         run.init_error = True
                         run.error = exc
@@ -507,11 +529,13 @@ class LambdaFake:
         read_timeout = getattr(self._local, "read_timeout", None)
         now = time.monotonic()
         client_deadline = now + float(read_timeout) if read_timeout is not None else math.inf
-        # The init phase has its own limit; the function's timeout starts with the handler.
-        if not run.initialised.wait(min(INIT_TIMEOUT_S, client_deadline - now)):
-            if client_deadline <= now + INIT_TIMEOUT_S:
+        # The init phase has its own 10 s; an init that takes longer goes on (suppressed, as
+        # Lambda says) under the function's timeout, which otherwise starts with the handler.
+        init_limit = INIT_TIMEOUT_S + float(function.timeout)
+        if not run.initialised.wait(min(init_limit, client_deadline - now)):
+            if client_deadline <= now + init_limit:
                 raise ReadTimeoutError(endpoint_url=request.url)
-            return self._timed_out(request, function, run, request_id, tail, INIT_TIMEOUT_S)
+            return self._timed_out(request, function, run, request_id, tail, function.timeout)
         function_deadline = run.handler_started + float(function.timeout)
         if not run.done.wait(max(0.0, min(function_deadline, client_deadline) - time.monotonic())):
             if client_deadline < function_deadline:
@@ -522,9 +546,9 @@ class LambdaFake:
         if run.error is not None:
             payload = {
                 "errorMessage": str(run.error),
-                "errorType": type(run.error).__name__,
+                "errorType": getattr(run.error, "error_type", type(run.error).__name__),
                 "requestId": request_id,
-                "stackTrace": run.error_trace,
+                "stackTrace": getattr(run.error, "stack", run.error_trace),
             }
             if run.init_error:
                 payload["errorType"] = "Runtime.ImportModuleError"
@@ -552,11 +576,37 @@ class LambdaFake:
         report = self._report(function, run, request_id, duration)
         return self._invocation(request, result, report, tail, unhandled=False)
 
+    def _load_handler(self, function: Any) -> Callable[[Any, Any], Any]:
+        """The function's handler in one new execution environment (runs its init)."""
+        environ = {
+            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            **{k: str(v) for k, v in function.environment_vars.items()},
+        }
+        handler = function.handler
+        if function.package_type == "Image":
+            handler = (function.image_config.cmd or [wire.HANDLER])[0]
+        if self.isolation == "process":
+            process = _ProcessHandler(environ, handler)
+            with self._lock:
+                self._processes.append(process)
+            return process
+        if handler == wire.HANDLER:
+            from daydream_aws.handler import ExecutionEnvironment
+
+            return ExecutionEnvironment(environ)
+        # Another handler, in threads: imported once, so environments share its module state.
+        module_name, _, attribute = handler.rpartition(".")
+        fn: Callable[[Any, Any], Any] = getattr(importlib.import_module(module_name), attribute)
+        return fn
+
     def _timed_out(
         self, request: Any, function: Any, run: _Run, request_id: str, tail: bool, limit: float
     ) -> AWSResponse:
         with self._lock:
             run.abandoned = True  # Lambda resets an environment that timed out
+        _close(run.instance)
         payload = {
             "errorType": "Sandbox.Timedout",
             "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
@@ -644,25 +694,98 @@ def _zip_names(data: bytes) -> list[str]:
         return []
 
 
-def _load_handler(function: Any) -> Callable[[Any, Any], Any]:
-    """The function's handler for one new execution environment (its init)."""
-    environ = {
-        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        **{k: str(v) for k, v in function.environment_vars.items()},
-    }
-    handler = function.handler
-    if function.package_type == "Image":
-        handler = (function.image_config.cmd or [wire.HANDLER])[0]
-    if handler == wire.HANDLER:
-        from daydream_aws.handler import ExecutionEnvironment
+class _RemoteError(Exception):
+    """An exception raised inside an instance process, as the Lambda runtime reports it."""
 
-        return ExecutionEnvironment(environ)
-    # Any other handler: imported once per process, so environments share its module state.
+    def __init__(self, error_type: str, message: str, stack: list[str]) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.stack = stack
+
+
+class _ProcessHandler:
+    """An execution environment in its own process, as on Lambda: its own module state, its
+    own native libraries' globals; the init is the process start and the handler's import."""
+
+    def __init__(self, environ: Mapping[str, str], handler: str) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_environment_main, args=(child, dict(environ), handler), daemon=True
+        )
+        self.process.start()
+        child.close()
+        reply = self._receive()
+        if reply[0] != "ready":
+            self.close()
+            raise _RemoteError(reply[1], reply[2], reply[3])
+
+    def _receive(self) -> tuple[Any, ...]:
+        try:
+            reply: tuple[Any, ...] = self._conn.recv()
+        except (EOFError, OSError):
+            code = self.process.exitcode
+            return ("error", "Runtime.ExitError", f"Runtime exited with status {code}", [])
+        return reply
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        remaining = context.get_remaining_time_in_millis()
+        try:
+            self._conn.send((json.dumps(event), context.aws_request_id, remaining))
+        except (OSError, ValueError):
+            raise _RemoteError("Runtime.ExitError", "Runtime exited", []) from None
+        reply = self._receive()
+        if reply[0] == "ok":
+            return json.loads(reply[1])
+        raise _RemoteError(reply[1], reply[2], reply[3])
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self._conn.close()
+
+
+def _close(instance: _Instance | None) -> None:
+    if instance is not None and isinstance(instance.handler, _ProcessHandler):
+        instance.handler.close()
+
+
+class _ChildContext:
+    def __init__(self, request_id: str, remaining_ms: int) -> None:
+        self.aws_request_id = request_id
+        self._deadline = time.monotonic() + remaining_ms / 1000.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _environment_main(conn: Any, environ: dict[str, str], handler: str) -> None:
+    """An instance process: the function's variables, its handler imported (the init), then
+    one invocation at a time until the fake closes the pipe."""
+    os.environ.update(environ)
     module_name, _, attribute = handler.rpartition(".")
-    fn: Callable[[Any, Any], Any] = getattr(importlib.import_module(module_name), attribute)
-    return fn
+    try:
+        fn = getattr(importlib.import_module(module_name), attribute)
+    except BaseException as exc:
+        stack = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+        conn.send(("init_error", type(exc).__name__, str(exc), stack))
+        return
+    conn.send(("ready",))
+    while True:
+        try:
+            event, request_id, remaining_ms = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            value = json.dumps(fn(json.loads(event), _ChildContext(request_id, remaining_ms)))
+        except BaseException as exc:
+            stack = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+            conn.send(("error", type(exc).__name__, str(exc), stack))
+        else:
+            conn.send(("ok", value))
 
 
 @contextmanager
