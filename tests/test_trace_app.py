@@ -384,3 +384,15 @@ def test_a_components_file_of_any_name_reads_its_service_times_beside_it(
     (tmp_path / "broken.txt").write_text("[1, 2]\n[3, 4\n")
     with pytest.raises(UsageError, match=r"broken\.txt: line 2 is not a list"):
         load_trace(tmp_path / "broken.txt")
+
+
+def test_an_unexpected_wfcommons_release_falls_back_to_the_plain_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = load_trace(DATA / "montage-mini.json")
+
+    def incompatible(path: Path, data: Any) -> Any:
+        raise AttributeError("'Task' object has no attribute 'avg_cpu'")
+
+    monkeypatch.setattr(formats, "_read_with_wfcommons", incompatible)
+    assert load_trace(DATA / "montage-mini.json") == expected

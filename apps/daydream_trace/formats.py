@@ -298,26 +298,45 @@ def _wfcommons_available() -> bool:
 
 
 def _read_modern(path: Path, data: dict[str, Any]) -> list[_Task]:
-    """WfFormat 1.5+: with wfcommons when installed, else from the documented layout."""
-    if _wfcommons_available():
+    """WfFormat 1.5+: with wfcommons when installed, else from the documented layout.
+
+    An invalid instance is a `UsageError`; if this wfcommons release validates or reads
+    instances differently than expected, the documented layout is read instead (the plain
+    reader reports what it cannot read as a `UsageError` too).
+    """
+    if not _wfcommons_available():
+        return _read_modern_plain(path, data)
+    try:
+        _validate_with_wfcommons(path, data)
         return _read_with_wfcommons(path, data)
-    return _read_modern_plain(path, data)
+    except (ImportError, AttributeError, TypeError, KeyError, ValueError):
+        return _read_modern_plain(path, data)
 
 
-def _read_with_wfcommons(path: Path, data: dict[str, Any]) -> list[_Task]:
-    from wfcommons.wfinstances.instance import Instance
+def _quiet_logger() -> logging.Logger:
+    quiet = logging.getLogger("daydream.trace.wfcommons")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    return quiet
+
+
+def _validate_with_wfcommons(path: Path, data: dict[str, Any]) -> None:
+    """Validate against the shipped schema and wfcommons' semantic checks."""
     from wfcommons.wfinstances.schema import SchemaValidator
 
-    quiet = logging.getLogger("daydream.trace.wfcommons")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    validator = SchemaValidator(SCHEMA, logger=quiet)
+    validator = SchemaValidator(SCHEMA, logger=_quiet_logger())
     try:
         validator.validate_instance(data)
     except (RuntimeError, KeyError, TypeError) as exc:
         problem = validator.errors[0] if validator.errors else str(exc)
         raise _fail(path, f"is not a valid WfFormat instance: {problem}") from None
-    instance = Instance(path, schema_file=str(SCHEMA), logger=quiet)
+
+
+def _read_with_wfcommons(path: Path, data: dict[str, Any]) -> list[_Task]:
+    from wfcommons.wfinstances.instance import Instance
+
+    instance = Instance(path, schema_file=str(SCHEMA), logger=_quiet_logger())
     spec_tasks = {t["id"]: t for t in data["workflow"]["specification"]["tasks"]}
     tasks = []
     for task_id, task in instance.workflow.tasks.items():
