@@ -99,7 +99,7 @@ class S3ObjectStore(ObjectStore):
         keys = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=full
+                Bucket=self.bucket, Prefix=full if prefix else search
             )
             for page in pages:
                 for item in page.get("Contents", []):
