@@ -23,11 +23,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(BENCH), os.environ.get("PYTHONPATH")) if p
 )
 
+from daydream_local.provider import LocalProvider  # noqa: E402
+
 from daydream_core.engine import Engine  # noqa: E402
 from daydream_core.model import HIGH, LOW, StartKind  # noqa: E402
 from daydream_core.plugins import apps, policies  # noqa: E402
 from daydream_core.profile import ProfileStore  # noqa: E402
-from daydream_local.provider import LocalProvider  # noqa: E402
 
 
 def controller_overhead(work: Path, runs: int) -> dict[str, float]:
@@ -39,8 +40,14 @@ def controller_overhead(work: Path, runs: int) -> dict[str, float]:
     try:
         workflow = bench_workflow.workflow
         for index in range(1, runs + 1):
-            run = engine.run(workflow, preset="small", params=workflow.preset("small").params,
-                             seed=0, run_index=index, out_dir=work / "out")
+            run = engine.run(
+                workflow,
+                preset="small",
+                params=workflow.preset("small").params,
+                seed=0,
+                run_index=index,
+                out_dir=work / "out",
+            )
             for phase in run.phases:
                 longest = max(r.service_ms for r in phase.invocations) / 1000.0
                 overheads.append(phase.phase_time_s - longest)
@@ -60,8 +67,11 @@ def start_latency(work: Path, runtime_name: str, samples: int) -> dict[str, floa
     if runtime_name == "bench":
         import bench_workflow
 
-        runtime, kind, args = bench_workflow.workflow.runtime, "matmul", {
-            "size": 64, "repeats": 1, "seed": 0}
+        runtime, kind, args = (
+            bench_workflow.workflow.runtime,
+            "matmul",
+            {"size": 64, "repeats": 1, "seed": 0},
+        )
     else:
         runtime = apps()[runtime_name].load().runtime
         kind, args = "__warmup__", {}
@@ -97,8 +107,11 @@ def tier_speedup(work: Path, samples: int) -> dict[str, float]:
     import bench_workflow
 
     provider = LocalProvider(work / "tiers")
-    payload = {"kind": "matmul", "args": {"size": 1200, "repeats": 4, "seed": 1},
-               "store": (work / "store").as_uri()}
+    payload = {
+        "kind": "matmul",
+        "args": {"size": 1200, "repeats": 4, "seed": 1},
+        "store": (work / "store").as_uri(),
+    }
     times: dict[str, list[float]] = {HIGH: [], LOW: []}
     try:
         for tier in (HIGH, LOW):
@@ -126,17 +139,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         overhead = controller_overhead(work, options.runs)
-        print(f"controller overhead per phase ({overhead['phases']} phases): median "
-              f"{overhead['overhead_ms_median']:.1f} ms, max {overhead['overhead_ms_max']:.1f} ms, "
-              f"{100 * overhead['overhead_share']:.2f}% of phase time")
+        print(
+            f"controller overhead per phase ({overhead['phases']} phases): median "
+            f"{overhead['overhead_ms_median']:.1f} ms, max {overhead['overhead_ms_max']:.1f} ms, "
+            f"{100 * overhead['overhead_share']:.2f}% of phase time"
+        )
         for name in ("bench", options.app_runtime):
             latency = start_latency(work, name, options.samples)
-            print(f"start latency, {name} runtime: cold {latency['cold_ms_median']:.0f} ms, "
-                  f"hot {latency['hot_ms_median']:.1f} ms, cold/hot = {latency['ratio']:.0f}x")
+            print(
+                f"start latency, {name} runtime: cold {latency['cold_ms_median']:.0f} ms, "
+                f"hot {latency['hot_ms_median']:.1f} ms, cold/hot = {latency['ratio']:.0f}x"
+            )
         tiers = tier_speedup(work, options.samples)
-        print(f"tier speed-up (multi-threaded matmul): high {tiers['high_ms_median']:.0f} ms "
-              f"({tiers['high_vcpus']:g} vCPU), low {tiers['low_ms_median']:.0f} ms "
-              f"({tiers['low_vcpus']:g} vCPU), low/high = {tiers['low_over_high']:.2f}x")
+        print(
+            f"tier speed-up (multi-threaded matmul): high {tiers['high_ms_median']:.0f} ms "
+            f"({tiers['high_vcpus']:g} vCPU), low {tiers['low_ms_median']:.0f} ms "
+            f"({tiers['low_vcpus']:g} vCPU), low/high = {tiers['low_over_high']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -166,6 +166,7 @@ def run(
         parameters["trace"] = str(trace.resolve())
     if scale is not None:
         parameters["scale"] = scale
+    workflow.validate(parameters)
     total = runs or chosen.runs
     out_dir = (out or Path("daydream-out") / app).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,9 @@ class Engine:
         history = self.profile.width_history(key)
         current: list[dict[str, int]] = []
         predicted: dict[int, dict[str, int]] = {0: self._predict(history, current, 0, workflow)}
-        context = RunContext(params=params, seed=seed, run_index=run_index, store=store)
+        context = RunContext(
+            params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
+        )
         phases = workflow.plan(context)
         try:
             calls = next(phases)

@@ -68,6 +68,7 @@ class RunContext:
     seed: int
     run_index: int
     store: ObjectStore
+    run_id: str = "adhoc"  # prefix of the keys this run's components write (ctx.key)
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +117,7 @@ class Workflow:
         self._module = module
         self._components: dict[str, ComponentFn] = {}
         self._plan: Callable[[RunContext], PhaseGenerator] | None = None
+        self._validate: Callable[[Mapping[str, Any]], None] | None = None
         _REGISTRY[name] = self
 
     def component(self, fn: ComponentFn | None = None, *, name: str | None = None) -> Any:
@@ -135,6 +137,18 @@ class Workflow:
         if self._module is None:
             self._module = fn.__module__
         return fn
+
+    def validator(
+        self, fn: Callable[[Mapping[str, Any]], None]
+    ) -> Callable[[Mapping[str, Any]], None]:
+        """Register a check of run parameters, run before anything is deployed; it raises
+        `UsageError` with one line naming what is wrong."""
+        self._validate = fn
+        return fn
+
+    def validate(self, params: Mapping[str, Any]) -> None:
+        if self._validate is not None:
+            self._validate(params)
 
     @property
     def components(self) -> Mapping[str, ComponentFn]:

@@ -113,3 +113,13 @@ def test_a_failed_run_reports_the_component_and_exits_1(
     assert "daydream: error: component 'explode' (p3-c1, phase 3) failed" in err
     assert "ValueError: boom in phase 2" in err
     assert (out / "run-1" / "phase_time.txt").read_text().count("\n") == 3
+
+
+def test_a_bad_trace_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    trace = tmp_path / "truncated.json"
+    trace.write_text('{"name": "x", "workflow": {"tasks": [')
+    result = _daydream("run", "trace", "--trace", str(trace), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("daydream: error: ") and "truncated.json" in line
+    assert not (tmp_path / "out").exists()

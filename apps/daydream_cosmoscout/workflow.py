@@ -345,11 +345,6 @@ class TileIndex:
             self.where[tile] = (str(block["elevation_key"]), str(block["albedo_key"]), i * samples)
 
 
-def run_prefix(key: str) -> str:
-    """The run's own key prefix, from a key a component wrote (``run_id/component/name``)."""
-    return key.split("/", 1)[0]
-
-
 @workflow.phases
 def plan(run: RunContext):  # type: ignore[no-untyped-def]
     p = {**DEFAULTS, **{k: v for k, v in run.params.items() if v is not None}}
@@ -436,7 +431,7 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
     selection = select(
         index.errors, index.where, cameras, float(p["threshold_px"]), int(p["max_level"])
     )
-    cut_key = f"{run_prefix(relief['key'])}/controller/cut.json"
+    cut_key = f"{run.run_id}/controller/cut.json"
     run.store.put_json(
         cut_key,
         {

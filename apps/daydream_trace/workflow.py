@@ -124,6 +124,13 @@ def _params(run: RunContext) -> dict[str, Any]:
     return {**DEFAULTS, **{k: v for k, v in run.params.items() if v is not None}}
 
 
+@workflow.validator
+def check(params: Mapping[str, Any]) -> None:
+    """Read the trace before anything is deployed: a bad file is one line, exit 2."""
+    p = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    load_trace(str(p["trace"]), 1)
+
+
 @workflow.phases
 def plan(run: RunContext) -> PhaseGenerator:
     """Read the trace now (a bad file fails before any phase), then replay it."""

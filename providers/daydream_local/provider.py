@@ -9,6 +9,7 @@ so local numbers compare with cloud ones.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from daydream_local.instance import Instance
 
 PRICE_TABLES = {"aws-x86_64": AWS_LAMBDA_X86, "aws-arm64": AWS_LAMBDA_ARM}
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous limit, so apps behave alike
+INSTANCE_BUDGET_MB = 1024  # resident memory planned per instance for the default limit
 REFERENCE_MEMORY_MB = 10240  # the memory at which an instance gets every host CPU
 INIT_TIMEOUT_S = 300.0
 
@@ -57,6 +59,12 @@ def _positive_int(options: Mapping[str, str], key: str, default: int) -> int:
     if value <= 0:
         raise ConfigurationError(f"local option {key}={raw!r} must be a positive integer")
     return value
+
+
+def default_concurrency() -> int:
+    """Instances mostly wait for CPUs on a small host; what bounds them is memory."""
+    memory_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    return max(8, min(64, memory_mb // INSTANCE_BUDGET_MB))
 
 
 class LocalProvider(Provider):
@@ -79,7 +87,7 @@ class LocalProvider(Provider):
             LOW: self._tier(LOW, low_memory_mb, len(cpus)),
         }
         self._prices = prices
-        self._concurrency = concurrency or max(8, 2 * len(cpus))
+        self._concurrency = concurrency or default_concurrency()
         self._keep_alive_s = keep_alive_s
         self._cpus = CpuAllocator(cpus)
         self._log_dir = Path(state_dir) / "instances"
