@@ -295,6 +295,26 @@ def test_controller_can_load_the_workflow_after_scipy() -> None:
     assert done.stdout.strip() == "guarded"
 
 
+def test_parameters_are_validated_before_deployment() -> None:
+    from daydream_exafel.workflow import workflow
+
+    from daydream_core.errors import UsageError
+
+    for name in workflow.presets:
+        workflow.validate(workflow.preset(name).params)
+    workflow.validate(TEST_PARAMS)
+    bad: list[dict[str, Any]] = [
+        {"completness_target": 0.9},  # typo
+        {"shot": {"hitrate": 0.5}},
+        {"completeness_target": 1.5},
+        {"min_batch": 64, "max_batch": 8},
+        {"d_min": 1.0},  # beyond the detector's corners
+    ]
+    for params in bad:
+        with pytest.raises(UsageError):
+            workflow.validate(params)
+
+
 def test_next_batch_size_follows_the_completeness_curve() -> None:
     from daydream_exafel.workflow import next_batch_size
 

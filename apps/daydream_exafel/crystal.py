@@ -65,6 +65,16 @@ class CrystalModel:
         return np.array(ops)
 
     @cached_property
+    def index_rotations(self) -> np.ndarray:
+        """Proper rotations R of the point group in index space: h and R^T h are equivalent."""
+        ops = []
+        for op in self.symmetry.space_group().build_derived_point_group().all_ops():
+            r = np.array(op.r().as_double()).reshape(3, 3)
+            if np.linalg.det(r) > 0:
+                ops.append(r)
+        return np.array(ops)
+
+    @cached_property
     def p1_lookup(self) -> tuple[np.ndarray, np.ndarray]:
         """Full-sphere (P1, with Friedel mates) true intensities on a dense hkl grid.
 

@@ -43,12 +43,19 @@ class Geometry:
     def from_json(cls, data: Mapping[str, Any]) -> Geometry:
         return cls(**{k: data[k] for k in ("wavelength", "distance_mm", "pixel_mm", "size")})
 
+    def _resolution_at(self, radius_mm: float) -> float:
+        two_theta = np.arctan2(radius_mm, self.distance_mm)
+        return float(self.wavelength / (2.0 * np.sin(two_theta / 2.0)))
+
     @property
     def edge_resolution(self) -> float:
         """Resolution (Angstrom) at the middle of the detector's edge."""
-        half = self.size / 2.0 * self.pixel_mm
-        two_theta = np.arctan2(half, self.distance_mm)
-        return float(self.wavelength / (2.0 * np.sin(two_theta / 2.0)))
+        return self._resolution_at(self.size / 2.0 * self.pixel_mm)
+
+    @property
+    def corner_resolution(self) -> float:
+        """Resolution (Angstrom) at the detector's corners (the best it records)."""
+        return self._resolution_at(self.size / 2.0 * self.pixel_mm * np.sqrt(2.0))
 
     def pixel_to_q(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Reciprocal vectors (n, 3) of points on the detector (fractional pixel positions)."""

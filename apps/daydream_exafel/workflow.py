@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from daydream_core.errors import UsageError
 from daydream_core.model import Call
 from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, RunContext, Workflow
 from daydream_exafel.cctbx_first import ensure_cctbx_importable
@@ -49,7 +50,7 @@ workflow = Workflow(
                 "space_group": "P 21 21 21",
                 "d_min": 2.5,
                 "geometry": {"wavelength": 1.3, "distance_mm": 90.0, "pixel_mm": 0.2, "size": 512},
-                "shot": {"hit_rate": 0.35, "spectrum_channels": 8},
+                "shot": {"hit_rate": 0.35, "spectrum_channels": 12},
                 "first_batch": 32,
                 "min_batch": 16,
                 "max_batch": 32,
@@ -67,13 +68,13 @@ workflow = Workflow(
                 "space_group": "P 43 21 2",
                 "d_min": 2.2,
                 "geometry": {"wavelength": 1.3, "distance_mm": 75.0, "pixel_mm": 0.2, "size": 512},
-                "shot": {"hit_rate": 0.3, "spectrum_channels": 12},
-                "first_batch": 64,
-                "min_batch": 32,
-                "max_batch": 128,
+                "shot": {"hit_rate": 0.3, "spectrum_channels": 16},
+                "first_batch": 32,
+                "min_batch": 16,
+                "max_batch": 64,
                 "shots_per_component": 8,
-                "hits_per_component": 3,
-                "completeness_target": 0.95,
+                "hits_per_component": 2,
+                "completeness_target": 0.98,
                 "max_batches": 10,
             },
             runs=50,
@@ -102,6 +103,74 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _MODELS: dict[tuple[str, str], Any] = {}
+_OPTION_FIELDS = {
+    "geometry": ("wavelength", "distance_mm", "pixel_mm", "size"),
+    "shot": (
+        "hit_rate",
+        "sigma_q",
+        "mean_spot_photons",
+        "crystal_size_spread",
+        "background",
+        "water_ring",
+        "oversample",
+        "bandwidth",
+        "spectrum_channels",
+        "zingers",
+    ),
+    "hit": ("sigma", "min_peaks"),
+    "spots": ("kernel", "sigma_background", "sigma_strong", "min_pixels", "max_pixels"),
+    "indexing": (
+        "n_basis",
+        "n_score",
+        "length_tol",
+        "angle_tol_deg",
+        "eps_max",
+        "match_tol",
+        "accept_fraction",
+        "n_solutions",
+        "min_matched",
+        "min_fraction",
+    ),
+    "merge": ("min_partiality", "cycles", "n_shells"),
+}
+
+
+@workflow.validator
+def validate(params: Mapping[str, Any]) -> None:
+    """Reject unknown or out-of-range parameters before anything is deployed."""
+    from daydream_exafel.geometry import Geometry
+
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(
+            f"exafel has no parameter {unknown[0]!r}; valid: {', '.join(sorted(DEFAULTS))}"
+        )
+    p = {**DEFAULTS, **dict(params)}
+    for group, fields in _OPTION_FIELDS.items():
+        if not isinstance(p[group], Mapping):
+            raise UsageError(f"exafel parameter {group!r} must be a mapping of {fields}")
+        extra = sorted(set(p[group]) - set(fields))
+        if extra:
+            raise UsageError(f"exafel {group!r} has no field {extra[0]!r}; valid: {fields}")
+    if not 0.0 < float(p["completeness_target"]) <= 1.0:
+        raise UsageError("exafel completeness_target must be in (0, 1]")
+    for name in ("first_batch", "min_batch", "max_batch", "shots_per_component"):
+        if int(p[name]) < 1:
+            raise UsageError(f"exafel {name} must be at least 1")
+    for name in ("hits_per_component", "max_batches"):
+        if int(p[name]) < 1:
+            raise UsageError(f"exafel {name} must be at least 1")
+    if int(p["min_batch"]) > int(p["max_batch"]):
+        raise UsageError("exafel min_batch must not exceed max_batch")
+    if len(p["unit_cell"]) != 6 or not isinstance(p["space_group"], str):
+        raise UsageError("exafel unit_cell needs six numbers and space_group a symbol")
+    geometry = Geometry(**dict(p["geometry"]))
+    corner = geometry.corner_resolution
+    if corner > float(p["d_min"]):
+        raise UsageError(
+            f"exafel detector reaches only ~{corner:.2f} A in its corners, short of d_min "
+            f"{float(p['d_min']):.2f} A: move it closer or make it larger"
+        )
 
 
 def _model(ctx: ComponentContext, key: str) -> Any:
@@ -240,7 +309,13 @@ def index_integrate(
         shot = int(entry["shot"])
         table = ctx.store.get_array(str(entry["spots"]))
         result = index_spots(
-            table[:, :2], table[:, 2], crystal.b_matrix, geo, d_min=crystal.d_min, **dict(options)
+            table[:, :2],
+            table[:, 2],
+            crystal.b_matrix,
+            geo,
+            d_min=crystal.d_min,
+            symmetry=crystal.index_rotations,
+            **dict(options),
         )
         if not result.indexed:
             failed.append(shot)
