@@ -14,6 +14,7 @@ from daydream_aws import wire
 from daydream_core.errors import (
     ComponentFailed,
     ConfigurationError,
+    DaydreamError,
     FunctionNotFound,
     FunctionTimeout,
     OutOfMemory,
@@ -59,7 +60,7 @@ class Transient(ProviderError):
     """A transient API failure, retried with backoff; re-raised as `ProviderError` at the end."""
 
 
-def api_error(code: str, message: str, status: int, function: str) -> ProviderError:
+def api_error(code: str, message: str, status: int, function: str) -> DaydreamError:
     """The typed error for an API error of Invoke."""
     if code == "ResourceNotFoundException" or status == 404:
         return FunctionNotFound(f"no Lambda function {function!r}: {message}")

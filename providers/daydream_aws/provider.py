@@ -10,6 +10,7 @@ when the provider is created.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import re
@@ -507,6 +508,7 @@ class AwsProvider(Provider):
             if version.get("Description") == description:
                 return str(version["LayerVersionArn"])
         transfer_key = None
+        content: dict[str, Any]
         if package == "layer-via-s3":
             transfer_key = f"_deploy/{layer}-{bundle.sha256[:16]}.zip"
             store = self.store()
@@ -702,8 +704,8 @@ class AwsProvider(Provider):
             if _code(exc) != "ResourceNotFoundException":
                 raise ProviderError(f"deleting {function.name!r} failed: {exc}") from None
 
-    def _functions(self, prefix: str) -> list[dict[str, Any]]:
-        found = []
+    def _functions(self, prefix: str) -> builtins.list[dict[str, Any]]:
+        found: builtins.list[dict[str, Any]] = []
         for page in self._lambda.get_paginator("list_functions").paginate():
             functions = page.get("Functions", [])
             found.extend(f for f in functions if f["FunctionName"].startswith(prefix))
@@ -712,9 +714,9 @@ class AwsProvider(Provider):
     def list(self, prefix: str = NAME_PREFIX) -> list[str]:
         return sorted(f["FunctionName"] for f in self._functions(prefix))
 
-    def cleanup(self, dry_run: bool = False) -> list[str]:
+    def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         """Every function, layer version and object daydream created (and its bucket)."""
-        removed: list[str] = []
+        removed: builtins.list[str] = []
         for function in self._functions(NAME_PREFIX):
             tags = self._lambda.list_tags(Resource=function["FunctionArn"]).get("Tags", {})
             if tags.get(wire.TAG_MANAGED) != "true":
@@ -742,7 +744,7 @@ class AwsProvider(Provider):
                 self._store = None
         return removed
 
-    def _cleanup_bucket(self, dry_run: bool) -> list[str]:
+    def _cleanup_bucket(self, dry_run: bool) -> builtins.list[str]:
         name = self._bucket_name()
         s3 = self._s3()
         try:

@@ -202,7 +202,7 @@ class LambdaFake:
         self.stop()
 
     def start(self) -> None:
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.models import DEFAULT_ACCOUNT_ID
 
         self.account = DEFAULT_ACCOUNT_ID
         if self.server:
@@ -329,7 +329,8 @@ class LambdaFake:
         self._local.read_timeout = getattr(config, "read_timeout", None)
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse:
-        self.invocations += 1
+        with self._lock:
+            self.invocations += 1
         request_id = str(uuid.uuid4())
         path = urlsplit(request.url).path
         name = unquote(path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0])
