@@ -1,7 +1,9 @@
 """The pool manager: hot starts ahead of phases, instance lives, release of the surplus.
 
-Hot starts for phase k+1 are issued on background threads while phase k runs. Instances that
-will be free after phase k count toward phase k+1's need, so only the shortfall is hot started.
+Hot starts for phase k+1 are issued on background threads while phase k runs. Instances alive
+now, busy in phase k or idle, will be free for phase k+1, so only the shortfall is hot started.
+What is alive is the provider's word (`Provider.instances`), not a count kept here: platforms
+end instances on their own (keep-alive expiry, eviction).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from daydream_core.provider import FunctionHandle, Provider, WarmStart
 
 @dataclass
 class InstanceLife:
-    """One instance, from its start to its release, as the engine saw it."""
+    """One instance, from its start to its end, as the engine saw it."""
 
     instance: str
     tier: str
@@ -29,7 +31,8 @@ class InstanceLife:
     init_ms: float
     served: int = 0
     last_run: int = 0
-    released_after_phase: int | None = None
+    ended_after_phase: int | None = None
+    ended_by: str | None = None  # "daydream" (released as surplus) or "platform"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,20 +61,22 @@ class PoolManager:
             if run_index in (life.started_in_run, life.last_run)
         ]
 
-    def live(self, tier: str) -> int:
-        """Instances of `tier` started and not released (busy or idle)."""
-        return sum(
-            1
-            for life in self.lives.values()
-            if life.tier == tier and life.released_after_phase is None
-        )
+    def live(self, tier: str, phase: int) -> int:
+        """Instances of `tier` alive now; lives the platform ended are closed at `phase`."""
+        alive = set(self.provider.instances(self.functions[tier]))
+        for life in self.lives.values():
+            if life.tier == tier and life.ended_by is None and life.instance not in alive:
+                life.ended_after_phase, life.ended_by = phase, "platform"
+        return len(alive)
 
     def prewarm(self, phase: int, predicted: Mapping[str, int]) -> dict[str, int]:
-        """Issue hot starts for `phase` without waiting; return how many per tier."""
+        """Issue the hot starts `phase` is short of, without waiting; return them per tier."""
         issued: dict[str, int] = {}
         for tier, wanted in predicted.items():
-            shortfall = wanted - self.live(tier)
-            if shortfall > 0 and tier in self.functions:
+            if tier not in self.functions:
+                continue
+            shortfall = wanted - self.live(tier, phase - 1)
+            if shortfall > 0:
                 future = self._executor.submit(self.provider.warm, self.functions[tier], shortfall)
                 self._pending.setdefault(phase, []).append((tier, future))
                 issued[tier] = shortfall
@@ -105,11 +110,11 @@ class PoolManager:
         return records
 
     def observe(self, record: InvocationRecord) -> None:
-        """Account for an invocation's instance (a cold start creates a life)."""
+        """Account for an invocation's instance (a cold start begins a life)."""
         if not record.instance:
             return
         life = self.lives.get(record.instance)
-        if life is None or life.released_after_phase is not None:
+        if life is None or life.ended_by is not None:
             origin = "cold" if record.start is StartKind.COLD else "hot"
             life = InstanceLife(
                 record.instance, record.tier, origin, self.run_index, record.phase, record.init_ms
@@ -126,7 +131,8 @@ class PoolManager:
         for tier, function in self.functions.items():
             for instance in self.provider.release(function, keep.get(tier, 0)):
                 if instance in self.lives:
-                    self.lives[instance].released_after_phase = after_phase
+                    life = self.lives[instance]
+                    life.ended_after_phase, life.ended_by = after_phase, "daydream"
                 released.append(instance)
         return released
 

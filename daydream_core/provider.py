@@ -108,6 +108,11 @@ class Provider(ABC):
         """Run one component synchronously; raise the typed errors on failure."""
 
     @abstractmethod
+    def instances(self, function: FunctionHandle) -> list[str]:
+        """Ids of the function's instances alive now, busy or idle: exact where the provider
+        runs them, else those seen recently enough that the platform still keeps them."""
+
+    @abstractmethod
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         """Stop idle instances beyond `keep` where the provider allows it; return their ids."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import resource
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from daydream_core.model import Tier
@@ -28,17 +28,24 @@ def max_rss_mb() -> float:
 class FunctionRuntime:
     """A loaded runtime environment, serving components by name."""
 
-    def __init__(self, runtime: RuntimeEnvironment, tier: Tier, threads: int) -> None:
+    def __init__(
+        self,
+        runtime: RuntimeEnvironment,
+        tier: Tier,
+        threads: int,
+        open_store: Callable[[str], ObjectStore] = open_store,
+    ) -> None:
         started = time.perf_counter()
         self.workflow = load_workflow(runtime)
         self.tier = tier
         self.threads = threads
+        self._open_store = open_store  # inside a cloud function there may be no entry points
         self._stores: dict[str, ObjectStore] = {}
         self.init_ms = (time.perf_counter() - started) * 1000.0
 
     def _store(self, uri: str) -> ObjectStore:
         if uri not in self._stores:
-            self._stores[uri] = open_store(uri)
+            self._stores[uri] = self._open_store(uri)
         return self._stores[uri]
 
     def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class RecordingProvider(Provider):
         self.releases_instances = releases
         self.failing_warm = failing_warm
         self._ids = itertools.count(1)
-        self._idle: dict[str, list[str]] = {HIGH: [], LOW: []}
+        self.alive: dict[str, list[str]] = {HIGH: [], LOW: []}  # all idle in this fake
         self._store = LocalObjectStore(tmp)
 
     def tiers(self) -> Mapping[str, Tier]:
@@ -58,7 +58,7 @@ class RecordingProvider(Provider):
             raise ProviderError("no capacity")
         self.warms.append((function.tier.name, n))
         started = [f"{function.tier.name}-{next(self._ids)}" for _ in range(n)]
-        self._idle[function.tier.name] += started
+        self.alive[function.tier.name] += started
         return [WarmStart(i, 800.0, 800.0) for i in started]
 
     def invoke(
@@ -66,10 +66,13 @@ class RecordingProvider(Provider):
     ) -> Invocation:
         raise AssertionError("the pool never invokes")
 
+    def instances(self, function: FunctionHandle) -> list[str]:
+        return list(self.alive[function.tier.name])
+
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         self.releases.append((function.tier.name, keep))
-        idle = self._idle[function.tier.name]
-        surplus, self._idle[function.tier.name] = idle[keep:], idle[:keep]
+        idle = self.alive[function.tier.name]
+        surplus, self.alive[function.tier.name] = idle[keep:], idle[:keep]
         return surplus
 
     def delete(self, function: FunctionHandle) -> None: ...
@@ -99,8 +102,9 @@ def test_only_the_shortfall_is_hot_started(tmp_path: Path) -> None:
     provider = RecordingProvider(tmp_path)
     pool = _pool(provider)
     # Phase 0 ran two cold high instances; they will be free for phase 1.
-    pool.observe(_record("cold-1", HIGH, StartKind.COLD))
-    pool.observe(_record("cold-2", HIGH, StartKind.COLD))
+    for instance in ("cold-1", "cold-2"):
+        provider.alive[HIGH].append(instance)
+        pool.observe(_record(instance, HIGH, StartKind.COLD))
     assert pool.prewarm(1, {HIGH: 5, LOW: 1}) == {HIGH: 3, LOW: 1}
     records = pool.hot_starts(1)
     assert sorted((r.tier, r.phase) for r in records) == [(HIGH, 1)] * 3 + [(LOW, 1)]
@@ -108,7 +112,7 @@ def test_only_the_shortfall_is_hot_started(tmp_path: Path) -> None:
         r.cost == pytest.approx(AWS_LAMBDA_X86.cost(TIERS[r.tier].memory_mb, 800.0))
         for r in records
     )
-    assert pool.live(HIGH) == 5
+    assert pool.live(HIGH, 1) == 5
     assert pool.prewarm(2, {HIGH: 5}) == {}
 
 
@@ -123,8 +127,8 @@ def test_lives_record_origin_use_and_release(tmp_path: Path) -> None:
     assert released == [hot[1]]
     life = pool.lives[hot[0]]
     assert (life.origin, life.served, life.started_for_phase) == ("hot", 2, 1)
-    assert pool.lives[hot[1]].released_after_phase == 2
-    assert pool.live(LOW) == 1
+    assert (pool.lives[hot[1]].ended_after_phase, pool.lives[hot[1]].ended_by) == (2, "daydream")
+    assert pool.live(LOW, 2) == 1
 
 
 def test_release_is_skipped_where_the_platform_reclaims(tmp_path: Path) -> None:
@@ -141,3 +145,16 @@ def test_a_failed_hot_start_is_a_warning_not_a_failure(tmp_path: Path) -> None:
     pool.prewarm(1, {HIGH: 2})
     with pytest.warns(UserWarning, match="no capacity"):
         assert pool.hot_starts(1) == []
+
+
+def test_instances_the_platform_ended_are_not_counted(tmp_path: Path) -> None:
+    provider = RecordingProvider(tmp_path)
+    pool = _pool(provider)
+    pool.prewarm(1, {LOW: 3})
+    started = [r.instance for r in pool.hot_starts(1)]
+    provider.alive[LOW].remove(started[0])  # e.g. its keep-alive expired
+    assert pool.prewarm(2, {LOW: 3}) == {LOW: 1}
+    assert (pool.lives[started[0]].ended_after_phase, pool.lives[started[0]].ended_by) == (
+        1,
+        "platform",
+    )

@@ -193,6 +193,21 @@ def test_hot_started_instances_are_reported_hot(
     assert len(hot_instances) == len(set(hot_instances)), "an instance was hot twice"
 
 
+def test_instances_lists_what_is_alive(
+    daydream_provider: Provider, daydream_runtime: RuntimeEnvironment, daydream_payload: Payload
+) -> None:
+    tier = daydream_provider.tiers()[HIGH]
+    function = daydream_provider.deploy(variant(daydream_runtime, "base64"), tier)
+    assert daydream_provider.instances(function) == [], "a new function has no instances"
+    started = {warm.instance for warm in daydream_provider.warm(function, 2)}
+    served = daydream_provider.invoke(function, daydream_payload("echo"), TIMEOUT_S).instance
+    alive = set(daydream_provider.instances(function))
+    assert started <= alive, "hot-started instances are alive"
+    assert served in alive, "an instance that just served is alive"
+    daydream_provider.delete(function)
+    assert daydream_provider.instances(function) == [], "a deleted function has no instances"
+
+
 # -- not found, delete, list -----------------------------------------------------------------
 
 

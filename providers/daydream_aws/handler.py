@@ -59,15 +59,6 @@ def open_store(uri: str) -> ObjectStore:
     return core_open_store(uri)
 
 
-class AwsFunctionRuntime(FunctionRuntime):
-    """The core's function runtime, opening S3 stores without the plugin manager."""
-
-    def _store(self, uri: str) -> ObjectStore:
-        if uri not in self._stores:
-            self._stores[uri] = open_store(uri)
-        return self._stores[uri]
-
-
 class ExecutionEnvironment:
     """One execution environment: the loaded runtime environment and what it has served."""
 
@@ -76,7 +67,7 @@ class ExecutionEnvironment:
         self.id = uuid.uuid4().hex[:12]
         runtime = json.loads(environ[wire.RUNTIME_VAR])
         tier = json.loads(environ[wire.TIER_VAR])
-        self.runtime = AwsFunctionRuntime(
+        self.runtime = FunctionRuntime(
             RuntimeEnvironment(
                 name=runtime["name"],
                 module=runtime["module"],
@@ -85,6 +76,7 @@ class ExecutionEnvironment:
             ),
             Tier(tier["name"], int(tier["memory_mb"]), float(tier["vcpus"])),
             threads=int(environ.get(wire.THREADS_VAR, "1")),
+            open_store=open_store,
         )
         self.default_transfer = environ.get(wire.STORE_VAR, "")
         self.invocations = 0

@@ -55,6 +55,7 @@ class AwsOptions:
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 10.0
     max_concurrency: int = 1000  # Lambda's default account concurrency
+    keep_alive_estimate_s: float = 300.0  # how long Lambda is taken to keep an idle environment
 
     @classmethod
     def names(cls) -> list[str]:

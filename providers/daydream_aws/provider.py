@@ -15,6 +15,7 @@ import json
 import math
 import re
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -145,6 +146,8 @@ class AwsProvider(Provider):
         self._bucket: str | None = None
         self._store: S3ObjectStore | None = None
         self._bundles: dict[RuntimeEnvironment, Bundle] = {}
+        # Execution environments seen answering, per function: id -> when last seen.
+        self._seen: dict[str, dict[str, float]] = {}
         self._code: dict[RuntimeEnvironment, tuple[str, str]] = {}
 
     @classmethod
@@ -668,6 +671,10 @@ class AwsProvider(Provider):
             finally:
                 store.delete(key)
             envelope = {**stored, **envelope}
+        if envelope.get("instance"):
+            with self._lock:
+                seen = self._seen.setdefault(function.name, {})
+                seen[str(envelope["instance"])] = time.monotonic()
         return _Answer(envelope, report)
 
     def _invoke_once(self, name: str, body: bytes, timeout: float) -> dict[str, Any]:
@@ -692,12 +699,23 @@ class AwsProvider(Provider):
             raise ProviderError(f"invoking {name!r} failed: {exc}") from None
         return response
 
+    def instances(self, function: FunctionHandle) -> list[str]:
+        """Environments seen within the time Lambda is expected to keep an idle one."""
+        horizon = time.monotonic() - self.options.keep_alive_estimate_s
+        with self._lock:
+            seen = self._seen.get(function.name, {})
+            for instance in [i for i, at in seen.items() if at < horizon]:
+                del seen[instance]
+            return sorted(seen)
+
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         return []  # Lambda reclaims idle environments on its own schedule, at no cost
 
     # -- delete, list, cleanup -----------------------------------------------------------------
 
     def delete(self, function: FunctionHandle) -> None:
+        with self._lock:
+            self._seen.pop(function.name, None)
         try:
             self._lambda.delete_function(FunctionName=function.name)
         except ClientError as exc:

@@ -218,6 +218,10 @@ class LocalProvider(Provider):
             max_memory_used_mb=float(envelope.get("max_memory_mb", 0.0)),
         )
 
+    def instances(self, function: FunctionHandle) -> list[str]:
+        with self._cond:
+            return [i.id for i in self._instances.get(function.name, []) if i.alive]
+
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         with self._cond:
             idle = sorted(
