@@ -54,7 +54,8 @@ def _orbit_representatives(lattice: np.ndarray, symmetry: np.ndarray | None) -> 
     base = 2 * span + 1
 
     def code(h: np.ndarray) -> np.ndarray:
-        return ((h[..., 0] + span) * base + (h[..., 1] + span)) * base + (h[..., 2] + span)
+        shifted = np.asarray(h, dtype=np.int64) + span
+        return np.asarray((shifted[..., 0] * base + shifted[..., 1]) * base + shifted[..., 2])
 
     images = np.einsum("rji,nj->rni", symmetry, lattice).round().astype(np.int64)
     return code(lattice) == code(images).max(axis=0)  # type: ignore[no-any-return]

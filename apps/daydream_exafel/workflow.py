@@ -71,7 +71,7 @@ workflow = Workflow(
                 "shot": {"hit_rate": 0.3, "spectrum_channels": 16},
                 "first_batch": 32,
                 "min_batch": 16,
-                "max_batch": 64,
+                "max_batch": 32,
                 "shots_per_component": 8,
                 "hits_per_component": 2,
                 "completeness_target": 0.98,
