@@ -129,3 +129,11 @@ def test_each_tier_uses_its_own_critical_ratio() -> None:
     observation = Observation(history=history, current=[], next_phase=0, costs=costs)
     counts = DayDreamPredictor().predict(observation)
     assert counts[LOW] > counts[HIGH]
+
+
+def test_no_hot_starts_past_the_usual_end_of_the_workflow() -> None:
+    history = [[{HIGH: 5}, {HIGH: 9}] for _ in range(4)]
+    assert DayDreamPredictor().predict(_observation(history, 6.0, phase=2)) == {HIGH: 0}
+    # ... but when runs sometimes go on, it hot starts for the continuation.
+    history += [[{HIGH: 5}, {HIGH: 9}, {HIGH: 4}] for _ in range(8)]
+    assert DayDreamPredictor().predict(_observation(history, 6.0, phase=2))[HIGH] == 4

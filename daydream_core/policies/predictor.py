@@ -112,7 +112,8 @@ class DayDreamPredictor:
     The fit is to total phase widths, which do not depend on how placement splits a phase
     between tiers (placement keeps learning, especially in the first runs). Samples are the
     widths of the same phase in earlier runs when there are at least `min_samples` of them
-    (workflows repeat their shape), otherwise every phase seen so far in this and earlier runs.
+    (workflows repeat their shape; a run that had already ended counts as width zero, so no
+    instances are hot started for a phase past a workflow's usual end), otherwise every phase seen so far in this and earlier runs.
     Each tier then gets its share of the quantile at its own critical ratio; the share is the
     tier's in the same phase of the latest earlier run, else in the latest phase of this run.
     With fewer than `min_samples` widths it predicts the last width seen (persistence).
@@ -125,10 +126,10 @@ class DayDreamPredictor:
         self.max_instances = max_instances
 
     def samples(self, observation: Observation) -> list[int]:
+        # An earlier run that had ended by this phase saw it with width zero.
         same_phase = [
-            sum(run[observation.next_phase].values())
+            sum(run[observation.next_phase].values()) if len(run) > observation.next_phase else 0
             for run in observation.history
-            if len(run) > observation.next_phase
         ]
         if len(same_phase) >= self.min_samples:
             return same_phase
