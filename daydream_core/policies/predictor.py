@@ -113,7 +113,8 @@ class DayDreamPredictor:
     between tiers (placement keeps learning, especially in the first runs). Samples are the
     widths of the same phase in earlier runs when there are at least `min_samples` of them
     (workflows repeat their shape; a run that had already ended counts as width zero, so no
-    instances are hot started for a phase past a workflow's usual end), otherwise every phase seen so far in this and earlier runs.
+    instances are hot started for a phase past a workflow's usual end), otherwise every phase
+    seen so far in this and earlier runs.
     Each tier then gets its share of the quantile at its own critical ratio; the share is the
     tier's in the same phase of the latest earlier run, else in the latest phase of this run.
     With fewer than `min_samples` widths it predicts the last width seen (persistence).
