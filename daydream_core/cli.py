@@ -242,9 +242,13 @@ def policies() -> None:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--provider", "provider_name", help="The provider (as the global --provider).")
 @click.pass_obj
-def cleanup(options: Options, dry_run: bool) -> None:
+def cleanup(options: Options, dry_run: bool, provider_name: str | None) -> None:
     """Remove everything daydream created on the provider."""
+    if provider_name is not None:
+        plugins.lookup("provider", provider_name, plugins.providers())
+        options.provider = provider_name
     provider = options.create_provider(Path(platformdirs.user_cache_dir("daydream")))
     try:
         removed = provider.cleanup(dry_run=dry_run)

@@ -123,3 +123,14 @@ def test_a_bad_trace_is_refused_before_anything_starts(tmp_path: Path) -> None:
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("daydream: error: ") and "truncated.json" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_cleanup_names_its_provider(tmp_path: Path) -> None:
+    result = _daydream("cleanup", "--provider", "local", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "local: would remove 0 resource(s)" in result.stdout
+    result = _daydream("cleanup", "--provider", "nosuchcloud")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "daydream: error: unknown provider 'nosuchcloud'; valid providers: aws, local"
+    )
