@@ -169,9 +169,9 @@ def run(
     workflow.validate(parameters)
     total = runs or chosen.runs
     out_dir = (out or Path("daydream-out") / app).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     profile = ProfileStore(options.profile)
-    provider = options.create_provider(out_dir)
+    provider = options.create_provider(out_dir)  # checks its configuration first
+    out_dir.mkdir(parents=True, exist_ok=True)
     first = next_run_index(out_dir)
     finished: list[RunRecord] = []
     failed = True
@@ -258,6 +258,27 @@ def cleanup(options: Options, dry_run: bool, provider_name: str | None) -> None:
     for name in removed:
         out_console.print(f"{verb} {name}")
     out_console.print(f"{options.provider}: {verb} {len(removed)} resource(s)")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--provider", "provider_name", help="The provider (as the global --provider).")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def conformance(options: Options, provider_name: str | None, pytest_args: tuple[str, ...]) -> None:
+    """Run the provider conformance suite (offline, against the provider's fake).
+
+    Extra arguments go to pytest, e.g. `daydream conformance --provider aws -- -x -q`."""
+    name = provider_name or options.provider
+    plugins.lookup("provider", name, plugins.providers())
+    try:
+        import pytest
+    except ImportError:
+        raise UsageError(
+            "the conformance suite needs pytest: pip install 'daydream[dev]'"
+        ) from None
+    args = ["--pyargs", "daydream_conformance", "--daydream-provider", name]
+    args += [f"--daydream-option={k}={v}" for k, v in options.provider_options.items()]
+    sys.exit(int(pytest.main([*args, *pytest_args])))
 
 
 @contextmanager

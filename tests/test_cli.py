@@ -134,3 +134,9 @@ def test_cleanup_names_its_provider(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "daydream: error: unknown provider 'nosuchcloud'; valid providers: aws, local"
     )
+
+
+def test_conformance_command_runs_the_suite() -> None:
+    result = _daydream("conformance", "--provider", "local", "--", "-q", "-k", "tiers or prices")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
