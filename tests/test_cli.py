@@ -137,6 +137,6 @@ def test_cleanup_names_its_provider(tmp_path: Path) -> None:
 
 
 def test_conformance_command_runs_the_suite() -> None:
-    result = _daydream("conformance", "--provider", "local", "--", "-q", "-k", "tiers or prices")
+    result = _daydream("conformance", "--provider", "local", "--", "-q", "-k", "tiers or price")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
