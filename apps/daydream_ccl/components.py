@@ -49,20 +49,17 @@ def mock_data(
     params = dict(cfg.fiducial)
     arrays = cosmology.power_arrays(_camb(cfg, params, ctx.threads))
     calc = cosmology.calculator(params, arrays)
-    xis = {
-        probe: _correlation(cfg, calc, probe, _angular(cfg, calc, probe)) for probe in cfg.probes
-    }
-    data = spectra.assemble(cfg.probes, xis)
-
+    # every pair of tracers (the covariance needs them all); each probe's pairs are among them
     names = cfg.survey.tracer_names(cfg.probes)
+    pairs = spectra.all_pairs(names)
     cls = spectra.angular_cls(
-        calc,
-        cfg.survey,
-        spectra.all_pairs(names),
-        cfg.ell,
-        l_limber=cfg.l_limber,
-        fkem_nchi=cfg.fkem_nchi,
+        calc, cfg.survey, pairs, cfg.ell, l_limber=cfg.l_limber, fkem_nchi=cfg.fkem_nchi
     )
+    xis = {}
+    for probe in cfg.probes:
+        rows = [pairs.index(pair) for pair in cfg.survey.pairs(probe)]
+        xis[probe] = _correlation(cfg, calc, probe, cls[rows])
+    data = spectra.assemble(cfg.probes, xis)
     blocks = spectra.data_blocks(cfg.survey, cfg.probes)
     cov = spectra.gaussian_covariance(
         cfg.survey, blocks, names, cfg.ell, cls, cfg.theta_edges, n_ell_cov=cfg.n_ell_cov

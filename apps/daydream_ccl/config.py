@@ -83,7 +83,7 @@ class AnalysisConfig:
     def theta(self) -> np.ndarray:
         """Angular bin centres (geometric), in arcmin."""
         edges = self.theta_edges
-        return np.sqrt(edges[1:] * edges[:-1])
+        return np.asarray(np.sqrt(edges[1:] * edges[:-1]))
 
     def cosmology(self, varied: Mapping[str, float]) -> dict[str, float]:
         """Full cosmological parameters: the fiducial ones with `varied` replaced."""

@@ -79,13 +79,13 @@ class Bounds:
 
     @property
     def width(self) -> np.ndarray:
-        return self.hi - self.lo
+        return np.asarray(self.hi - self.lo)
 
     def to_unit(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=float) - self.lo) / self.width
+        return np.asarray((np.asarray(x, dtype=float) - self.lo) / self.width)
 
     def from_unit(self, u: np.ndarray) -> np.ndarray:
-        return self.lo + np.asarray(u, dtype=float) * self.width
+        return np.asarray(self.lo + np.asarray(u, dtype=float) * self.width)
 
     def as_dict(self, u: np.ndarray) -> dict[str, float]:
         x = self.from_unit(u)

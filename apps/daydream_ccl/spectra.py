@@ -204,7 +204,7 @@ def gaussian_covariance(
 
     def power(a: str, b: str, with_noise: bool = True) -> np.ndarray:
         c = spectra[index[(a, b)] if (a, b) in index else index[(b, a)]]
-        return c + noise[a] if with_noise and a == b else c
+        return np.asarray(c + noise[a]) if with_noise and a == b else c
 
     def noise_only(a: str, b: str) -> float:
         return noise[a] if a == b else 0.0
