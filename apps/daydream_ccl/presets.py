@@ -24,7 +24,7 @@ SMALL = Preset(
     },
     runs=1,
     description="3x2pt with 3 source and 2 lens bins; 4 initial cosmologies, 2 rounds "
-    "(8 phases, widths 2-12); about a minute on 2 cores",
+    "(8 phases, widths 2-12); 30-50 s on 2 cores",
 )
 
 PAPER = Preset(
