@@ -32,7 +32,9 @@ class Envelope:
         return len(self.cpus)
 
     def environment(self) -> dict[str, str]:
-        return dict.fromkeys(THREAD_VARIABLES, str(self.threads))
+        # Instances share the host's CPUs: OpenMP threads that spin while waiting would steal
+        # them from other instances, so idle threads sleep instead.
+        return {**dict.fromkeys(THREAD_VARIABLES, str(self.threads)), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 class CpuAllocator:
