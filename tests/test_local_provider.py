@@ -152,3 +152,24 @@ def test_settings_are_validated(tmp_path: Path) -> None:
         LocalProvider.from_settings(ProviderSettings(tmp_path, options={"keep_alive_s": "-1"}))
     with pytest.raises(ConfigurationError, match="valid options"):
         LocalProvider.from_settings(ProviderSettings(tmp_path, options={"colour": "red"}))
+
+
+def test_an_invocation_takes_a_hot_start_still_initialising(
+    provider: LocalProvider,
+) -> None:
+    import threading
+
+    slow = RuntimeEnvironment("probe", "probe_workflow", preload=("numpy", "slow_import"))
+    function = provider.deploy(slow, provider.tiers()[LOW])
+    started: list[object] = []
+    warming = threading.Thread(target=lambda: started.extend(provider.warm(function, 1)))
+    warming.start()
+    for _ in range(100):  # bounded: until the hot start's process exists
+        if provider.instances(function):
+            break
+        time.sleep(0.01)
+    result = provider.invoke(function, _payload("whoami"), timeout=60)
+    warming.join(timeout=60)
+    assert result.start is StartKind.HOT, "it waited for the hot start instead of a cold one"
+    assert [w.instance for w in started] == [result.instance]  # type: ignore[attr-defined]
+    assert len(provider.instances(function)) == 1

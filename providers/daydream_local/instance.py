@@ -36,6 +36,7 @@ class Instance:
         self.hot = hot
         self.busy = True  # reserved by whoever spawned it until it is ready and released
         self.ready = False
+        self.claimed = False  # an invocation took this hot start before its init finished
         self.served = 0
         self.init_ms = 0.0
         self.last_used = time.monotonic()

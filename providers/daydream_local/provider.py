@@ -169,7 +169,11 @@ class LocalProvider(Provider):
                 self._discard(instance)
                 failures.append(str(exc))
                 continue
-            self._release(instance, served=False)
+            with self._cond:
+                if instance.claimed:
+                    self._cond.notify_all()  # an invocation is waiting for this very instance
+                else:
+                    self._release(instance, served=False)
             started.append(WarmStart(instance.id, init_ms, self._prices.billed_ms(init_ms)))
         if failures and not started:
             raise ProviderError(failures[0])
@@ -178,7 +182,10 @@ class LocalProvider(Provider):
     def invoke(
         self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float
     ) -> Invocation:
-        instance, start = self._acquire(function, time.monotonic() + timeout)
+        deadline = time.monotonic() + timeout
+        instance, start = self._acquire(function, deadline)
+        while not self._await_hot_start(instance, deadline):
+            instance, start = self._acquire(function, deadline)  # its init failed
         init_ms = 0.0
         if start is StartKind.COLD:
             try:
@@ -311,6 +318,11 @@ class LocalProvider(Provider):
                     chosen = fresh[0] if fresh else max(idle, key=lambda i: i.last_used)
                     chosen.busy = True
                     return chosen, StartKind.HOT if chosen.served == 0 else StartKind.WARM
+                # A hot start still initialising is nearer to ready than a new instance.
+                warming = [i for i in pool if i.hot and not i.ready and not i.claimed and i.alive]
+                if warming:
+                    warming[0].claimed = True
+                    return warming[0], StartKind.HOT
                 if self._live() >= self._concurrency:
                     self._evict_idle_elsewhere(function)
                 if self._live() < self._concurrency:
@@ -322,6 +334,20 @@ class LocalProvider(Provider):
                         f"(concurrency limit {self._concurrency})"
                     )
                 self._cond.wait(min(remaining, 1.0))
+
+    def _await_hot_start(self, instance: Instance, deadline: float) -> bool:
+        """Wait for a claimed hot start to finish its init; False if its init failed."""
+        if not instance.claimed:
+            return True
+        with self._cond:
+            while not instance.ready:
+                if instance not in self._instances.get(instance.function.name, []):
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FunctionTimeout(f"hot start {instance.id} was not ready in time")
+                self._cond.wait(min(remaining, 1.0))
+        return True
 
     def _evict_idle_elsewhere(self, function: FunctionHandle) -> None:
         for name, pool in self._instances.items():
