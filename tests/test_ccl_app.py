@@ -25,6 +25,7 @@ from daydream_ccl.survey import Survey
 from daydream_ccl.threads import omp_threads, pyccl_runtimes
 from daydream_ccl.workflow import workflow
 
+from daydream_core import inline
 from daydream_core.model import Call, Tier
 from daydream_core.objectstore import LocalObjectStore, ObjectStore
 from daydream_core.workflow import ComponentContext, RunContext
@@ -71,15 +72,8 @@ def drive(
     run: RunContext, execute: Callable[[int, list[Call]], list[Any]]
 ) -> tuple[list[list[Call]], Any]:
     """Run the phase generator to its end; return the calls of every phase and its result."""
-    phases: list[list[Call]] = []
-    generator = workflow.plan(run)
-    try:
-        calls = next(generator)
-        while True:
-            phases.append(calls)
-            calls = generator.send(execute(len(phases), calls))
-    except StopIteration as stop:
-        return phases, stop.value
+    made = inline.drive(workflow, run, lambda phase, calls: execute(phase + 1, list(calls)))
+    return made.phases, made.result
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,10 @@ from daydream_cosmoscout.terrain import (
 from daydream_cosmoscout.workflow import TileIndex, workflow
 from matplotlib import image as mpimg
 
+from daydream_core.inline import run_inline
 from daydream_core.model import Call, Tier
 from daydream_core.objectstore import LocalObjectStore
-from daydream_core.workflow import ComponentContext, RunContext
+from daydream_core.workflow import ComponentContext
 
 HIGH = Tier("high", 10240, 2)
 
@@ -57,25 +58,8 @@ def drive(
     store: LocalObjectStore, params: Mapping[str, Any], seed: int = 7, run_index: int = 0
 ) -> tuple[Any, list[list[Call]], list[list[Any]]]:
     """Run the phase generator by hand, calling each component in-process."""
-    run = RunContext(params=params, seed=seed, run_index=run_index, store=store)
-    generator = workflow.plan(run)
-    phases: list[list[Call]] = []
-    outputs: list[list[Any]] = []
-    try:
-        calls = next(generator)
-        while True:
-            phases.append(calls)
-            results = [
-                workflow.component_fn(c.kind)(
-                    context(store, f"p{len(phases) - 1}-c{i}-{c.kind}", len(phases) - 1),
-                    **dict(c.args),
-                )
-                for i, c in enumerate(calls)
-            ]
-            outputs.append(results)
-            calls = generator.send(results)
-    except StopIteration as stop:
-        return stop.value, phases, outputs
+    made = run_inline(workflow, params, store, seed=seed, run_index=run_index, tier=HIGH)
+    return made.result, made.phases, made.outputs
 
 
 @pytest.fixture(scope="module")

@@ -207,28 +207,18 @@ def drive(root: str, seed: int, params: dict[str, Any] | None = None) -> dict[st
     """Run the phase generator by hand, every component in this process."""
     from daydream_exafel.workflow import workflow
 
+    from daydream_core.inline import run_inline
     from daydream_core.objectstore import LocalObjectStore
-    from daydream_core.workflow import RunContext
 
-    store = LocalObjectStore(root)
-    run = RunContext(params=params or TEST_PARAMS, seed=seed, run_index=0, store=store)
-    phases = workflow.plan(run)
-    phase_log: list[dict[str, Any]] = []
-    calls = next(phases)
-    try:
-        while True:
-            outputs = [
-                workflow.component_fn(c.kind)(_context(root, f"p{len(phase_log)}-c{i}"), **c.args)
-                for i, c in enumerate(calls)
-            ]
-            phase_log.append(
-                {"kinds": sorted({c.kind for c in calls}), "width": len(calls), "outputs": outputs}
-            )
-            calls = phases.send(outputs)
-    except StopIteration as finished:
-        result = finished.value
-    json.dumps(result)  # lands in run.json: must be JSON
-    return {"result": result, "phases": phase_log}
+    made = run_inline(
+        workflow, params or TEST_PARAMS, LocalObjectStore(root), seed=seed, run_index=0
+    )
+    json.dumps(made.result)  # lands in run.json: must be JSON
+    phases = [
+        {"kinds": sorted({c.kind for c in calls}), "width": len(calls), "outputs": outputs}
+        for calls, outputs in zip(made.phases, made.outputs, strict=True)
+    ]
+    return {"result": made.result, "phases": phases}
 
 
 # -- the worker ------------------------------------------------------------------------------

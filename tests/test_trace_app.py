@@ -15,6 +15,7 @@ from daydream_trace.formats import load_trace
 from daydream_trace.workflow import BUNDLED_TRACE, workflow
 
 from daydream_core.errors import UsageError
+from daydream_core.inline import run_inline
 from daydream_core.model import Call, Tier
 from daydream_core.objectstore import LocalObjectStore
 from daydream_core.workflow import ComponentContext, RunContext
@@ -34,24 +35,8 @@ def context(store: LocalObjectStore, name: str, phase: int = 0) -> ComponentCont
 def drive(
     store: LocalObjectStore, params: Mapping[str, Any], run_index: int = 1
 ) -> tuple[Any, list[list[Call]], list[list[Any]]]:
-    run = RunContext(params=params, seed=11, run_index=run_index, store=store)
-    generator = workflow.plan(run)
-    phases: list[list[Call]] = []
-    outputs: list[list[Any]] = []
-    try:
-        calls = next(generator)
-        while True:
-            phases.append(calls)
-            results = [
-                workflow.component_fn(c.kind)(
-                    context(store, f"p{len(phases) - 1}-c{i}", len(phases) - 1), **dict(c.args)
-                )
-                for i, c in enumerate(calls)
-            ]
-            outputs.append(results)
-            calls = generator.send(results)
-    except StopIteration as stop:
-        return stop.value, phases, outputs
+    made = run_inline(workflow, params, store, seed=11, run_index=run_index, tier=HIGH)
+    return made.result, made.phases, made.outputs
 
 
 # --- registration --------------------------------------------------------------------------

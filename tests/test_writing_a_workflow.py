@@ -14,9 +14,10 @@ import pytest
 
 from daydream_core import hookspecs
 from daydream_core.errors import UsageError
-from daydream_core.model import Call, Tier
+from daydream_core.inline import run_inline
+from daydream_core.model import Call
 from daydream_core.objectstore import LocalObjectStore
-from daydream_core.workflow import ComponentContext, RunContext, Workflow
+from daydream_core.workflow import RunContext, Workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "quadrature"
@@ -38,27 +39,8 @@ def drive(
     workflow: Workflow, store: LocalObjectStore, params: Mapping[str, Any]
 ) -> tuple[Any, list[list[Call]]]:
     """What the engine does, in-process: run each phase's components, send back results."""
-    run = RunContext(params=params, seed=0, run_index=1, store=store)
-    generator = workflow.plan(run)
-    phases: list[list[Call]] = []
-    try:
-        calls = next(generator)
-        while True:
-            phases.append(calls)
-            results = []
-            for i, call in enumerate(calls):
-                ctx = ComponentContext(
-                    store=store,
-                    tier=Tier("high", 10240, 2),
-                    threads=2,
-                    run_id="run-0",
-                    component_id=f"p{len(phases)}-c{i}",
-                    phase=len(phases),
-                )
-                results.append(workflow.component_fn(call.kind)(ctx, **dict(call.args)))
-            calls = generator.send(results)
-    except StopIteration as stop:
-        return stop.value, phases
+    made = run_inline(workflow, params, store)
+    return made.result, made.phases
 
 
 def exact_two_peaks(a: float, b: float) -> float:
