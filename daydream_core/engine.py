@@ -94,6 +94,7 @@ class Engine:
         self.policy = policy
         self.predictor = policy.predictor()
         self.placement = policy.placement()
+        self.keep_alive = policy.keep_alive()
         self.timeout_s = timeout_s
         self.time_value_per_s = time_value_per_s
         self.events = events or EngineEvents()
@@ -188,9 +189,10 @@ class Engine:
             if run.phases:
                 run.phases[-1].hot_starts.extend(unused)
             self.profile.record_run(run)
-            # Between runs, keep what the next run's first phase is predicted to need.
-            after = self._predict(self.profile.width_history(key), [], 0, workflow)
-            pool.release(len(run.phases), after)
+            # Between runs, keep what the next run is predicted to need at its peak.
+            pool.release(
+                len(run.phases), self._keep(self.profile.width_history(key), [], 0, workflow)
+            )
             run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
             write_run(run, out_dir)
         return run
@@ -239,7 +241,7 @@ class Engine:
             hot_starts=pool.hot_starts(index),
         )
         self._learn(workflow.name, phase)
-        pool.release(index, predicted[index + 1])
+        pool.release(index, self._keep(history, [*current, widths], index + 1, workflow))
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
         if failed is not None and failed.error is not None:
@@ -291,6 +293,20 @@ class Engine:
 
     # -- policies' inputs -------------------------------------------------------------------
 
+    def _observation(
+        self,
+        history: Sequence[Sequence[Mapping[str, int]]],
+        current: Sequence[Mapping[str, int]],
+        next_phase: int,
+        workflow: Workflow,
+    ) -> Observation:
+        return Observation(
+            history=history,
+            current=current,
+            next_phase=next_phase,
+            costs=self._start_costs(workflow),
+        )
+
     def _predict(
         self,
         history: Sequence[Sequence[Mapping[str, int]]],
@@ -298,14 +314,19 @@ class Engine:
         next_phase: int,
         workflow: Workflow,
     ) -> dict[str, int]:
-        observation = Observation(
-            history=history,
-            current=current,
-            next_phase=next_phase,
-            costs=self._start_costs(workflow),
-        )
+        observation = self._observation(history, current, next_phase, workflow)
         cap = self.provider.capabilities().max_concurrency
         return {t: max(0, min(cap, n)) for t, n in self.predictor.predict(observation).items()}
+
+    def _keep(
+        self,
+        history: Sequence[Sequence[Mapping[str, int]]],
+        current: Sequence[Mapping[str, int]],
+        next_phase: int,
+        workflow: Workflow,
+    ) -> dict[str, int] | None:
+        observation = self._observation(history, current, next_phase, workflow)
+        return self.keep_alive.keep(self.predictor, observation)
 
     def _start_costs(self, workflow: Workflow) -> dict[str, StartCosts]:
         init = self.profile.init_ms(workflow.name, self.provider.name)

@@ -123,9 +123,10 @@ class PoolManager:
         life.served += 1
         life.last_run = self.run_index
 
-    def release(self, after_phase: int, keep: Mapping[str, int]) -> list[str]:
-        """Keep what the next phase is predicted to need; release the rest where it costs."""
-        if not self.provider.capabilities().releases_instances:
+    def release(self, after_phase: int, keep: Mapping[str, int] | None) -> list[str]:
+        """Release idle instances beyond `keep` per tier, where the provider can (None: keep
+        them all, and let the platform's own keep-alive decide)."""
+        if keep is None or not self.provider.capabilities().releases_instances:
             return []
         released: list[str] = []
         for tier, function in self.functions.items():

@@ -1,5 +1,6 @@
 """Pure policies, shared by the live engine and the simulator."""
 
+from daydream_core.policies.keepalive import HorizonKeepAlive, KeepAlive, PlatformKeepAlive
 from daydream_core.policies.placement import AllTier, Placement, SlackPlacement
 from daydream_core.policies.predictor import (
     DayDreamPredictor,
@@ -15,9 +16,12 @@ from daydream_core.policies.registry import PolicySpec
 __all__ = [
     "AllTier",
     "DayDreamPredictor",
+    "HorizonKeepAlive",
+    "KeepAlive",
     "NoHotStart",
     "Observation",
     "Placement",
+    "PlatformKeepAlive",
     "PolicySpec",
     "Predictor",
     "SlackPlacement",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from daydream_core.hookspecs import hookimpl
 from daydream_core.model import HIGH, LOW
+from daydream_core.policies.keepalive import PlatformKeepAlive
 from daydream_core.policies.placement import AllTier, SlackPlacement
 from daydream_core.policies.predictor import DayDreamPredictor, NoHotStart
 from daydream_core.policies.registry import PolicySpec
@@ -18,7 +19,13 @@ def daydream_policies() -> list[PolicySpec]:
             DayDreamPredictor,
             SlackPlacement,
         ),
-        PolicySpec("cold", "no hot starts; same placement as daydream", NoHotStart, SlackPlacement),
+        PolicySpec(
+            "cold",
+            "baseline: no hot starts, the platform's own keep-alive; daydream's placement",
+            NoHotStart,
+            SlackPlacement,
+            PlatformKeepAlive,
+        ),
         PolicySpec(
             "all-high",
             "daydream hot starts, every component high-end",
