@@ -124,9 +124,10 @@ class PoolManager:
         life.last_run = self.run_index
 
     def release(self, after_phase: int, keep: Mapping[str, int] | None) -> list[str]:
-        """Release idle instances beyond `keep` per tier, where the provider can (None: keep
-        them all, and let the platform's own keep-alive decide)."""
-        if keep is None or not self.provider.capabilities().releases_instances:
+        """Release idle instances beyond `keep` per tier, where idling costs and the provider
+        can stop them (None: keep them all; the platform's own keep-alive decides)."""
+        capabilities = self.provider.capabilities()
+        if keep is None or not (capabilities.releases_instances and capabilities.idle_costs):
             return []
         released: list[str] = []
         for tier, function in self.functions.items():

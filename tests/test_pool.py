@@ -48,7 +48,9 @@ class RecordingProvider(Provider):
         return AWS_LAMBDA_X86
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(6_000_000, 10, releases_instances=self.releases_instances)
+        return Capabilities(
+            6_000_000, 10, releases_instances=self.releases_instances, idle_costs=True
+        )
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
         return FunctionHandle(self.name, function_name(runtime, tier), runtime, tier)
