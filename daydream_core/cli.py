@@ -152,7 +152,7 @@ def run(
     keep: bool,
 ) -> None:
     """Run APP (see `apps`) and write run-<i>/ results."""
-    from daydream_core.engine import Engine, RunFailed
+    from daydream_core.engine import Engine, RunStopped
     from daydream_core.outputs import next_run_index
     from daydream_core.progress import ProgressDisplay
     from daydream_core.report import summary_json, summary_table
@@ -189,7 +189,7 @@ def run(
                         run_index=first + offset,
                         out_dir=out_dir,
                     )
-                except RunFailed as failure:
+                except RunStopped as failure:
                     if failure.run is not None:
                         display.run_finished(failure.run)
                     raise
@@ -293,7 +293,7 @@ def _one_line_warnings() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: bad input is one line and exit 2; a failed run exits 1; never a traceback."""
-    from daydream_core.engine import RunFailed
+    from daydream_core.engine import RunStopped
 
     def fail(message: str, code: int) -> None:
         click.echo(f"daydream: error: {message}", err=True)
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             fail(exc.format_message(), EXIT_USAGE)
         except UsageError as exc:
             fail(str(exc), EXIT_USAGE)
-        except RunFailed as exc:
+        except RunStopped as exc:
             click.echo(f"daydream: error: {exc}", err=True)
             if exc.remote_traceback:
                 click.echo(exc.remote_traceback.rstrip(), err=True)

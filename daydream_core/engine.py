@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import secrets
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daydream_core.errors import ComponentFailed, DaydreamError
+from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
 from daydream_core.model import (
     HIGH,
     LOW,
@@ -45,17 +46,37 @@ DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
 DEFAULT_TIMEOUT_S = 900.0
 
 
-class RunFailed(DaydreamError):
-    """A component failed; the run stopped after its phase, with results kept on disk."""
+class RunStopped(DaydreamError):
+    """A run stopped on a failure; the phases done are on disk. Carries what to show."""
+
+    def __init__(self, message: str, remote_traceback: str) -> None:
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+        self.run: RunRecord | None = None  # the run it stopped, set by the engine
+
+
+class RunFailed(RunStopped):
+    """A component failed; the run stopped after its phase."""
 
     def __init__(self, record: InvocationRecord, cause: Exception) -> None:
         self.record = record
         self.cause = cause
-        self.run: RunRecord | None = None  # the run it stopped, set by the engine
-        self.remote_traceback = getattr(cause, "remote_traceback", "")
         super().__init__(
             f"component {record.kind!r} ({record.component}, phase {record.phase + 1}) "
-            f"failed: {getattr(cause, 'message', cause)}"
+            f"failed: {getattr(cause, 'message', cause)}",
+            getattr(cause, "remote_traceback", ""),
+        )
+
+
+class PlanFailed(RunStopped):
+    """The workflow's own phase generator raised (a bug in the app's planning code)."""
+
+    def __init__(self, workflow: str, phase: int, cause: Exception) -> None:
+        self.cause = cause
+        super().__init__(
+            f"workflow {workflow!r} failed planning phase {phase + 1}: "
+            f"{type(cause).__name__}: {cause}",
+            "".join(traceback.format_exception(cause)),
         )
 
 
@@ -151,8 +172,17 @@ class Engine:
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
         )
         phases = workflow.plan(context)
+
+        def advance(outputs: list[Any] | None) -> list[Call]:
+            try:
+                return next(phases) if outputs is None else phases.send(outputs)
+            except (StopIteration, UsageError):
+                raise
+            except Exception as exc:  # the app's own code: report it, keep what was done
+                raise PlanFailed(workflow.name, len(run.phases), exc) from exc
+
         try:
-            calls = next(phases)
+            calls = advance(None)
             while True:
                 phase, outputs, failure = self._run_phase(
                     run,
@@ -174,10 +204,10 @@ class Engine:
                 self.events.phase_done(run, phase)
                 if failure is not None:
                     raise failure
-                calls = phases.send(outputs)
+                calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
-        except RunFailed as failure:
+        except RunStopped as failure:
             run.error = str(failure)
             failure.run = run
             raise

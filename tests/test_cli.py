@@ -140,3 +140,12 @@ def test_conformance_command_runs_the_suite() -> None:
     result = _daydream("conformance", "--provider", "local", "--", "-q", "-k", "tiers or price")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_a_bug_in_a_workflow_is_one_line_and_its_traceback(
+    demo_app: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _main(["run", "demo", "--preset", "buggy", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "daydream: error: workflow 'demo' failed planning phase 2: KeyError" in err
+    assert "demo_workflow.py" in err

@@ -10,7 +10,7 @@ from statistics import median
 import pytest
 from daydream_local.provider import LocalProvider
 
-from daydream_core.engine import Engine, RunFailed
+from daydream_core.engine import Engine, PlanFailed, RunFailed
 from daydream_core.model import RunRecord, StartKind
 from daydream_core.plugins import policies
 from daydream_core.profile import ProfileStore
@@ -134,3 +134,26 @@ def test_a_failing_component_stops_the_run_and_keeps_results(
     data = json.loads((out / "run-1" / "run.json").read_text())
     assert "explode" in data["error"]
     assert data["phases"][2]["invocations"][0]["error"].startswith("ComponentFailed")
+
+
+def test_a_bug_in_the_phase_generator_stops_the_run_and_keeps_results(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import demo_workflow
+
+    out = tmp_path / "out"
+    workflow = demo_workflow.workflow
+    with pytest.raises(PlanFailed) as failure:
+        engine.run(
+            workflow,
+            preset="buggy",
+            params=workflow.preset("buggy").params,
+            seed=0,
+            run_index=1,
+            out_dir=out,
+        )
+    assert "workflow 'demo' failed planning phase 2: KeyError" in str(failure.value)
+    assert "demo_workflow.py" in failure.value.remote_traceback
+    assert failure.value.run is not None and len(failure.value.run.phases) == 1
+    assert len(_floats(out / "run-1" / "phase_time.txt")) == 1
+    assert "failed planning" in json.loads((out / "run-1" / "run.json").read_text())["error"]

@@ -11,6 +11,7 @@ workflow = Workflow(
     presets={
         "small": Preset({"width": 3, "size": 120, "phases": 4}),
         "failing": Preset({"width": 2, "size": 60, "phases": 3, "fail_at": 2}),
+        "buggy": Preset({"width": 2, "size": 60, "phases": 3, "plan_bug_at": 1}),
     },
     preload=("numpy",),
 )
@@ -37,6 +38,8 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
     params = run.params
     width = int(params["width"])
     for phase in range(int(params["phases"])):
+        if params.get("plan_bug_at") == phase:
+            residuals = {}["no such key"]  # a bug in the planning code, not in a component
         if params.get("fail_at") == phase:
             yield [Call("explode", {"message": f"boom in phase {phase}"})]
         seeds = run.rng.integers(0, 2**31, size=width)
