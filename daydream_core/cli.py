@@ -175,7 +175,7 @@ def run(
     first = next_run_index(out_dir)
     finished: list[RunRecord] = []
     failed = True
-    with ProgressDisplay(err_console, total) as display:
+    with ProgressDisplay(err_console) as display:
         engine = Engine(provider, profile, policy_spec, timeout_s=timeout, events=display)
         try:
             for offset in range(total):

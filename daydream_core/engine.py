@@ -219,10 +219,10 @@ class Engine:
             if run.phases:
                 run.phases[-1].hot_starts.extend(unused)
             self.profile.record_run(run)
-            # Between runs, keep what the next run is predicted to need at its peak.
-            pool.release(
-                len(run.phases), self._keep(self.profile.width_history(key), [], 0, workflow)
-            )
+            if pool.releases:  # between runs: keep what the next run needs at its peak
+                pool.release(
+                    len(run.phases), self._keep(self.profile.width_history(key), [], 0, workflow)
+                )
             run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
             write_run(run, out_dir)
         return run
@@ -271,7 +271,8 @@ class Engine:
             hot_starts=pool.hot_starts(index),
         )
         self._learn(workflow.name, phase)
-        pool.release(index, self._keep(history, [*current, widths], index + 1, workflow))
+        if pool.releases:
+            pool.release(index, self._keep(history, [*current, widths], index + 1, workflow))
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
         if failed is not None and failed.error is not None:

@@ -43,6 +43,9 @@ class PoolManager:
         self.provider = provider
         self.functions = dict(functions)
         self.prices = provider.prices()
+        capabilities = provider.capabilities()
+        # Releasing pays only where idling costs and daydream can stop instances.
+        self.releases = capabilities.releases_instances and capabilities.idle_costs
         self.lives: dict[str, InstanceLife] = {}
         self.run_index = 0
         self._pending: dict[int, list[tuple[str, Future[list[WarmStart]]]]] = {}
@@ -124,10 +127,9 @@ class PoolManager:
         life.last_run = self.run_index
 
     def release(self, after_phase: int, keep: Mapping[str, int] | None) -> list[str]:
-        """Release idle instances beyond `keep` per tier, where idling costs and the provider
-        can stop them (None: keep them all; the platform's own keep-alive decides)."""
-        capabilities = self.provider.capabilities()
-        if keep is None or not (capabilities.releases_instances and capabilities.idle_costs):
+        """Release idle instances beyond `keep` per tier, where that pays (`releases`; None
+        keeps them all and leaves it to the platform's own keep-alive)."""
+        if keep is None or not self.releases:
             return []
         released: list[str] = []
         for tier, function in self.functions.items():

@@ -21,8 +21,7 @@ from daydream_core.model import InvocationRecord, PhaseRecord, RunRecord
 class ProgressDisplay(EngineEvents):
     """One line per run: phase, components done in the phase, hot/warm/cold so far."""
 
-    def __init__(self, console: Console, runs: int) -> None:
-        self.runs = runs
+    def __init__(self, console: Console) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

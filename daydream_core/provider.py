@@ -32,7 +32,6 @@ class Capabilities:
     # True where daydream itself can stop idle instances (local); False where the platform
     # reclaims them on its own schedule (Lambda).
     releases_instances: bool
-    reports_instance_ids: bool = True
     # True where an idle instance costs money or scarce resources, so releasing surplus pays.
     # Lambda and the local platform bill only what runs (the local one evicts idle instances
     # itself when it needs room), so for them releasing would only destroy warm starts.

@@ -12,9 +12,7 @@ from daydream_core.model import RunRecord
 
 def prediction_error(run: RunRecord) -> float:
     """Mean absolute difference between predicted and actual width per phase (all tiers)."""
-    errors = [
-        abs(sum(p.predicted.values()) - p.width) for p in run.phases if p.predicted is not None
-    ]
+    errors = [abs(sum(p.predicted.values()) - p.width) for p in run.phases]
     return sum(errors) / len(errors) if errors else 0.0
 
 

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from daydream_core.errors import ComponentFailed, OutOfMemory
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore, open_store
 from daydream_core.workflow import ComponentContext, RuntimeEnvironment, load_workflow
@@ -92,8 +93,6 @@ class FunctionRuntime:
 
 def raise_for_envelope(envelope: Mapping[str, Any]) -> None:
     """Turn a failed envelope into the shared typed error."""
-    from daydream_core.errors import ComponentFailed, OutOfMemory
-
     if envelope.get("ok"):
         return
     error = envelope["error"]

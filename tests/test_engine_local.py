@@ -25,21 +25,18 @@ def engine(tmp_path: Path, demo_workflows: Path) -> Iterator[Engine]:
     engine.close()
 
 
-def _runs(engine: Engine, out: Path, preset: str = "small", count: int = 3) -> list[RunRecord]:
+def _run(engine: Engine, out: Path, preset: str, index: int = 1, seed: int = 0) -> RunRecord:
     import demo_workflow
 
     workflow = demo_workflow.workflow
-    return [
-        engine.run(
-            workflow,
-            preset=preset,
-            params=workflow.preset(preset).params,
-            seed=1,
-            run_index=i,
-            out_dir=out,
-        )
-        for i in range(1, count + 1)
-    ]
+    params = workflow.preset(preset).params
+    return engine.run(
+        workflow, preset=preset, params=params, seed=seed, run_index=index, out_dir=out
+    )
+
+
+def _runs(engine: Engine, out: Path, preset: str = "small", count: int = 3) -> list[RunRecord]:
+    return [_run(engine, out, preset, index, seed=1) for index in range(1, count + 1)]
 
 
 def _floats(path: Path) -> list[float]:
@@ -112,19 +109,9 @@ def test_widths_and_timings_are_learned_across_runs(engine: Engine, tmp_path: Pa
 def test_a_failing_component_stops_the_run_and_keeps_results(
     engine: Engine, tmp_path: Path
 ) -> None:
-    import demo_workflow
-
     out = tmp_path / "out"
-    workflow = demo_workflow.workflow
     with pytest.raises(RunFailed) as failure:
-        engine.run(
-            workflow,
-            preset="failing",
-            params=workflow.preset("failing").params,
-            seed=0,
-            run_index=1,
-            out_dir=out,
-        )
+        _run(engine, out, "failing")
     assert failure.value.record.kind == "explode"
     assert "phase 3" in str(failure.value)
     assert "boom in phase 2" in str(failure.value)
@@ -139,19 +126,9 @@ def test_a_failing_component_stops_the_run_and_keeps_results(
 def test_a_bug_in_the_phase_generator_stops_the_run_and_keeps_results(
     engine: Engine, tmp_path: Path
 ) -> None:
-    import demo_workflow
-
     out = tmp_path / "out"
-    workflow = demo_workflow.workflow
     with pytest.raises(PlanFailed) as failure:
-        engine.run(
-            workflow,
-            preset="buggy",
-            params=workflow.preset("buggy").params,
-            seed=0,
-            run_index=1,
-            out_dir=out,
-        )
+        _run(engine, out, "buggy")
     assert "workflow 'demo' failed planning phase 2: KeyError" in str(failure.value)
     assert "demo_workflow.py" in failure.value.remote_traceback
     assert failure.value.run is not None and len(failure.value.run.phases) == 1

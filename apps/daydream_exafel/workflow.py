@@ -35,6 +35,15 @@ from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, Run
 from daydream_exafel.cctbx_first import ensure_cctbx_importable
 from daydream_exafel.images import get_image, put_image
 
+# How shots are batched and spread over components, in both presets.
+BATCHING = {
+    "first_batch": 32,
+    "min_batch": 16,
+    "max_batch": 32,
+    "shots_per_component": 8,
+    "hits_per_component": 2,
+}
+
 workflow = Workflow(
     "exafel",
     description="Serial femtosecond crystallography (cctbx): simulate still shots, find hits, "
@@ -51,11 +60,7 @@ workflow = Workflow(
                 "d_min": 2.5,
                 "geometry": {"wavelength": 1.3, "distance_mm": 90.0, "pixel_mm": 0.2, "size": 512},
                 "shot": {"hit_rate": 0.35, "spectrum_channels": 12},
-                "first_batch": 32,
-                "min_batch": 16,
-                "max_batch": 32,
-                "shots_per_component": 8,
-                "hits_per_component": 2,
+                **BATCHING,
                 "completeness_target": 0.95,
                 "max_batches": 6,
             },
@@ -69,11 +74,7 @@ workflow = Workflow(
                 "d_min": 2.2,
                 "geometry": {"wavelength": 1.3, "distance_mm": 75.0, "pixel_mm": 0.2, "size": 512},
                 "shot": {"hit_rate": 0.3, "spectrum_channels": 16},
-                "first_batch": 32,
-                "min_batch": 16,
-                "max_batch": 32,
-                "shots_per_component": 8,
-                "hits_per_component": 2,
+                **BATCHING,
                 "completeness_target": 0.98,
                 "max_batches": 10,
             },

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.model import Tier
 from daydream_core.pricing import PriceTable
 
 Timings = Mapping[str, Mapping[str, float]]  # kind -> tier -> learned execution seconds
@@ -103,6 +103,3 @@ class AllTier:
         prices: PriceTable,
     ) -> list[str]:
         return [self.tier] * len(kinds)
-
-
-__all__ = ["HIGH", "LOW", "AllTier", "Placement", "SlackPlacement"]

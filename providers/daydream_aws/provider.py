@@ -194,7 +194,6 @@ class AwsProvider(Provider):
             max_payload_bytes=wire.MAX_SYNC_PAYLOAD_BYTES,
             max_concurrency=self.options.max_concurrency,
             releases_instances=False,  # Lambda reclaims idle environments; idling is free
-            reports_instance_ids=True,
         )
 
     # -- account, role, bucket (checked before anything is created) ----------------------------
