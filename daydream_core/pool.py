@@ -95,7 +95,7 @@ class PoolManager:
                 # A failed hot start costs a cold start later, not the run.
                 warnings.warn(f"hot start of {tier} instances failed: {exc}", stacklevel=2)
                 continue
-            memory_mb = self.functions[tier].tier.memory_mb
+            spec = self.functions[tier].tier
             for warm in started:
                 self.lives[warm.instance] = InstanceLife(
                     warm.instance, tier, "hot", self.run_index, phase, warm.init_ms
@@ -107,7 +107,7 @@ class PoolManager:
                         instance=warm.instance,
                         init_ms=warm.init_ms,
                         billed_ms=warm.billed_ms,
-                        cost=self.prices.cost(memory_mb, warm.billed_ms),
+                        cost=self.prices.cost(spec.memory_mb, warm.billed_ms, vcpus=spec.vcpus),
                     )
                 )
         return records

@@ -49,7 +49,11 @@ class FunctionRuntime:
             self._stores[uri] = self._open_store(uri)
         return self._stores[uri]
 
-    def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def handle(
+        self, payload: Mapping[str, Any], platform: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run the payload's component; `platform` is what the platform's own context says
+        about this instance (see `ComponentContext.platform`)."""
         kind = str(payload.get("kind", ""))
         started = time.perf_counter()
         if kind == WARMUP:
@@ -65,6 +69,7 @@ class FunctionRuntime:
                 run_id=str(payload.get("run_id", "adhoc")),
                 component_id=str(payload.get("component", kind)),
                 phase=int(payload.get("phase", 0)),
+                platform=dict(platform or {}),
             )
             output = fn(ctx, **dict(payload.get("args", {})))
         except MemoryError:

@@ -85,6 +85,11 @@ class ComponentContext:
     run_id: str
     component_id: str
     phase: int
+    # What the platform itself tells the instance about its limits, filled by the provider's
+    # handler from the platform's own context (Lambda: ``{"memory_mb":
+    # context.memory_limit_in_mb}``; Ray: the actor's assigned resources). Empty where the
+    # platform says nothing; the instance can still look at RLIMIT_AS, cgroups and affinity.
+    platform: Mapping[str, Any] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
         """A store key private to this run and component, for outputs."""

@@ -119,7 +119,7 @@ def test_invocation_metrics_come_from_the_report(provider: AwsProvider, fake: La
     assert warm.billed_ms == math.ceil(warm.duration_ms)
     assert cold.memory_mb == tier.memory_mb
     assert 0 < cold.max_memory_used_mb <= tier.memory_mb
-    assert fake.environments(function.name) == 1
+    assert fake.environments_created(function.name) == 1
 
 
 def test_warm_starts_distinct_instances_that_serve_hot(
@@ -129,12 +129,12 @@ def test_warm_starts_distinct_instances_that_serve_hot(
     started = provider.warm(function, 3)
     assert len({w.instance for w in started}) == 3
     assert all(w.billed_ms >= math.ceil(w.init_ms) for w in started)
-    assert fake.environments(function.name) == 3
+    assert fake.environments_created(function.name) == 3
     assert provider.warm(function, 0) == []
     results = [provider.invoke(function, payload(provider, "echo"), 60) for _ in range(4)]
     assert [r.start for r in results].count(StartKind.HOT) >= 1
     assert {r.instance for r in results} <= {w.instance for w in started}
-    assert fake.environments(function.name) == 3
+    assert fake.environments_created(function.name) == 3
 
 
 def test_warm_on_a_missing_function_raises_not_found(provider: AwsProvider) -> None:

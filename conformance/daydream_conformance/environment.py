@@ -1,4 +1,4 @@
-"""Where the suite runs a provider: settings, a factory, and an independent view of leftovers.
+"""Where the suite runs a provider: settings, a factory, and the platform's independent view.
 
 No pytest here: provider packages build a `ConformanceEnvironment` in their own test support
 module (by convention ``<package>.testing.conformance_environment``) without depending on
@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from daydream_conformance.view import PlatformView
 from daydream_core.provider import Provider, ProviderSettings, ProviderSpec
 
 CONVENTION = "conformance_environment"
@@ -25,16 +26,23 @@ class ConformanceEnvironment:
 
     settings: handed to the factory (state directory, options such as a fake's endpoint).
     factory: builds the adapter; None means the registered `ProviderSpec.factory`.
-    leftovers: lists what is still on the backend, seen independently of the adapter (for
-        example straight from the fake); after `cleanup()` it must return nothing. None when
-        the provider has no independent view (the suite then trusts `list` and a dry run).
+    view: the platform's own view of what happened (`daydream_conformance.view`), seen
+        independently of the adapter: environments, billing, leftovers. Required of every
+        provider that ships a fake (or, like Ray, has an engine with its own state API); None
+        only for a provider as it is (a live cloud), where the suite trusts `list` and a dry
+        run.
     fake: a provider-specific handle on the fake, for the provider's own tests.
     """
 
     settings: ProviderSettings
     factory: Callable[[ProviderSettings], Provider] | None = None
-    leftovers: Callable[[], list[str]] | None = None
+    view: PlatformView | None = None
     fake: Any = None
+
+    @property
+    def leftovers(self) -> Callable[[], list[str]] | None:
+        """What is still on the backend after cleanup, from the view (None without one)."""
+        return self.view.leftovers if self.view is not None else None
 
     def with_options(self, options: Mapping[str, str]) -> ConformanceEnvironment:
         """The same environment with `options` laid over the settings' own."""

@@ -7,7 +7,10 @@ purpose. Importable without pytest: cloud providers package this module into the
 from __future__ import annotations
 
 import hashlib
+import os
+import resource
 import time
+from pathlib import Path
 from typing import Any
 
 from daydream_core.model import Call
@@ -34,6 +37,29 @@ def echo(ctx: ComponentContext, value: Any = None, key: str | None = None) -> di
         "memory_mb": ctx.tier.memory_mb,
         "component": ctx.component_id,
         "stored": ctx.key(key) if key is not None else None,
+    }
+
+
+def _cgroup_memory_mb() -> float | None:
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return None
+    return None if text == "max" else int(text) / 2**20
+
+
+@workflow.component
+def observe(ctx: ComponentContext) -> dict[str, Any]:
+    """What the instance itself observes of its limits, whatever the adapter reports: the
+    platform's own word (`ctx.platform`, from e.g. Lambda's context), the address-space limit,
+    the cgroup memory limit, and the CPUs it may run on."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return {
+        "platform": dict(ctx.platform),
+        "rlimit_as_mb": None if soft == resource.RLIM_INFINITY else soft / 2**20,
+        "cgroup_memory_mb": _cgroup_memory_mb(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "pid": os.getpid(),
     }
 
 

@@ -83,7 +83,9 @@ class SlackPlacement:
             ]
             placement[i] = min(
                 feasible,
-                key=lambda t: prices.gb_second_cost(tiers[t].memory_mb, seconds(i, t) or 0.0),
+                key=lambda t: prices.gb_second_cost(
+                    tiers[t].memory_mb, seconds(i, t) or 0.0, tiers[t].vcpus
+                ),
             )
         return [tier or names[0] for tier in placement]
 

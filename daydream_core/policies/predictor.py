@@ -51,7 +51,7 @@ def start_costs(
     An unused hot start is billed its init (where init is billed) and its hold. A cold start's
     init is billed either way, so its extra cost is the latency it adds, valued in dollars.
     """
-    idle = prices.cost(tier.memory_mb, hold_ms, init_ms=init_ms)
+    idle = prices.cost(tier.memory_mb, hold_ms, init_ms=init_ms, vcpus=tier.vcpus)
     cold = time_value_per_s * init_ms / 1000.0
     return StartCosts(idle_hot_start=idle, cold_start=cold)
 

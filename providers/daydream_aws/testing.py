@@ -294,7 +294,7 @@ class LambdaFake:
         with self._lock:
             self._transient = count
 
-    def environments(self, function: str) -> int:
+    def environments_created(self, function: str) -> int:
         """How many execution environments `function` has had (each one ran an init)."""
         with self._lock:
             state = self._functions.get(function)
@@ -798,7 +798,7 @@ def conformance_environment(workdir: Path) -> Iterator[Any]:
     with LambdaFake(server=True) as fake:
         yield ConformanceEnvironment(
             settings=ProviderSettings(state_dir=workdir, options=fake.options()),
-            leftovers=fake.leftovers,
+            view=fake,
             fake=fake,
         )
 
