@@ -43,7 +43,7 @@ class Options:
         settings = ProviderSettings(
             state_dir=state_dir, concurrency=self.concurrency, options=self.provider_options
         )
-        return spec.factory(settings)
+        return spec.create(settings)
 
 
 def _key_values(pairs: Sequence[str], option: str) -> dict[str, str]:
@@ -216,15 +216,17 @@ def run(
 @cli.command()
 def apps() -> None:
     """List the workflows installed."""
+    from daydream_core.requirements import install_hint
+
     table = Table("app", "description", "presets")
     for name, spec in plugins.apps().items():
-        try:
+        if missing := spec.missing():
+            presets = f"[red]not installed: {install_hint('it', missing, spec.extra)}[/red]"
+        else:
             presets = ", ".join(
                 f"{p} ({w.runs} run{'s' if w.runs > 1 else ''})"
                 for p, w in spec.load().presets.items()
             )
-        except ImportError as exc:
-            presets = f"[red]not installed: {exc}[/red]"
         table.add_row(name, spec.description, presets)
     out_console.print(table)
 
@@ -232,9 +234,13 @@ def apps() -> None:
 @cli.command()
 def providers() -> None:
     """List the providers installed."""
-    table = Table("provider", "description")
+    from daydream_core.requirements import install_hint
+
+    table = Table("provider", "description", "installed")
     for name, spec in plugins.providers().items():
-        table.add_row(name, spec.description)
+        missing = spec.missing()
+        status = f"[red]no: {install_hint('it', missing, spec.extra)}[/red]" if missing else "yes"
+        table.add_row(name, spec.description, status)
     out_console.print(table)
 
 
