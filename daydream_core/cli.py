@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from daydream_core import plugins
+from daydream_core.config import ENV_PREFIX, Config, project_file, user_file
+from daydream_core.config import load as load_config
 from daydream_core.errors import DaydreamError, UsageError
 from daydream_core.model import RunRecord
 from daydream_core.profile import ENV_VAR as PROFILE_ENV_VAR
@@ -37,6 +39,7 @@ class Options:
     profile: Path | None
     provider_options: dict[str, str]
     concurrency: int | None
+    config: Config = field(default_factory=Config)
 
     def create_provider(self, state_dir: Path) -> Provider:
         spec = plugins.lookup("provider", self.provider, plugins.providers())
@@ -101,9 +104,13 @@ def cli(
         "compare",
         "report",
         "profile",
+        "config",
     ):
         plugins.lookup("provider", provider, plugins.providers())
-    ctx.obj = Options(provider, profile, _key_values(provider_options, "-o"), concurrency)
+    # Provider options from the files, per provider, with -o laid over them key by key.
+    config = ctx.obj if isinstance(ctx.obj, Config) else Config()
+    options = {**config.provider_options(provider), **_key_values(provider_options, "-o")}
+    ctx.obj = Options(provider, profile, options, concurrency, config)
 
 
 @cli.command()
@@ -397,6 +404,40 @@ def profile_reset(options: Options, app: str | None, yes: bool) -> None:
     out_console.print(f"removed {store.reset(app)} row(s) from {store.path}")
 
 
+@cli.group(name="config")
+def config_group() -> None:
+    """The configuration files (daydream.toml) and the settings in effect."""
+
+
+@config_group.command(name="show")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@click.pass_obj
+def config_show(options: Options, as_json: bool) -> None:
+    """Every setting a file or a DAYDREAM_* variable can give: its value and its source."""
+    from daydream_core.config import effective
+
+    settings = effective(cli, options.config)
+    if as_json:
+        data = [{"key": s.key, "value": s.value, "source": s.source} for s in settings]
+        click.echo(json.dumps({"files": [str(f) for f in options.config.files], "settings": data},
+                              indent=1, default=str))  # fmt: skip
+        return
+    files = ", ".join(str(f) for f in options.config.files) or "none"
+    out_console.print(f"files read: {files}", highlight=False)
+    table = Table("setting", "value", "from")
+    for setting in settings:
+        table.add_row(setting.key, "" if setting.value is None else str(setting.value),
+                      setting.source)  # fmt: skip
+    out_console.print(table)
+
+
+@config_group.command(name="path")
+def config_path() -> None:
+    """The files read, weakest first: the user's, then the project's (nearest upward)."""
+    click.echo(f"user: {user_file()}")
+    click.echo(f"project: {project_file() or '(none found from here up to the repository root)'}")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--provider", "provider_name", help="The provider (as the global --provider).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
@@ -438,7 +479,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with _one_line_warnings():
         try:
-            code = cli.main(args=argv, prog_name="daydream", standalone_mode=False)
+            config = load_config(cli, [user_file(), *filter(None, [project_file()])])
+            code = cli.main(
+                args=argv,
+                prog_name="daydream",
+                standalone_mode=False,
+                default_map=config.default_map(),
+                auto_envvar_prefix=ENV_PREFIX,
+                obj=config,
+            )
         except click.UsageError as exc:
             fail(exc.format_message(), EXIT_USAGE)
         except UsageError as exc:
