@@ -16,6 +16,9 @@ import daydream_conformance.environment  # noqa: F401
 import moto.server  # noqa: F401
 import pytest
 
+import daydream_core.engine
+import daydream_core.policies.builtin  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 BROKEN_PLUGIN = textwrap.dedent(
