@@ -155,6 +155,7 @@ def test_cold_start_is_reported_cold(
     second = daydream_provider.invoke(function, daydream_payload("echo"), TIMEOUT_S)
     assert second.start is StartKind.WARM, "an instance reused after a component is warm"
     assert second.instance == first.instance
+    daydream_provider.delete(function)
 
 
 def test_hot_started_instances_are_reported_hot(
@@ -181,6 +182,7 @@ def test_hot_started_instances_are_reported_hot(
     assert starts[StartKind.WARM] >= 1
     hot_instances = [r.instance for r in results if r.start is StartKind.HOT]
     assert len(hot_instances) == len(set(hot_instances)), "an instance was hot twice"
+    daydream_provider.delete(function)
 
 
 def test_instances_lists_what_is_alive(
