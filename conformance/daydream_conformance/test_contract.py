@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
 
 import pytest
 
 from daydream_conformance.environment import ConformanceEnvironment
+from daydream_conformance.support import TIMEOUT_S, Payload, variant
 from daydream_conformance.workflow import FAILURE_MARKER
 from daydream_core.errors import ComponentFailed, FunctionNotFound, FunctionTimeout
 from daydream_core.model import HIGH, LOW, TIER_NAMES, StartKind, Tier
@@ -27,18 +25,10 @@ from daydream_core.pricing import PriceTable
 from daydream_core.provider import NAME_PREFIX, FunctionHandle, Provider, function_name
 from daydream_core.workflow import RuntimeEnvironment
 
-TIMEOUT_S = 120.0  # per invocation; generous, for cold starts on a busy machine
 CONCURRENCY = 20
 SLEEP_S = 3.0  # the timeout case: a component that runs for this long ...
 SHORT_TIMEOUT_S = 1.0  # ... under this timeout
 LARGEST_PAYLOAD_TESTED = 64 * 1024 * 1024
-
-Payload = Callable[..., dict[str, Any]]
-
-
-def variant(runtime: RuntimeEnvironment, preload: str) -> RuntimeEnvironment:
-    """The same runtime environment under another hashed name (one more stdlib preload)."""
-    return replace(runtime, preload=(*runtime.preload, preload))
 
 
 # -- what the provider declares --------------------------------------------------------------
@@ -125,7 +115,7 @@ def test_invoke_returns_the_component_result(
     assert result.init_ms >= 0
     assert result.duration_ms >= 0
     assert result.billed_ms >= result.duration_ms
-    assert result.max_memory_used_mb >= 0
+    assert 0 <= result.max_memory_used_mb <= result.memory_mb
 
 
 def test_store_round_trip_and_component_outputs(
@@ -165,6 +155,7 @@ def test_cold_start_is_reported_cold(
     second = daydream_provider.invoke(function, daydream_payload("echo"), TIMEOUT_S)
     assert second.start is StartKind.WARM, "an instance reused after a component is warm"
     assert second.instance == first.instance
+    daydream_provider.delete(function)
 
 
 def test_hot_started_instances_are_reported_hot(
@@ -191,6 +182,7 @@ def test_hot_started_instances_are_reported_hot(
     assert starts[StartKind.WARM] >= 1
     hot_instances = [r.instance for r in results if r.start is StartKind.HOT]
     assert len(hot_instances) == len(set(hot_instances)), "an instance was hot twice"
+    daydream_provider.delete(function)
 
 
 def test_instances_lists_what_is_alive(
@@ -267,6 +259,9 @@ def test_concurrent_invocations(
         )
     assert [r.output["value"] for r in results] == list(range(CONCURRENCY))
     assert all(r.instance for r in results)
+    # Stop the idle instances where the provider can, so later cases have room under its
+    # concurrency limit.
+    daydream_provider.release(function, 0)
 
 
 def test_component_exception_surfaces_typed_with_remote_traceback(
