@@ -76,7 +76,8 @@ class Param:
             text += " " + " and ".join(bounds)
         if self.length is not None:
             low, high = self.length
-            text += f" of {low} item{'s' * (low != 1)}" if low == high else f" of {low}-{high} items"
+            count = f"{low}" if low == high else f"{low}-{high}"
+            text += f" of {count} item{'s' * (high != 1)}"
         return text
 
     def parse(self, value: Any, where: str) -> Any:
@@ -143,8 +144,7 @@ class Param:
     def _parse_list(self, items: list[Any], given: Any, where: str) -> list[Any]:
         if self.length is not None and not self.length[0] <= len(items) <= self.length[1]:
             raise UsageError(
-                f"{where} has {len(items)} item{'s' * (len(items) != 1)}; valid: "
-                f"{self.describe()}"
+                f"{where} has {len(items)} item{'s' * (len(items) != 1)}; valid: {self.describe()}"
             )
         if self.items is None:
             return items
