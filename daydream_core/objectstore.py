@@ -59,7 +59,7 @@ class LocalObjectStore(ObjectStore):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as its 0600 files
 
     @property
     def uri(self) -> str:
@@ -73,7 +73,7 @@ class LocalObjectStore(ObjectStore):
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
