@@ -171,7 +171,10 @@ class Workflow:
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The run parameters checked: parsed against the declared parameters (unknown keys
         and bad values are a one-line `UsageError`, defaults filled), then the validator."""
-        parsed = dict(params) if self.parameters is None else self.parameters.parse(params)
+        try:
+            parsed = dict(params) if self.parameters is None else self.parameters.parse(params)
+        except UsageError as exc:
+            raise UsageError(f"{self.name}: {exc}") from None
         if self._validate is not None:
             self._validate(parsed)
         return parsed

@@ -128,7 +128,12 @@ class LocalProvider(Provider):
         self._keep_alive_s = keep_alive_s
         self._cpus = CpuAllocator(cpus)
         self._log_dir = Path(state_dir) / "instances"
-        self._store = LocalObjectStore(store_dir or Path(state_dir) / "store")
+        try:
+            self._store = LocalObjectStore(store_dir or Path(state_dir) / "store")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"local: cannot create the store in {store_dir or state_dir}: {exc.strerror}"
+            ) from None
         self._functions: dict[str, FunctionHandle] = {}
         self._keys: dict[str, str] = {}  # payload keys, per deployed function (never logged)
         self._instances: dict[str, builtins.list[Instance]] = {}
