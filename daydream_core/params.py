@@ -237,8 +237,8 @@ def writable_dir(path: str | os.PathLike[str]) -> Path:
     while True:
         try:
             mode = probe.stat().st_mode
-        except FileNotFoundError:
-            probe = probe.parent
+        except (FileNotFoundError, NotADirectoryError):
+            probe = probe.parent  # the nearest thing that exists says what is wrong
             continue
         except OSError as exc:
             raise ValueError(f"{probe} cannot be used: {exc.strerror}") from None
@@ -257,7 +257,7 @@ def writable_file(path: str | os.PathLike[str]) -> Path:
     target = Path(path).absolute()
     try:
         mode = target.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         writable_dir(target.parent)
         return target
     except OSError as exc:

@@ -129,6 +129,7 @@ class LocalProvider(Provider):
         self._cpus = CpuAllocator(cpus)
         self._log_dir = Path(state_dir) / "instances"
         try:
+            Path(state_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # private
             self._store = LocalObjectStore(store_dir or Path(state_dir) / "store")
         except OSError as exc:
             raise ConfigurationError(
