@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from daydream_core import plugins
+from daydream_core.clitypes import FiniteFloat, ReadablePath, WritableDir, WritableFile, json_value
 from daydream_core.config import ENV_PREFIX, Config, project_file, user_file
 from daydream_core.config import load as load_config
-from daydream_core.errors import DaydreamError, UsageError
+from daydream_core.errors import ConfigurationError, DaydreamError, ProviderError, UsageError
 from daydream_core.model import RunRecord
 from daydream_core.profile import ENV_VAR as PROFILE_ENV_VAR
 from daydream_core.profile import ProfileStore
@@ -29,8 +31,20 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+# Bounds of what a command line may ask for: past them, a typo rather than an intent.
+MAX_CONCURRENCY = 100_000
+MAX_RUNS = 100_000
+MAX_SEED = 2**63 - 1  # the profile stores seeds as SQLite integers
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_SCALE = 1.0e6
+MAX_WIDTH = 1_000_000
+
 out_console = Console()
 err_console = Console(stderr=True)
+
+
+class FailureLogged(DaydreamError):
+    """A run stopped; its remote traceback is in the run's error.log, named in the message."""
 
 
 @dataclass
@@ -42,11 +56,20 @@ class Options:
     config: Config = field(default_factory=Config)
 
     def create_provider(self, state_dir: Path) -> Provider:
+        """The provider, its options checked; an adapter's own exception while it is being
+        built is a configuration problem of that provider, reported as one line."""
         spec = plugins.lookup("provider", self.provider, plugins.providers())
         settings = ProviderSettings(
             state_dir=state_dir, concurrency=self.concurrency, options=self.provider_options
         )
-        return spec.create(settings)
+        try:
+            return spec.create(settings)
+        except DaydreamError:
+            raise
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{self.provider}: cannot configure the provider: {_brief(exc)}"
+            ) from None
 
 
 def _key_values(pairs: Sequence[str], option: str) -> dict[str, str]:
@@ -59,11 +82,22 @@ def _key_values(pairs: Sequence[str], option: str) -> dict[str, str]:
     return result
 
 
-def _param_value(text: str) -> Any:
+def _brief(exc: BaseException) -> str:
+    """An exception as one line (SDK messages may span several)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _warn(message: str) -> None:
+    click.echo(f"daydream: warning: {message}", err=True)
+
+
+def _best_effort(what: str, action: Callable[[], object]) -> None:
+    """Run a cleanup step; its failure is one more line, never a mask over the first error."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        action()
+    except Exception as exc:
+        _warn(f"{what} failed: {_brief(exc)}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,7 +106,7 @@ def _param_value(text: str) -> Any:
 )
 @click.option(
     "--profile",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=WritableFile(),
     help=f"Profile store (SQLite) of what was learned; default ${PROFILE_ENV_VAR} or the user "
     "data directory.",
 )
@@ -85,7 +119,9 @@ def _param_value(text: str) -> Any:
     help="A provider setting, e.g. -o keep_alive_s=30 (repeatable).",
 )
 @click.option(
-    "--concurrency", type=click.IntRange(min=1), help="Most instances at once on the provider."
+    "--concurrency",
+    type=click.IntRange(1, MAX_CONCURRENCY),
+    help="Most instances at once on the provider.",
 )
 @click.version_option(package_name="daydream", prog_name="daydream")
 @click.pass_context
@@ -115,15 +151,23 @@ def cli(
 
 @cli.command()
 @click.argument("app")
-@click.option("--runs", type=click.IntRange(min=1), help="Runs to make [default: the preset's].")
+@click.option(
+    "--runs", type=click.IntRange(1, MAX_RUNS), help="Runs to make [default: the preset's]."
+)
 @click.option("--preset", default="small", show_default=True, help="Named parameters of the app.")
 @click.option("--policy", default="daydream", show_default=True, help="See `policies`.")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=WritableDir(),
     help="Results directory [default: daydream-out/APP]; new runs never overwrite earlier ones.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the workflow.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seed of the workflow.",
+)
 @click.option(
     "-p",
     "--param",
@@ -134,22 +178,34 @@ def cli(
 )
 @click.option(
     "--trace",
-    type=click.Path(exists=True, path_type=Path),
+    type=ReadablePath(),
     help="Trace to replay (app `trace`): a DayDream trace folder or a WfFormat JSON file.",
 )
 @click.option(
     "--scale",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(0.0, MAX_SCALE, low_open=True),
     help="Scale factor of replayed work (app `trace`).",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(0.0, MAX_TIMEOUT_S, low_open=True),
     default=900.0,
     show_default=True,
     help="Seconds one component may run.",
 )
-@click.option("--keep", is_flag=True, help="Keep deployed functions if the run fails.")
+@click.option(
+    "--max-width",
+    type=click.IntRange(1, MAX_WIDTH),
+    default=10_000,
+    show_default=True,
+    help="Most components in one phase; a wider phase stops the run.",
+)
+@click.option(
+    "--keep", is_flag=True, help="Keep the functions this command deployed if the run fails."
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show a failed component's traceback on the terminal."
+)
 @click.pass_obj
 def run(
     options: Options,
@@ -163,36 +219,44 @@ def run(
     trace: Path | None,
     scale: float | None,
     timeout: float,
+    max_width: int,
     keep: bool,
+    verbose: bool,
 ) -> None:
     """Run APP (see `apps`) and write run-<i>/ results."""
     from daydream_core.engine import Engine, RunStopped
-    from daydream_core.outputs import next_run_index
+    from daydream_core.outputs import reserve_run, write_error_log, write_summary
     from daydream_core.progress import ProgressDisplay
-    from daydream_core.report import summary_json, summary_table
+    from daydream_core.report import summary_table
 
     workflow = plugins.lookup("app", app, plugins.apps()).load()
     policy_spec = plugins.lookup("policy", policy, plugins.policies())
     chosen = workflow.preset(preset)
     parameters: dict[str, Any] = dict(chosen.params)
-    parameters.update({k: _param_value(v) for k, v in _key_values(params, "--param").items()})
+    parameters.update({k: json_value(v, "--param") for k, v in _key_values(params, "-p").items()})
     if trace is not None:
         parameters["trace"] = str(trace.resolve())
     if scale is not None:
         parameters["scale"] = scale
-    workflow.validate(parameters)
+    parameters = workflow.validate(parameters)
     total = runs or chosen.runs
-    out_dir = (out or Path("daydream-out") / app).resolve()
-    profile = ProfileStore(options.profile)
+    out_dir = (out or WritableDir().convert(Path("daydream-out") / app, None, None)).resolve()
+    profile = ProfileStore(options.profile)  # schema and a real write checked now
     provider = options.create_provider(out_dir)  # checks its configuration first
-    out_dir.mkdir(parents=True, exist_ok=True)
-    first = next_run_index(out_dir)
     finished: list[RunRecord] = []
     failed = True
     with ProgressDisplay(err_console) as display:
-        engine = Engine(provider, profile, policy_spec, timeout_s=timeout, events=display)
+        engine = Engine(
+            provider,
+            profile,
+            policy_spec,
+            timeout_s=timeout,
+            events=display,
+            max_width=max_width,
+        )
         try:
             for offset in range(total):
+                index = _reserve(reserve_run, out_dir)
                 display.run_started(offset + 1, total)
                 try:
                     record = engine.run(
@@ -200,24 +264,40 @@ def run(
                         preset=preset,
                         params=parameters,
                         seed=seed,
-                        run_index=first + offset,
+                        run_index=index,
                         out_dir=out_dir,
                     )
                 except RunStopped as failure:
                     if failure.run is not None:
                         display.run_finished(failure.run)
+                    if failure.remote_traceback:
+                        log = write_error_log(out_dir, index, failure.remote_traceback)
+                        if not verbose:
+                            raise FailureLogged(
+                                f"{failure} (traceback in {log}; --verbose shows it here)"
+                            ) from failure
                     raise
                 finished.append(record)
                 display.run_finished(record)
             failed = False
         finally:
             if failed and not keep:
-                provider.cleanup()
-            provider.close()
-            engine.close()
-    (out_dir / "summary.json").write_text(json.dumps(summary_json(finished), indent=1) + "\n")
+                # Exactly what this command deployed: never another run's functions.
+                _best_effort(
+                    "removing the functions this run deployed", engine.deployments.remove_created
+                )
+            _best_effort("closing the provider", provider.close)
+            _best_effort("stopping the engine", engine.close)
+            _best_effort("writing summary.json", lambda: write_summary(out_dir))
     out_console.print(summary_table(finished))
     out_console.print(f"results: {out_dir}")
+
+
+def _reserve(reserve: Callable[[Path], int], out_dir: Path) -> int:
+    try:
+        return reserve(out_dir)
+    except OSError as exc:
+        raise UsageError(f"cannot write results into {out_dir}: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -272,8 +352,12 @@ def cleanup(options: Options, dry_run: bool, provider_name: str | None) -> None:
     provider = options.create_provider(Path(platformdirs.user_cache_dir("daydream")))
     try:
         removed = provider.cleanup(dry_run=dry_run)
+    except DaydreamError:
+        raise
+    except Exception as exc:  # an SDK's own error (unreachable endpoint, ...): one line
+        raise ProviderError(f"{options.provider}: cleanup failed: {_brief(exc)}") from None
     finally:
-        provider.close()
+        _best_effort("closing the provider", provider.close)
     verb = "would remove" if dry_run else "removed"
     for name in removed:
         out_console.print(f"{verb} {name}")
@@ -469,6 +553,24 @@ def _one_line_warnings() -> Iterator[None]:
         warnings.formatwarning = previous
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a command like Ctrl-C: the same cleanup, the same exit status."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: bad input is one line and exit 2; a failed run exits 1; never a traceback."""
     from daydream_core.engine import RunStopped
@@ -477,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"daydream: error: {message}", err=True)
         sys.exit(code)
 
-    with _one_line_warnings():
+    with _one_line_warnings(), _sigterm_as_interrupt():
         try:
             config = load_config(cli, [user_file(), *filter(None, [project_file()])])
             code = cli.main(
@@ -489,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 obj=config,
             )
         except click.UsageError as exc:
-            fail(exc.format_message(), EXIT_USAGE)
+            fail(" ".join(exc.format_message().split()), EXIT_USAGE)
         except UsageError as exc:
             fail(str(exc), EXIT_USAGE)
         except RunStopped as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
 from daydream_core.model import (
     HIGH,
@@ -44,6 +45,7 @@ from daydream_core.workflow import RunContext, Workflow
 
 DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
 DEFAULT_TIMEOUT_S = 900.0
+DEFAULT_MAX_WIDTH = 10_000  # components in one phase; past it a run stops with one line
 
 
 class RunStopped(DaydreamError):
@@ -109,8 +111,11 @@ class Engine:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         time_value_per_s: float = DEFAULT_TIME_VALUE_PER_S,
         events: EngineEvents | None = None,
+        max_width: int = DEFAULT_MAX_WIDTH,
     ) -> None:
         self.provider = provider
+        self.max_width = max_width
+        self.deployments = Deployments(provider)  # what a failed run may remove
         self.profile = profile
         self.policy = policy
         self.predictor = policy.predictor()
@@ -134,7 +139,7 @@ class Engine:
     def _pool(self, workflow: Workflow) -> PoolManager:
         if workflow.name not in self._pools:
             functions = {
-                name: self.provider.deploy(workflow.runtime, tier)
+                name: self.deployments.deploy(workflow.runtime, tier)
                 for name, tier in self.tiers.items()
             }
             self._pools[workflow.name] = PoolManager(self.provider, functions)
@@ -175,11 +180,17 @@ class Engine:
 
         def advance(outputs: list[Any] | None) -> list[Call]:
             try:
-                return next(phases) if outputs is None else phases.send(outputs)
+                calls = next(phases) if outputs is None else phases.send(outputs)
             except (StopIteration, UsageError):
                 raise
             except Exception as exc:  # the app's own code: report it, keep what was done
                 raise PlanFailed(workflow.name, len(run.phases), exc) from exc
+            if len(calls) > self.max_width:
+                raise UsageError(
+                    f"phase {len(run.phases) + 1} of {workflow.name!r} has {len(calls)} "
+                    f"components, more than the limit of {self.max_width} (--max-width)"
+                )
+            return calls
 
         try:
             calls = advance(None)
@@ -197,10 +208,11 @@ class Engine:
                 )
                 run.phases.append(phase)
                 current.append(phase.widths)
+                write_run(run, out_dir)  # first: the run's own files land whatever follows
+                self._learn(workflow.name, phase)
                 self.profile.record_phase(
                     key, run.run_id, phase.index, phase.widths, phase.predicted
                 )
-                write_run(run, out_dir)
                 self.events.phase_done(run, phase)
                 if failure is not None:
                     raise failure
@@ -211,6 +223,11 @@ class Engine:
             run.error = str(failure)
             failure.run = run
             raise
+        except BaseException as stopped:  # interrupted, or a usage/profile/provider error
+            run.error = (
+                "interrupted" if isinstance(stopped, KeyboardInterrupt) else str(stopped)
+            ) or type(stopped).__name__
+            raise
         finally:
             phases.close()
             # Hot starts issued for a phase that never came are billed all the same: charge
@@ -218,13 +235,17 @@ class Engine:
             unused = pool.hot_starts(len(run.phases))
             if run.phases:
                 run.phases[-1].hot_starts.extend(unused)
-            self.profile.record_run(run)
-            if pool.releases:  # between runs: keep what the next run needs at its peak
-                pool.release(
-                    len(run.phases), self._keep(self.profile.width_history(key), [], 0, workflow)
-                )
-            run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
-            write_run(run, out_dir)
+            write_run(run, out_dir)  # before the profile, which may be what failed
+            try:
+                self.profile.record_run(run)
+                if pool.releases:  # between runs: keep what the next run needs at its peak
+                    pool.release(
+                        len(run.phases),
+                        self._keep(self.profile.width_history(key), [], 0, workflow),
+                    )
+            finally:
+                run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
+                write_run(run, out_dir)
         return run
 
     def _run_phase(
@@ -270,7 +291,6 @@ class Engine:
             invocations=[o.record for o in outcomes],
             hot_starts=pool.hot_starts(index),
         )
-        self._learn(workflow.name, phase)
         if pool.releases:
             pool.release(index, self._keep(history, [*current, widths], index + 1, workflow))
         outputs = [o.output for o in outcomes]

@@ -15,6 +15,10 @@ class ConfigurationError(UsageError):
     """Missing or invalid configuration or credentials, detected before anything is created."""
 
 
+class ProfileError(DaydreamError):
+    """The profile store failed during a run (it was checked when opened)."""
+
+
 class ProviderError(DaydreamError):
     """An error reported by a provider while deploying or invoking."""
 
@@ -33,6 +37,10 @@ class FunctionTimeout(ProviderError):
 
 class OutOfMemory(ProviderError):
     """The instance ran out of the tier's memory."""
+
+
+class PayloadRejected(ProviderError):
+    """An instance refused a payload: unsigned, badly signed, expired or malformed."""
 
 
 class ComponentFailed(ProviderError):

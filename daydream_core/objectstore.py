@@ -59,7 +59,7 @@ class LocalObjectStore(ObjectStore):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as its 0600 files
 
     @property
     def uri(self) -> str:
@@ -73,7 +73,7 @@ class LocalObjectStore(ObjectStore):
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dirs(path.parent, self.root)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -105,6 +105,17 @@ class LocalObjectStore(ObjectStore):
         for key in keys:
             self._path(key).unlink(missing_ok=True)
         return len(keys)
+
+
+def _private_dirs(directory: Path, root: Path) -> None:
+    """Create `directory` and its missing parents below `root`, each 0700 (``mkdir -p``
+    would give the parents the default mode)."""
+    missing = []
+    while directory != root and not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 def open_store(uri: str) -> ObjectStore:

@@ -2,7 +2,12 @@
 
 ``run-<i>/phase_time.txt`` (seconds per phase), ``function_service_time.txt`` (seconds per
 invocation) and ``execution_cost.txt`` (dollars per phase) keep the original DayDream format,
-one number a line; ``run.json`` holds every record and decision.
+one number a line; ``run.json`` holds every record and decision; ``error.log`` the remote
+traceback of what stopped the run. ``summary.json`` sums every run in the folder.
+
+Run directories are reserved with an atomic ``mkdir``: two commands writing into one folder
+get different run numbers, and a run's files are written only by the controller that reserved
+them. Everything is private to the user (0700 directories, 0600 files).
 """
 
 from __future__ import annotations
@@ -12,29 +17,54 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from daydream_core.model import RunRecord
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600  # what mkstemp gives every file written here
 
 
 def run_dir(out_dir: Path, index: int) -> Path:
     return out_dir / f"run-{index}"
 
 
-def next_run_index(out_dir: Path) -> int:
-    """The first run index not used in `out_dir`, so earlier results are never overwritten."""
-    used = [
+def _indices(out_dir: Path) -> list[int]:
+    return sorted(
         int(p.name.removeprefix("run-"))
         for p in out_dir.glob("run-*")
         if p.is_dir() and p.name.removeprefix("run-").isdigit()
-    ]
-    return max(used, default=0) + 1
+    )
+
+
+def next_run_index(out_dir: Path) -> int:
+    """The first run index not used in `out_dir` (a hint: `reserve_run` is what claims one)."""
+    return max(_indices(out_dir), default=0) + 1
+
+
+def reserve_run(out_dir: Path) -> int:
+    """Claim the next free run index in `out_dir` by creating its directory; ``mkdir`` is
+    atomic, so a concurrent command that raced for the same index takes the next one."""
+    out_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    index = next_run_index(out_dir)
+    while True:
+        try:
+            run_dir(out_dir, index).mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            index += 1
+            continue
+        return index
 
 
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _lines(values: Iterable[float]) -> str:
@@ -44,7 +74,7 @@ def _lines(values: Iterable[float]) -> str:
 def write_run(run: RunRecord, out_dir: Path) -> Path:
     """Write (or rewrite, as phases complete) the files of one run."""
     directory = run_dir(out_dir, run.index)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     _write_atomic(directory / "phase_time.txt", _lines(p.phase_time_s for p in run.phases))
     _write_atomic(
         directory / "function_service_time.txt",
@@ -53,3 +83,39 @@ def write_run(run: RunRecord, out_dir: Path) -> Path:
     _write_atomic(directory / "execution_cost.txt", _lines(p.cost for p in run.phases))
     _write_atomic(directory / "run.json", json.dumps(run.to_json(), indent=1) + "\n")
     return directory
+
+
+def write_error_log(out_dir: Path, index: int, text: str) -> Path:
+    """Keep the remote traceback of what stopped run `index` beside its records."""
+    path = run_dir(out_dir, index) / "error.log"
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    _write_atomic(path, text.rstrip() + "\n")
+    return path
+
+
+def summarise_folder(out_dir: Path) -> dict[str, Any]:
+    """Totals over every run recorded in `out_dir`, whichever command made it."""
+    runs: list[dict[str, Any]] = []
+    for index in _indices(out_dir):
+        try:
+            runs.append(json.loads((run_dir(out_dir, index) / "run.json").read_text()))
+        except (OSError, ValueError):
+            continue  # reserved by a run that has not written yet, or not ours
+    starts = {"hot": 0, "warm": 0, "cold": 0}
+    for run in runs:
+        for kind, count in run.get("starts", {}).items():
+            starts[kind] = starts.get(kind, 0) + int(count)
+    return {
+        "runs": [r["index"] for r in runs],
+        "failed": [r["index"] for r in runs if r.get("error")],
+        "components": sum(p["width"] for r in runs for p in r.get("phases", [])),
+        "execution_time_s": sum(float(r.get("execution_time_s", 0.0)) for r in runs),
+        "cost": sum(float(r.get("cost", 0.0)) for r in runs),
+        "starts": starts,
+    }
+
+
+def write_summary(out_dir: Path) -> Path:
+    path = out_dir / "summary.json"
+    _write_atomic(path, json.dumps(summarise_folder(out_dir), indent=1) + "\n")
+    return path

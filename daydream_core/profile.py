@@ -17,7 +17,7 @@ from typing import Any
 
 import platformdirs
 
-from daydream_core.errors import ConfigurationError
+from daydream_core.errors import ConfigurationError, ProfileError
 from daydream_core.model import RunRecord
 
 ENV_VAR = "DAYDREAM_PROFILE"
@@ -60,18 +60,69 @@ def workload(app: str, preset: str) -> str:
     return f"{app}:{preset}"
 
 
+# The columns every table must have, checked at open: a file that is SQLite but not a
+# profile (or a profile damaged by hand) is refused before the first phase, not during it.
+_COLUMNS = {
+    "kind_timing": ("app", "provider", "kind", "tier", "n", "mean_ms", "m2"),
+    "init_timing": ("app", "provider", "tier", "n", "mean_ms"),
+    "phase_width": ("workload", "run_id", "phase", "tier", "width", "predicted"),
+    "runs": (
+        "run_id", "app", "provider", "policy", "preset", "seed", "finished_at",
+        "execution_s", "cost", "hot", "warm", "cold", "error",
+    ),
+}  # fmt: skip
+
+
 class ProfileStore:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
+            self._check_path()
+            if not self.path.parent.is_dir():
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Created private: what was learned about a user's runs is theirs.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            with closing(self._connect()) as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 self._migrate(db)
+                self._check_schema(db)
+                self._check_writable(db)
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(f"profile store {self.path} is unusable: {exc}") from None
         except OSError as exc:
-            raise ConfigurationError(f"cannot create profile store {self.path}: {exc}") from None
+            raise ConfigurationError(
+                f"cannot create profile store {self.path}: {exc.strerror or exc}"
+            ) from None
+
+    def _check_path(self) -> None:
+        from daydream_core.params import writable_file
+
+        try:
+            writable_file(self.path)
+        except ValueError as exc:
+            raise ConfigurationError(f"profile store: {exc}") from None
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        for table, columns in _COLUMNS.items():
+            found = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+            if found != columns:
+                raise ConfigurationError(
+                    f"profile store {self.path} is not a daydream profile (table {table!r} "
+                    f"{'is missing' if not found else 'has other columns'}); use --profile"
+                )
+
+    def _check_writable(self, db: sqlite3.Connection) -> None:
+        """A real write, not a permission check: a read-only file, directory or file system
+        (or a lock held elsewhere) fails here, before the first phase."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            db.execute(f"PRAGMA user_version = {int(version)}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -80,14 +131,19 @@ class ProfileStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        try:
+            with closing(self._connect()) as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            # One line for the user; the engine writes the run's own files regardless.
+            raise ProfileError(f"profile store {self.path} failed: {exc}") from None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

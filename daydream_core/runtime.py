@@ -3,6 +3,13 @@
 An instance loads its runtime environment once (`FunctionRuntime(...)`, the init), then serves
 payloads naming a registered component. `handle` never raises: it answers with an envelope
 that the provider adapter turns back into a result or a typed error.
+
+Trust: given a `key` (made per deployment, kept in the function's configuration), a payload
+without a valid signature is refused before anything runs (`daydream_core.auth`); given a
+`store_uri` (fixed at deploy), the store is that one and a payload naming another is refused.
+Run and component ids must be plain ids (no path separators), and the component must be
+registered. Without `key` and `store_uri` an adapter keeps the old behaviour (the payload's
+store), so adapters written before them still work; every built-in adapter passes both.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from daydream_core.errors import ComponentFailed, OutOfMemory
+from daydream_core import auth
+from daydream_core.errors import ComponentFailed, OutOfMemory, PayloadRejected
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore, open_store
 from daydream_core.workflow import ComponentContext, RuntimeEnvironment, load_workflow
 
 WARMUP = "__warmup__"
+MAX_HOLD_MS = 900_000.0  # a warm-up holds its instance at most Lambda's longest invocation
 
 
 def max_rss_mb() -> float:
@@ -35,6 +44,9 @@ class FunctionRuntime:
         tier: Tier,
         threads: int,
         open_store: Callable[[str], ObjectStore] = open_store,
+        *,
+        store_uri: str | None = None,
+        key: str | None = None,
     ) -> None:
         started = time.perf_counter()
         self.workflow = load_workflow(runtime)
@@ -42,7 +54,16 @@ class FunctionRuntime:
         self.threads = threads
         self._open_store = open_store  # inside a cloud function there may be no entry points
         self._stores: dict[str, ObjectStore] = {}
+        self.store_uri = store_uri
+        self._key = key  # never logged, never in an envelope
         self.init_ms = (time.perf_counter() - started) * 1000.0
+
+    def authenticate(self, payload: Mapping[str, Any]) -> None:
+        """Raise `PayloadRejected` unless `payload` is signed with this function's key (a
+        no-op for a runtime built without a key). Handlers that unwrap an envelope of their
+        own (e.g. a payload passed through the store) check the wrapper with this too."""
+        if self._key is not None:
+            auth.verify(payload, self._key)
 
     def _store(self, uri: str) -> ObjectStore:
         if uri not in self._stores:
@@ -54,30 +75,63 @@ class FunctionRuntime:
     ) -> dict[str, Any]:
         """Run the payload's component; `platform` is what the platform's own context says
         about this instance (see `ComponentContext.platform`)."""
-        kind = str(payload.get("kind", ""))
         started = time.perf_counter()
-        if kind == WARMUP:
-            # Hold the instance so that concurrent warm-ups land on distinct instances.
-            time.sleep(float(payload.get("hold_ms", 0)) / 1000.0)
-            return self._ok(None, started)
+        kind = str(payload.get("kind", ""))
         try:
-            fn = self.workflow.component_fn(kind)
-            ctx = ComponentContext(
-                store=self._store(str(payload["store"])),
-                tier=self.tier,
-                threads=self.threads,
-                run_id=str(payload.get("run_id", "adhoc")),
-                component_id=str(payload.get("component", kind)),
-                phase=int(payload.get("phase", 0)),
-                platform=dict(platform or {}),
-            )
-            output = fn(ctx, **dict(payload.get("args", {})))
+            self.authenticate(payload)
+            if kind == WARMUP:
+                # Hold the instance so that concurrent warm-ups land on distinct instances.
+                time.sleep(_hold_ms(payload.get("hold_ms", 0)) / 1000.0)
+                return self._ok(None, started)
+            fn, ctx, args = self._prepare(payload, kind, platform)
+        except PayloadRejected as exc:
+            return self._error("rejected", kind, str(exc), "")
+        except Exception as exc:  # the store would not open: the component cannot run
+            message = f"{type(exc).__name__}: {exc}"
+            return self._error("component", kind, message, traceback.format_exc())
+        try:
+            output = fn(ctx, **args)
         except MemoryError:
             return self._error("memory", kind, "out of memory", traceback.format_exc())
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             return self._error("component", kind, message, traceback.format_exc())
         return self._ok(output, started)
+
+    def _prepare(
+        self, payload: Mapping[str, Any], kind: str, platform: Mapping[str, Any] | None
+    ) -> tuple[Any, ComponentContext, dict[str, Any]]:
+        """The component, its context and arguments, or `PayloadRejected`."""
+        try:
+            fn = self.workflow.component_fn(kind)  # registered components only
+        except KeyError as exc:
+            raise PayloadRejected(str(exc.args[0])) from None
+        args = payload.get("args", {})
+        if not isinstance(args, Mapping) or not all(isinstance(k, str) for k in args):
+            raise PayloadRejected("payload args must be a mapping by name")
+        phase = payload.get("phase", 0)
+        if not isinstance(phase, int) or isinstance(phase, bool) or phase < 0:
+            raise PayloadRejected(f"payload phase {phase!r} is not a phase index")
+        ctx = ComponentContext(
+            store=self._store(self._store_uri(payload)),
+            tier=self.tier,
+            threads=self.threads,
+            run_id=auth.check_id(payload.get("run_id", "adhoc"), "run id"),
+            component_id=auth.check_id(payload.get("component", kind), "component id"),
+            phase=phase,
+            platform=dict(platform or {}),
+        )
+        return fn, ctx, dict(args)
+
+    def _store_uri(self, payload: Mapping[str, Any]) -> str:
+        named = payload.get("store")
+        if self.store_uri is not None:
+            if named is not None and named != self.store_uri:
+                raise PayloadRejected("payload names another store than the one fixed at deploy")
+            return self.store_uri
+        if not isinstance(named, str) or not named:
+            raise PayloadRejected("payload names no store (and none was fixed at deploy)")
+        return named
 
     def _ok(self, output: Any, started: float) -> dict[str, Any]:
         return {
@@ -96,6 +150,14 @@ class FunctionRuntime:
         }
 
 
+def _hold_ms(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PayloadRejected("warm-up hold_ms must be a number")
+    if not 0 <= value <= MAX_HOLD_MS:
+        raise PayloadRejected(f"warm-up hold_ms must be within 0-{MAX_HOLD_MS:g}")
+    return float(value)
+
+
 def raise_for_envelope(envelope: Mapping[str, Any]) -> None:
     """Turn a failed envelope into the shared typed error."""
     if envelope.get("ok"):
@@ -103,4 +165,6 @@ def raise_for_envelope(envelope: Mapping[str, Any]) -> None:
     error = envelope["error"]
     if error["type"] == "memory":
         raise OutOfMemory(f"component {error['kind']!r} ran out of memory")
+    if error["type"] == "rejected":
+        raise PayloadRejected(f"the instance refused the payload: {error['message']}")
     raise ComponentFailed(error["kind"], error["message"], error.get("traceback", ""))

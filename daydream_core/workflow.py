@@ -22,6 +22,7 @@ payload, so any initialised instance of the runtime environment can serve any co
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 from daydream_core.errors import UsageError
 from daydream_core.model import Call, Tier
 from daydream_core.objectstore import ObjectStore
+from daydream_core.params import Param, Parameters
 
 PhaseGenerator = Generator[list[Call], list[Any], Any]
 ComponentFn = Callable[..., Any]
@@ -97,6 +99,7 @@ class ComponentContext:
 
 
 _REGISTRY: dict[str, Workflow] = {}
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class Workflow:
@@ -111,9 +114,23 @@ class Workflow:
         requirements: tuple[str, ...] = (),
         description: str = "",
         module: str | None = None,
+        params: Mapping[str, Param] | None = None,
     ) -> None:
         if not presets:
             raise ValueError(f"workflow {name!r} needs at least one preset")
+        if not _ID.fullmatch(name):
+            raise ValueError(f"workflow name {name!r} must be letters, digits, '-' or '_'")
+        # Declared parameters; None keeps an undeclared workflow's old behaviour (anything
+        # goes, its validator decides), so workflows written before declarations still run.
+        self.parameters = Parameters(params) if params is not None else None
+        if self.parameters is not None:
+            for preset_name, preset in presets.items():
+                unknown = self.parameters.unknown(preset.params)
+                if unknown:
+                    raise ValueError(
+                        f"preset {preset_name!r} of workflow {name!r} sets undeclared "
+                        f"parameter {unknown[0]!r}"
+                    )
         self.name = name
         self.presets = dict(presets)
         self.description = description
@@ -151,9 +168,16 @@ class Workflow:
         self._validate = fn
         return fn
 
-    def validate(self, params: Mapping[str, Any]) -> None:
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The run parameters checked: parsed against the declared parameters (unknown keys
+        and bad values are a one-line `UsageError`, defaults filled), then the validator."""
+        try:
+            parsed = dict(params) if self.parameters is None else self.parameters.parse(params)
+        except UsageError as exc:
+            raise UsageError(f"{self.name}: {exc}") from None
         if self._validate is not None:
-            self._validate(params)
+            self._validate(parsed)
+        return parsed
 
     @property
     def components(self) -> Mapping[str, ComponentFn]:

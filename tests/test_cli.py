@@ -112,6 +112,7 @@ def test_a_failed_run_reports_the_component_and_exits_1(
     err = capsys.readouterr().err
     assert "daydream: error: component 'explode' (p3-c1, phase 3) failed" in err
     assert "ValueError: boom in phase 2" in err
+    assert "ValueError: boom in phase 2" in (out / "run-1" / "error.log").read_text()
     assert (out / "run-1" / "phase_time.txt").read_text().count("\n") == 3
 
 
@@ -145,7 +146,13 @@ def test_conformance_command_runs_the_suite() -> None:
 def test_a_bug_in_a_workflow_is_one_line_and_its_traceback(
     demo_app: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _main(["run", "demo", "--preset", "buggy", "--out", str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err
-    assert "daydream: error: workflow 'demo' failed planning phase 2: KeyError" in err
-    assert "demo_workflow.py" in err
+    out = tmp_path / "out"
+    assert _main(["run", "demo", "--preset", "buggy", "--out", str(out)]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress line
+    assert line.startswith("daydream: error: workflow 'demo' failed planning phase 2: KeyError")
+    log = out / "run-1" / "error.log"
+    assert f"traceback in {log}" in line
+    assert "demo_workflow.py" in log.read_text()
+    # --verbose shows the traceback on the terminal as well
+    assert _main(["run", "demo", "--preset", "buggy", "--out", str(out), "--verbose"]) == 1
+    assert "demo_workflow.py" in capsys.readouterr().err

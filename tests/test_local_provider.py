@@ -32,7 +32,7 @@ def provider(tmp_path: Path, demo_workflows: Path) -> Iterator[LocalProvider]:
 
 
 def _payload(kind: str, **args: object) -> dict[str, object]:
-    return {"kind": kind, "args": args, "store": "file:///tmp", "component": "c1"}
+    return {"kind": kind, "args": args, "component": "c1"}  # the store is fixed at deploy
 
 
 def _deploy(provider: LocalProvider, tier: str) -> FunctionHandle:

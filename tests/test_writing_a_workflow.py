@@ -63,11 +63,30 @@ def test_example_integrates_adaptively(example: Any, tmp_path: Path) -> None:
     assert csv[0] == "a,b,value,error" and len(csv) == result["intervals"] + 1
 
 
-def test_example_rejects_bad_input_with_a_usage_error(example: Any, tmp_path: Path) -> None:
-    params = {**example.workflow.preset("small").params, "integrand": "nope"}
-    run = RunContext(params=params, seed=0, run_index=1, store=LocalObjectStore(tmp_path))
-    with pytest.raises(UsageError, match="unknown integrand"):
-        next(example.workflow.plan(run))
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"integrand": "nope"}, "integrand='nope' is not valid; valid: one of 'two-peaks'"),
+        ({"pieces": 0}, "pieces=0 is out of range; valid: an integer >= 1 and <= 1000"),
+        ({"tolerance": "tiny"}, "tolerance='tiny' is not a number > 0 and <= 1"),
+        ({"typo": 1}, "unknown parameter typo; valid parameters: a, b, integrand, pieces"),
+        ({"a": 2.0}, "quadrature needs a < b, not a=2, b=1"),
+    ],
+)
+def test_example_rejects_bad_input_with_a_usage_error(
+    example: Any, override: dict[str, Any], message: str
+) -> None:
+    params = {**example.workflow.preset("small").params, **override}
+    with pytest.raises(UsageError) as raised:
+        example.workflow.validate(params)
+    assert message in str(raised.value)
+
+
+def test_example_fills_declared_defaults(example: Any, tmp_path: Path) -> None:
+    parsed = example.workflow.validate({"pieces": 2})
+    assert parsed == {**example.workflow.preset("small").params, "pieces": 2}
+    run = RunContext(params=parsed, seed=0, run_index=1, store=LocalObjectStore(tmp_path))
+    assert len(next(example.workflow.plan(run))) == 2
 
 
 def test_example_plugin_registers_through_the_hook(example: Any) -> None:

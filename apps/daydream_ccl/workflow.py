@@ -15,6 +15,7 @@ within `delta_chi2` of the best, so the widths of later phases depend on earlier
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,14 +23,16 @@ import numpy as np
 from daydream_ccl import components
 from daydream_ccl.config import AnalysisConfig, prior_box
 from daydream_ccl.cosmology import VARIED
-from daydream_ccl.presets import PRESETS
+from daydream_ccl.presets import PARAMS, PRESETS
 from daydream_ccl.refine import Bounds, RefineSettings, Step, latin_hypercube, propose
+from daydream_core.errors import UsageError
 from daydream_core.model import Call
 from daydream_core.workflow import PhaseGenerator, RunContext, Workflow
 
 workflow = Workflow(
     "ccl",
     presets=PRESETS,
+    params=PARAMS,
     preload=("numpy", "pyccl", "camb"),
     requirements=("pyccl>=3.0", "camb>=1.5", "numpy>=1.24"),
     description="Adaptive 3x2pt cosmology with pyccl and CAMB: power spectra, angular power "
@@ -44,6 +47,22 @@ for _fn in (
     components.likelihood,
 ):
     workflow.component(_fn)
+
+
+@workflow.validator
+def check(params: Mapping[str, Any]) -> None:
+    """What the declared ranges cannot say alone: pairs that must be ordered."""
+    for low, high in (
+        ("min_new", "max_new"),
+        ("theta_min_arcmin", "theta_max_arcmin"),
+        ("ell_min", "ell_max"),
+        ("min_radius", "initial_radius"),
+    ):
+        if params[low] > params[high]:
+            raise UsageError(f"ccl {low}={params[low]!r} exceeds {high}={params[high]!r}")
+    for name, (lo, hi) in prior_box(params).items():
+        if not lo < hi:
+            raise UsageError(f"ccl prior of {name} is [{lo:g}, {hi:g}]; low must be below high")
 
 
 @workflow.phases

@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from daydream_core.errors import UsageError
 from daydream_core.model import Call
+from daydream_core.params import Param
 from daydream_core.workflow import ComponentContext, Preset, RunContext, Workflow
 from daydream_cosmoscout import tiles as tl
 from daydream_cosmoscout.lod import Camera, camera_from_view, select
+from daydream_cosmoscout.planet import PLANETS
 from daydream_cosmoscout.planet import planet as planet_by_name
 from daydream_cosmoscout.terrain import Surface, fitted_slope, synthesise_map
 
@@ -88,6 +91,77 @@ DEFAULTS: dict[str, Any] = {
     "views": list(DEFAULT_VIEWS),
 }
 
+
+def _power_of_two(value: int) -> None:
+    if value & (value - 1):
+        raise ValueError(f"{value} is not a power of two (HEALPix nside)")
+
+
+def _iso_time(value: str) -> None:
+    datetime.fromisoformat(value)  # its ValueError names what is wrong
+
+
+def _view_fields() -> dict[str, Param]:
+    return {
+        "name": Param(str),
+        "altitude": Param(float, gt=0, le=100.0),
+        "lat": Param(float, ge=-90.0, le=90.0),
+        "lon_offset": Param(float, ge=-360.0, le=360.0),
+        "lon_step": Param(float, ge=-360.0, le=360.0),
+        "fov_deg": Param(float, gt=0, lt=180.0),
+        "look_ahead_deg": Param(float, ge=-90.0, le=90.0),
+    }
+
+
+def _nside(default: int, help: str) -> Param:
+    return Param(int, default, help, ge=1, le=8192, check=_power_of_two)
+
+
+PARAMS: dict[str, Param] = {
+    "planet": Param(str, DEFAULTS["planet"], "the body", choices=tuple(PLANETS)),
+    "epoch": Param(str, DEFAULTS["epoch"], "scene time of run 1, ISO 8601", check=_iso_time),
+    "hours_per_run": Param(float, 7.0, "scene time between runs", ge=0, le=1.0e5),
+    "elevation_nside": _nside(512, "HEALPix nside of the elevation map"),
+    "elevation_lmax": Param(int, 1023, "band limit of the elevation map", ge=1, le=24_575),
+    "elevation_slope": Param(float, 2.6, "spectral slope of the relief", ge=0, le=10.0),
+    "relief_km": Param(float, 3.0, "rms relief", gt=0, le=100.0),
+    "albedo_nside": _nside(256, "HEALPix nside of the albedo map"),
+    "albedo_lmax": Param(int, 511, "band limit of the albedo map", ge=1, le=24_575),
+    "albedo_slope": Param(float, 2.0, "spectral slope of the albedo", ge=0, le=10.0),
+    "albedo_mean": Param(float, 0.24, "mean albedo", ge=0, le=1.0),
+    "albedo_rms": Param(float, 0.05, "rms albedo", ge=0, le=1.0),
+    "resolution": Param(int, 64, "samples a side of a tile", ge=2, le=1024,
+                        check=_power_of_two),
+    "pyramid_levels": Param(int, 2, "levels prepared up front", ge=0, le=12),
+    "max_level": Param(int, 9, "deepest tile level", ge=0, le=20),
+    "max_crater_level": Param(int, 13, "deepest level with craters", ge=0, le=29),
+    "threshold_px": Param(float, 1.5, "screen-space error that asks for refinement", gt=0,
+                          le=1000.0),
+    "max_refine": Param(int, 8, "most tiles refined per phase", ge=0, le=100_000),
+    "refine_phases": Param(int, 4, "refinement phases", ge=0, le=100),
+    "image_width": Param(int, 400, "rendered width, pixels", ge=8, le=8192),
+    "image_height": Param(int, 300, "rendered height, pixels", ge=8, le=8192),
+    "exaggeration": Param(float, 6.0, "vertical exaggeration", gt=0, le=1000.0),
+    "views": Param(list, list(DEFAULT_VIEWS), "cameras", length=(1, 64),
+                   items=Param(dict, fields=_view_fields())),
+}  # fmt: skip
+
+
+def check(params: Mapping[str, Any]) -> None:
+    """Band limits within what each map resolves; every camera complete."""
+    for band, nside in (("elevation_lmax", "elevation_nside"), ("albedo_lmax", "albedo_nside")):
+        if params[band] > 3 * params[nside] - 1:
+            raise UsageError(
+                f"cosmoscout {band}={params[band]} exceeds 3 * {nside} - 1 = "
+                f"{3 * params[nside] - 1}"
+            )
+    required = ("name", "altitude", "lat", "lon_offset", "fov_deg")
+    for i, view in enumerate(params["views"]):
+        missing = [k for k in required if k not in view]
+        if missing:
+            raise UsageError(f"cosmoscout views[{i}] lacks {', '.join(missing)}")
+
+
 workflow = Workflow(
     "cosmoscout",
     description=(
@@ -120,7 +194,9 @@ workflow = Workflow(
         "daydream_cosmoscout.ephemeris",
     ),
     requirements=("numpy>=1.24", "healpy>=1.16", "astropy>=5.3", "matplotlib>=3.7"),
+    params=PARAMS,
 )
+workflow.validator(check)
 
 
 # ---------------------------------------------------------------------------------------------

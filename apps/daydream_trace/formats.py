@@ -272,6 +272,8 @@ def read_wfformat(path: Path) -> Trace:
         raise _fail(
             path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise _fail(path, "is nested too deeply to be a workflow instance") from None
     if not isinstance(data, dict) or not isinstance(data.get("workflow"), dict):
         raise _fail(path, "is not a WfFormat instance (no 'workflow' object)")
     workflow = data["workflow"]
@@ -363,6 +365,18 @@ def _number(value: object) -> float | None:
     return None
 
 
+def _size(path: Path, entry: Mapping[str, Any], key: str, unit: float) -> float | None:
+    """A file's size in bytes from `key` (in `unit` bytes), None when absent; a size that is
+    not a non-negative number is one line naming the file."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or number < 0:
+        raise _fail(path, f"file {entry.get('id', entry.get('name'))!r} has {key} {value!r}")
+    return number * unit
+
+
 def _need_list(path: Path, owner: str, value: object) -> list[Any]:
     if not isinstance(value, list):
         raise _fail(path, f"{owner} is not a list")
@@ -378,7 +392,7 @@ def _read_modern_plain(path: Path, data: dict[str, Any]) -> list[_Task]:
     for f in _need_list(path, "workflow.specification.files", spec.get("files", [])):
         if not isinstance(f, dict) or "id" not in f:
             raise _fail(path, "a workflow.specification.files entry has no id")
-        sizes[str(f["id"])] = float(f.get("sizeInBytes", 0) or 0)
+        sizes[str(f["id"])] = _size(path, f, "sizeInBytes", 1.0) or 0.0
     execution = data["workflow"].get("execution") or {}
     runs = {
         str(t.get("id")): t
@@ -423,12 +437,14 @@ def _read_legacy(path: Path, workflow: dict[str, Any]) -> list[_Task]:
             if not isinstance(f, dict):
                 raise _fail(path, f"task {task['name']!r} has a file that is not an object")
             file_id = str(f.get("id", f.get("name", "")))
-            size = f.get("sizeInBytes")
-            size_bytes = float(size) if size is not None else float(f.get("size", 0) or 0) * 1024
+            size = _size(path, f, "sizeInBytes", 1.0)
+            size_bytes = size if size is not None else (_size(path, f, "size", 1024.0) or 0.0)
             (inputs if f.get("link") == "input" else outputs).append((file_id, size_bytes))
         memory = _number(task.get("memoryInBytes"))
         if memory is None and _number(task.get("memory")) is not None:
             memory = float(task["memory"]) * 1024  # KB in WfFormat ≤ 1.3
+        if memory is not None and memory < 0:
+            raise _fail(path, f"task {task['name']!r} has a negative memory")
         runtime = _number(task.get("runtimeInSeconds", task.get("runtime")))
         tasks.append(
             _Task(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.model import Call
+from daydream_core.params import Param, readable_path
 from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, RunContext, Workflow
 from daydream_trace import work
 from daydream_trace.formats import KINDS, Trace, load_trace
@@ -48,6 +49,27 @@ DEFAULTS: dict[str, Any] = {
     "max_input_mb": 256.0,
     "units_per_second": None,
 }
+
+
+def _trace_path(value: str) -> None:
+    readable_path(value)  # a regular file or a folder: never a FIFO, which would block
+
+
+PARAMS: dict[str, Param] = {
+    "trace": Param(str, DEFAULTS["trace"], "a DayDream trace folder or a WfFormat JSON file",
+                   check=_trace_path),
+    "scale": Param(float, 0.05, "scale factor of replayed work", gt=0, le=1.0e6),
+    "max_phases": Param(int, 0, "replay at most this many phases (0: all)", ge=0,
+                        le=1_000_000),
+    "memory_mb": Param(float, 64.0, "memory held by a task with none recorded", ge=0,
+                       le=1.0e6),
+    "io_mb": Param(float, 1.0, "size of an output with none recorded", ge=0, le=1.0e6),
+    "max_memory_mb": Param(float, 512.0, "cap of memory held by one task", ge=0, le=1.0e6),
+    "max_file_mb": Param(float, 64.0, "cap of one written file", ge=0, le=1.0e6),
+    "max_input_mb": Param(float, 256.0, "cap of what one task reads", ge=0, le=1.0e6),
+    "units_per_second": Param(float, None, "calibrated work rate (null: measure it)", gt=0,
+                              le=1.0e15, nullable=True),
+}  # fmt: skip
 
 workflow = Workflow(
     "trace",
@@ -69,6 +91,7 @@ workflow = Workflow(
     },
     preload=("numpy", "daydream_trace.calibrate"),
     requirements=("numpy>=1.24",),
+    params=PARAMS,
 )
 
 

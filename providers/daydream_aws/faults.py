@@ -18,6 +18,7 @@ from daydream_core.errors import (
     FunctionNotFound,
     FunctionTimeout,
     OutOfMemory,
+    PayloadRejected,
     ProviderError,
     Throttled,
 )
@@ -94,6 +95,8 @@ def function_error(kind: str, function_error: str, body: bytes) -> ProviderError
             error = envelope["error"]
             if error.get("type") == "memory":
                 return OutOfMemory(f"component {error.get('kind', kind)!r} ran out of memory")
+            if error.get("type") == "rejected":
+                return PayloadRejected(f"the function refused the payload: {error['message']}")
             return ComponentFailed(
                 str(error.get("kind", kind)),
                 str(error.get("message", "")),

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from daydream_aws import wire
+from daydream_core.errors import PayloadRejected
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
 from daydream_core.runtime import WARMUP, FunctionRuntime
@@ -86,6 +87,10 @@ class ExecutionEnvironment:
             Tier(tier["name"], int(tier["memory_mb"]), float(tier["vcpus"])),
             threads=int(environ.get(wire.THREADS_VAR, "1")),
             open_store=open_store,
+            # Trust: the store and the payload key are the function's configuration, fixed at
+            # deploy; nothing a payload says can name another store or skip the signature.
+            store_uri=environ.get(wire.STORE_VAR) or None,
+            key=environ.get(wire.KEY_VAR) or None,
         )
         self.default_transfer = environ.get(wire.STORE_VAR, "")
         self.invocations = 0
@@ -96,12 +101,16 @@ class ExecutionEnvironment:
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         options = dict(event.get(wire.RESERVED) or {})
-        transfer = str(options.get(wire.OPT_TRANSFER) or self.default_transfer)
-        payload: Mapping[str, Any] = {k: v for k, v in event.items() if k != wire.RESERVED}
-        if options.get(wire.OPT_PAYLOAD_KEY):
+        transfer = self.default_transfer  # never the payload's: fixed at deploy
+        # The signature covers the whole event, reserved options included; a payload passed
+        # through the store is signed on its own and checked by the runtime.
+        payload: Mapping[str, Any] = event
+        try:
+            self.runtime.authenticate(event)
+        except PayloadRejected as exc:
+            raise DaydreamComponentError(json.dumps(_rejected(event, exc))) from None
+        if options.get(wire.OPT_PAYLOAD_KEY) and transfer:
             payload = json.loads(open_store(transfer).get(str(options[wire.OPT_PAYLOAD_KEY])))
-        if "store" not in payload and self.default_transfer:
-            payload = {**payload, "store": self.default_transfer}  # the provider's own store
         kind = str(payload.get("kind", ""))
         with self._lock:  # Lambda sends one invocation at a time; the lock keeps it honest
             first = self.invocations == 0
@@ -164,6 +173,11 @@ class ExecutionEnvironment:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+
+
+def _rejected(event: Mapping[str, Any], exc: PayloadRejected) -> dict[str, Any]:
+    error = {"type": "rejected", "kind": str(event.get("kind", "")), "message": str(exc)}
+    return {"ok": False, "error": {**error, "traceback": ""}}
 
 
 _environment: ExecutionEnvironment | None = None

@@ -9,6 +9,7 @@ client at a compatible endpoint). Every check here is local: bad settings are a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# us-east-1, eu-central-2, us-gov-west-1, ap-southeast-5, cn-north-1, ...
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class AwsOptions:
                 f"aws option function_timeout_s={self.function_timeout_s} is outside "
                 f"1-{MAX_FUNCTION_TIMEOUT_S} s"
             )
+        if self.region is not None:
+            check_region(self.region, "aws option region")
+        if self.endpoint_url is not None:
+            _check_endpoint(self.endpoint_url)
         if self.bucket is not None and not _BUCKET.match(self.bucket):
             raise ConfigurationError(f"aws option bucket={self.bucket!r} is not a bucket name")
         if not self.prefix.strip("/") or ".." in self.prefix.split("/"):
@@ -151,12 +158,41 @@ def vcpus(memory_mb: int) -> float:
     return round(min(MAX_VCPUS, share), 2)
 
 
+def check_region(region: str, source: str) -> None:
+    """One line unless `region` looks like an AWS region name (from an option or boto3's
+    chain: AWS_REGION, the shared config)."""
+    if not _REGION.match(region):
+        raise ConfigurationError(f"{source}={region!r} is not a region name (e.g. us-east-1)")
+
+
+def _check_endpoint(url: str) -> None:
+    """An http(s) URL with a host (and a valid port, if any): anything else would reach
+    botocore as a traceback, or nowhere."""
+    from urllib.parse import urlsplit
+
+    wrong = ConfigurationError(
+        f"aws option endpoint_url={url!r} is not an http:// or https:// URL with a host"
+    )
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        raise wrong from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+        raise wrong
+    if port == 0:
+        raise wrong
+
+
 def _convert(name: str, kind: str, raw: str) -> Any:
     try:
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError(raw)
+            return number
         if kind.startswith("bool"):
             lowered = raw.strip().lower()
             if lowered in _TRUE | _FALSE:

@@ -38,10 +38,11 @@ from botocore.exceptions import (
 
 from daydream_aws import faults, wire
 from daydream_aws.backoff import Backoff
-from daydream_aws.options import MAX_MEMORY_MB, MIN_MEMORY_MB, AwsOptions
+from daydream_aws.options import MAX_MEMORY_MB, MIN_MEMORY_MB, AwsOptions, check_region
 from daydream_aws.packaging import Bundle, build_layer, choose_package, function_zip, image_context
 from daydream_aws.report import Report, decode_log_result, parse_report
 from daydream_aws.store import S3ObjectStore, s3_client
+from daydream_core import auth
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
@@ -122,6 +123,7 @@ class AwsProvider(Provider):
                 "aws: no region configured; set AWS_REGION (or AWS_DEFAULT_REGION), a region in "
                 "~/.aws/config, or -o region=NAME"
             )
+        check_region(self.region, "aws: region")
         if self._session.get_credentials() is None:
             raise ConfigurationError(
                 "aws: no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
@@ -149,6 +151,7 @@ class AwsProvider(Provider):
         # Execution environments seen answering, per function: id -> when last seen.
         self._seen: dict[str, dict[str, float]] = {}
         self._code: dict[RuntimeEnvironment, tuple[str, str]] = {}
+        self._keys: dict[str, str] = {}  # payload keys by function (never logged)
 
     @classmethod
     def from_settings(cls, settings: ProviderSettings) -> AwsProvider:
@@ -340,11 +343,19 @@ class AwsProvider(Provider):
         role = self._role()
         self._ensure_bucket()
         package, code = self._runtime_code(runtime)
+        try:
+            current = self._lambda.get_function(FunctionName=name)["Configuration"]
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise ProviderError(f"looking up function {name!r} failed: {exc}") from None
+            current = None
         environment = {
             wire.RUNTIME_VAR: json.dumps(asdict(runtime)),
             wire.TIER_VAR: json.dumps(asdict(tier)),
             wire.STORE_VAR: self.store().uri,
             wire.THREADS_VAR: str(max(1, math.ceil(tier.vcpus))),
+            # An existing function keeps its key: runs using it meanwhile stay valid.
+            wire.KEY_VAR: _configured_key(current) or auth.new_key(),
         }
         desired: dict[str, Any] = {
             "Role": role,
@@ -357,16 +368,36 @@ class AwsProvider(Provider):
             desired["ImageConfig"] = {"Command": [wire.HANDLER]}
         else:
             desired.update(Handler=wire.HANDLER, Runtime=self.options.python_runtime, Layers=[code])
-        try:
-            current = self._lambda.get_function(FunctionName=name)["Configuration"]
-        except ClientError as exc:
-            if _code(exc) != "ResourceNotFoundException":
-                raise ProviderError(f"looking up function {name!r} failed: {exc}") from None
+        if current is None:
             current = self._create_function(name, runtime, tier, package, code, desired)
+            if _configured_key(current):  # created meanwhile by another controller: its key
+                environment[wire.KEY_VAR] = str(_configured_key(current))
         if current is not None:
             self._update_function(name, runtime, tier, package, code, desired, current)
         self._wait_ready(name)
+        with self._lock:
+            self._keys[name] = _configured_key(current) or environment[wire.KEY_VAR]
         return FunctionHandle(self.name, name, runtime, tier)
+
+    def _key(self, name: str) -> str:
+        """The payload key of function `name`, from its configuration (read once)."""
+        with self._lock:
+            key = self._keys.get(name)
+        if key is None:
+            try:
+                config = self._lambda.get_function_configuration(FunctionName=name)
+            except ClientError as exc:
+                if _code(exc) == "ResourceNotFoundException":
+                    raise FunctionNotFound(f"no function {name!r}") from None
+                raise ProviderError(f"looking up function {name!r} failed: {exc}") from None
+            key = _configured_key(config)
+            if key is None:
+                raise ProviderError(
+                    f"function {name!r} has no payload key; deploy it again with this daydream"
+                )
+            with self._lock:
+                self._keys[name] = key
+        return key
 
     def _create_function(
         self,
@@ -632,17 +663,20 @@ class AwsProvider(Provider):
     ) -> _Answer:
         """One synchronous invocation (retried when throttled), decoded; typed errors."""
         kind = str(payload.get("kind", ""))
+        key = self._key(function.name)
+        ttl = timeout + self.options.timeout_slack_s + auth.DEFAULT_TTL_S
         options: dict[str, Any] = {}
         if enforce:
             options[wire.OPT_TIMEOUT] = timeout
-        body = json.dumps({**payload, wire.RESERVED: options}).encode()
+        body = json.dumps(auth.sign({**payload, wire.RESERVED: options}, key, ttl_s=ttl)).encode()
         transfer_key = None
         if len(body) > wire.MAX_SYNC_PAYLOAD_BYTES:
             store = self.store()
             transfer_key = f"_transfer/payload-{uuid.uuid4().hex}.json"
-            store.put(transfer_key, json.dumps(dict(payload)).encode())
+            store.put(transfer_key, json.dumps(auth.sign(payload, key, ttl_s=ttl)).encode())
             options.update({wire.OPT_TRANSFER: store.uri, wire.OPT_PAYLOAD_KEY: transfer_key})
-            body = json.dumps({"kind": kind, wire.RESERVED: options}).encode()
+            wrapper = {"kind": kind, wire.RESERVED: options}
+            body = json.dumps(auth.sign(wrapper, key, ttl_s=ttl)).encode()
         try:
             response = self._backoff.call(
                 lambda: self._invoke_once(function.name, body, timeout), faults.retryable
@@ -715,6 +749,7 @@ class AwsProvider(Provider):
     def delete(self, function: FunctionHandle) -> None:
         with self._lock:
             self._seen.pop(function.name, None)
+            self._keys.pop(function.name, None)
         try:
             self._lambda.delete_function(FunctionName=function.name)
         except ClientError as exc:
@@ -793,3 +828,11 @@ class AwsProvider(Provider):
             self._invoke_clients.clear()
         for client in clients:
             client.close()
+
+
+def _configured_key(config: Mapping[str, Any] | None) -> str | None:
+    """The payload key kept in a function's configuration, if it has one."""
+    if not config:
+        return None
+    variables = config.get("Environment", {}).get("Variables", {})
+    return variables.get(wire.KEY_VAR) or None

@@ -18,6 +18,9 @@ RUNTIME_VAR = "DAYDREAM_RUNTIME"  # the RuntimeEnvironment, as JSON
 TIER_VAR = "DAYDREAM_TIER"  # the Tier, as JSON
 STORE_VAR = "DAYDREAM_STORE"  # the provider's object store URI (for oversized transfers)
 THREADS_VAR = "DAYDREAM_THREADS"
+# The function's payload key (per deployment, kept in its configuration): every payload is
+# signed with it (`daydream_core.auth`), so only the adapter that deployed it can invoke it.
+KEY_VAR = "DAYDREAM_PAYLOAD_KEY"
 
 RESERVED = "__daydream__"  # the adapter's invocation options inside a payload
 OPT_TIMEOUT = "timeout_s"  # the component's time limit, enforced inside the instance

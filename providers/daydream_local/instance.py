@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
+import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from daydream_core.errors import ProviderError
 from daydream_core.provider import FunctionHandle
+from daydream_local import lifeline
 from daydream_local.envelope import Envelope
 from daydream_local.protocol import read_frame, write_frame
 
@@ -29,6 +29,8 @@ class Instance:
         *,
         hot: bool,
         log_dir: Path,
+        store_uri: str = "",
+        key: str = "",
     ) -> None:
         self.id = instance_id
         self.function = function
@@ -40,36 +42,46 @@ class Instance:
         self.served = 0
         self.init_ms = 0.0
         self.last_used = time.monotonic()
+        # The configuration travels over the pipe, not argv or the environment: it holds the
+        # function's payload key, which other users' `ps` must not see.
         config = {
             "runtime": dataclasses.asdict(function.runtime),
             "tier": dataclasses.asdict(function.tier),
             "cpus": list(envelope.cpus),
             "instance": instance_id,  # so the platform's own view (/proc) names it the same
+            "store": store_uri,
+            "key": key,
+            "controller": os.getpid(),
         }
         to_child, self._to_child = os.pipe()
         self._from_child, from_child = os.pipe()
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.log_path = log_dir / f"{instance_id}.log"
         self._spawned = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daydream_local.worker",
-                    json.dumps(config),
-                    str(to_child),
-                    str(from_child),
-                ],
+        try:
+            self.process = lifeline.spawner().run(
+                lambda: self._popen(envelope, to_child, from_child)
+            )
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+        write_frame(self._to_child, config)
+
+    def _popen(self, envelope: Envelope, to_child: int, from_child: int) -> subprocess.Popen[bytes]:
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            return subprocess.Popen(
+                lifeline.command(str(to_child), str(from_child)),
                 pass_fds=(to_child, from_child),
                 env={**os.environ, **envelope.environment()},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 close_fds=True,
+                start_new_session=True,  # its own process group: killed as one
             )
-        os.close(to_child)
-        os.close(from_child)
+        finally:
+            os.close(log)
 
     def wait_ready(self, timeout: float) -> float:
         """Block until the runtime environment is loaded; return the cold-start time in ms."""
@@ -108,6 +120,8 @@ class Instance:
 
     def kill(self) -> None:
         if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # the instance and what it started
             self.process.kill()
         self.process.wait()
         for fd in (self._to_child, self._from_child):

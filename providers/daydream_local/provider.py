@@ -8,7 +8,9 @@ so local numbers compare with cloud ones.
 
 from __future__ import annotations
 
+import builtins
 import itertools
+import math
 import os
 import threading
 import time
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from daydream_core import auth
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
@@ -25,6 +28,7 @@ from daydream_core.errors import (
 )
 from daydream_core.model import HIGH, LOW, StartKind, Tier
 from daydream_core.objectstore import LocalObjectStore, ObjectStore
+from daydream_core.params import writable_dir
 from daydream_core.pricing import AWS_LAMBDA_ARM, AWS_LAMBDA_X86, PriceTable
 from daydream_core.provider import (
     NAME_PREFIX,
@@ -48,17 +52,50 @@ REFERENCE_MEMORY_MB = 10240  # the memory at which an instance gets every host C
 INIT_TIMEOUT_S = 300.0
 
 
-def _positive_int(options: Mapping[str, str], key: str, default: int) -> int:
+MIN_MEMORY_MB = 128  # as Lambda: below it an interpreter does not start
+MAX_KEEP_ALIVE_S = 24 * 3600.0
+
+
+def max_memory_mb() -> int:
+    """The largest tier: Lambda's 10240 MB, or the host's memory where it has more."""
+    return max(10240, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20)
+
+
+def _integer(options: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
     raw = options.get(key)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigurationError(f"local option {key}={raw!r} must be a positive integer")
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigurationError(f"local option {key}={raw!r} must be an integer in {low}-{high}")
     return value
+
+
+def _seconds(options: Mapping[str, str], key: str, default: float, high: float) -> float:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= high):
+        raise ConfigurationError(
+            f"local option {key}={raw!r} must be a number of seconds in (0, {high:g}]"
+        )
+    return value
+
+
+def _store_dir(raw: str | None) -> Path | None:
+    if not raw:
+        return None
+    try:
+        return writable_dir(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"local option store: {exc}") from None
 
 
 def default_concurrency() -> int:
@@ -91,9 +128,16 @@ class LocalProvider(Provider):
         self._keep_alive_s = keep_alive_s
         self._cpus = CpuAllocator(cpus)
         self._log_dir = Path(state_dir) / "instances"
-        self._store = LocalObjectStore(store_dir or Path(state_dir) / "store")
+        try:
+            Path(state_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # private
+            self._store = LocalObjectStore(store_dir or Path(state_dir) / "store")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"local: cannot create the store in {store_dir or state_dir}: {exc.strerror}"
+            ) from None
         self._functions: dict[str, FunctionHandle] = {}
-        self._instances: dict[str, list[Instance]] = {}
+        self._keys: dict[str, str] = {}  # payload keys, per deployed function (never logged)
+        self._instances: dict[str, builtins.list[Instance]] = {}
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._closed = threading.Event()
@@ -116,15 +160,21 @@ class LocalProvider(Provider):
             raise ConfigurationError(
                 f"unknown local price table {prices!r}; valid: {', '.join(PRICE_TABLES)}"
             )
-        store = options.get("store")
+        top = max_memory_mb()
+        high = _integer(options, "high_memory_mb", 10240, MIN_MEMORY_MB, top)
+        low = _integer(options, "low_memory_mb", 5120, MIN_MEMORY_MB, top)
+        if low > high:
+            raise ConfigurationError(
+                f"local option low_memory_mb={low} exceeds high_memory_mb={high}"
+            )
         return cls(
             settings.state_dir,
             concurrency=settings.concurrency,
-            keep_alive_s=_positive_int(options, "keep_alive_s", 60),
-            high_memory_mb=_positive_int(options, "high_memory_mb", 10240),
-            low_memory_mb=_positive_int(options, "low_memory_mb", 5120),
+            keep_alive_s=_seconds(options, "keep_alive_s", 60.0, MAX_KEEP_ALIVE_S),
+            high_memory_mb=high,
+            low_memory_mb=low,
             prices=PRICE_TABLES[prices],
-            store_dir=Path(store) if store else None,
+            store_dir=_store_dir(options.get("store")),
         )
 
     @staticmethod
@@ -152,16 +202,17 @@ class LocalProvider(Provider):
         handle = FunctionHandle(self.name, function_name(runtime, tier), runtime, tier)
         with self._cond:
             self._functions.setdefault(handle.name, handle)
+            self._keys.setdefault(handle.name, auth.new_key())
             self._instances.setdefault(handle.name, [])
             return self._functions[handle.name]
 
-    def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
+    def warm(self, function: FunctionHandle, n: int) -> builtins.list[WarmStart]:
         with self._cond:
             self._pool(function)
             room = self._concurrency - self._live()
             spawned = [self._spawn(function, hot=True) for _ in range(min(n, room))]
-        started: list[WarmStart] = []
-        failures: list[str] = []
+        started: builtins.list[WarmStart] = []
+        failures: builtins.list[str] = []
         for instance in spawned:
             try:
                 init_ms = instance.wait_ready(INIT_TIMEOUT_S)
@@ -193,8 +244,9 @@ class LocalProvider(Provider):
             except ProviderError:
                 self._discard(instance)
                 raise
+        signed = auth.sign(payload, self._key(function), ttl_s=timeout + auth.DEFAULT_TTL_S)
         try:
-            envelope = instance.call(dict(payload), timeout)
+            envelope = instance.call(signed, timeout)
         except TimeoutError:
             self._discard(instance)
             raise FunctionTimeout(
@@ -225,11 +277,11 @@ class LocalProvider(Provider):
             max_memory_used_mb=float(envelope.get("max_memory_mb", 0.0)),
         )
 
-    def instances(self, function: FunctionHandle) -> list[str]:
+    def instances(self, function: FunctionHandle) -> builtins.list[str]:
         with self._cond:
             return [i.id for i in self._instances.get(function.name, []) if i.alive]
 
-    def release(self, function: FunctionHandle, keep: int) -> list[str]:
+    def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
         with self._cond:
             idle = sorted(
                 (i for i in self._pool(function) if i.ready and not i.busy),
@@ -245,16 +297,17 @@ class LocalProvider(Provider):
     def delete(self, function: FunctionHandle) -> None:
         with self._cond:
             self._functions.pop(function.name, None)
+            self._keys.pop(function.name, None)
             doomed = self._instances.pop(function.name, [])
             self._cond.notify_all()
         for instance in doomed:
             instance.kill()
 
-    def list(self, prefix: str = NAME_PREFIX) -> list[str]:
+    def list(self, prefix: str = NAME_PREFIX) -> builtins.list[str]:
         with self._cond:
             return sorted(name for name in self._functions if name.startswith(prefix))
 
-    def cleanup(self, dry_run: bool = False) -> list[str]:
+    def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         with self._cond:
             functions = list(self._functions.values())
         removed = [f.name for f in functions]
@@ -284,11 +337,18 @@ class LocalProvider(Provider):
         with self._cond:
             return {i.id: i.process.pid for pool in self._instances.values() for i in pool}
 
-    def _pool(self, function: FunctionHandle) -> list[Instance]:
+    def _pool(self, function: FunctionHandle) -> builtins.list[Instance]:
         try:
             return self._instances[function.name]
         except KeyError:
             raise FunctionNotFound(f"no local function {function.name!r}") from None
+
+    def _key(self, function: FunctionHandle) -> str:
+        with self._cond:
+            try:
+                return self._keys[function.name]
+            except KeyError:
+                raise FunctionNotFound(f"no local function {function.name!r}") from None
 
     def _live(self) -> int:
         return sum(len(pool) for pool in self._instances.values())
@@ -301,6 +361,8 @@ class LocalProvider(Provider):
             self._cpus.envelope(function.tier),
             hot=hot,
             log_dir=self._log_dir,
+            store_uri=self._store.uri,
+            key=self._keys[function.name],
         )
         self._pool(function).append(instance)
         return instance

@@ -1,12 +1,13 @@
 """An instance's main loop: load the runtime environment once, then serve components by name.
 
-Started by the local platform as ``python -m daydream_local.worker CONFIG_JSON IN_FD OUT_FD``;
-it answers ``ready`` when its init is done, then one envelope per request.
+Started by the local platform with ``IN_FD OUT_FD`` (see `lifeline.command`: the working
+directory is not on its ``sys.path``); its first frame is the configuration (runtime, tier,
+CPUs, the store and payload key fixed at deploy). It answers ``ready`` when its init is done,
+then one envelope per request.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
@@ -21,13 +22,19 @@ def apply_envelope(cpus: list[int], memory_mb: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    config, in_fd, out_fd = json.loads(argv[0]), int(argv[1]), int(argv[2])
+    from daydream_local.lifeline import die_with_parent
+    from daydream_local.protocol import InstanceGone, read_frame, write_frame
+
+    in_fd, out_fd = int(argv[0]), int(argv[1])
+    try:
+        config = read_frame(in_fd)
+    except InstanceGone:
+        return 1
+    die_with_parent(int(config["controller"]))
     apply_envelope(config["cpus"], config["tier"]["memory_mb"])
     sys.stdout = sys.stderr  # components may print: keep the protocol pipes apart
 
     import traceback
-
-    from daydream_local.protocol import InstanceGone, read_frame, write_frame
 
     try:
         from daydream_core.model import Tier
@@ -44,6 +51,8 @@ def main(argv: list[str]) -> int:
             ),
             Tier(**config["tier"]),
             threads=len(config["cpus"]),
+            store_uri=config["store"] or None,
+            key=config["key"] or None,
         )
     except BaseException:
         write_frame(out_fd, {"ready": False, "traceback": traceback.format_exc()})

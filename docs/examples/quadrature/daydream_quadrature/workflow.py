@@ -8,12 +8,14 @@ phase is depends on the results of this one. A last phase writes a report to the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from daydream_core.errors import UsageError
 from daydream_core.model import Call
+from daydream_core.params import Param
 from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, RunContext, Workflow
 
 # Components receive *names* and JSON arguments, never code: integrands are looked up here.
@@ -25,6 +27,15 @@ INTEGRANDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 workflow = Workflow(
     "quadrature",
     description="Adaptive Gauss-Legendre quadrature",
+    # Every parameter, declared: checked (and defaults filled) before anything is deployed.
+    params={
+        "integrand": Param(str, "two-peaks", "the function", choices=tuple(INTEGRANDS)),
+        "a": Param(float, 0.0, "lower limit", ge=-1e6, le=1e6),
+        "b": Param(float, 1.0, "upper limit", ge=-1e6, le=1e6),
+        "pieces": Param(int, 4, "intervals of the first phase", ge=1, le=1000),
+        "tolerance": Param(float, 1e-8, "absolute error wanted", gt=0, le=1.0),
+        "points": Param(int, 24, "Gauss-Legendre nodes per rule", ge=2, le=200),
+    },
     presets={
         "small": Preset(
             {
@@ -79,11 +90,16 @@ def report(ctx: ComponentContext, intervals: list[list[float]]) -> dict[str, str
     return {"csv": key}
 
 
+@workflow.validator
+def check(params: Mapping[str, Any]) -> None:
+    """What one parameter's range cannot say: how two relate."""
+    if params["a"] >= params["b"]:
+        raise UsageError(f"quadrature needs a < b, not a={params['a']:g}, b={params['b']:g}")
+
+
 @workflow.phases
 def plan(run: RunContext) -> PhaseGenerator:
-    p = run.params
-    if p["integrand"] not in INTEGRANDS:
-        raise UsageError(f"unknown integrand {p['integrand']!r}; known: {', '.join(INTEGRANDS)}")
+    p = run.params  # checked against the declarations, defaults filled
     a, b, tolerance = float(p["a"]), float(p["b"]), float(p["tolerance"])
     edges = np.linspace(a, b, int(p["pieces"]) + 1)
     pending = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
