@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -57,6 +57,14 @@ def start_costs(
 
 
 @dataclass(frozen=True)
+class Upcoming:
+    """What a clairvoyant policy (the oracle) is told about the next phase before it starts."""
+
+    kinds: Sequence[str]
+    seconds: Sequence[Mapping[str, float]] = ()  # per component: tier -> execution seconds
+
+
+@dataclass(frozen=True)
 class Observation:
     """What a predictor may look at."""
 
@@ -64,6 +72,11 @@ class Observation:
     current: Sequence[Widths]  # this run's phases so far
     next_phase: int  # index (0-based) of the phase to predict
     costs: Mapping[str, StartCosts]  # per tier
+    kinds: Sequence[Sequence[str]] = ()  # this run's phases so far: each component's kind
+    phase_times: Sequence[float] = ()  # this run's phase times so far, seconds
+    upcoming: Upcoming | None = None  # the next phase itself, for clairvoyant policies only
+    max_concurrency: int = 1000  # the platform's limit, all tiers together
+    alive: Mapping[str, int] = field(default_factory=dict)  # instances alive now, per tier
 
 
 class Predictor(Protocol):
