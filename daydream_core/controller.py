@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from daydream_core.model import Tier
+from daydream_core.policies.artifact import ArtifactPlacement
+from daydream_core.policies.baselines import WindowKeepAlive
 from daydream_core.policies.placement import Timings
 from daydream_core.policies.predictor import Observation, StartCosts, Upcoming, Widths
 from daydream_core.policies.registry import PolicySpec
@@ -75,7 +77,12 @@ class Controller:
     phase_times: list[float] = field(default_factory=list)
     current: list[dict[str, int]] = field(default_factory=list)
     kinds: list[list[str]] = field(default_factory=list)
+    placements: list[list[str]] = field(default_factory=list)
     predicted: dict[int, dict[str, int]] = field(default_factory=dict)
+    seed: int = 0
+    peak: int = 0  # the run's widest phase, where the executor knows it (the artifact did)
+    # The artifact's controller state: functions it created and has not used yet, per tier.
+    pool: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.predictor = self.policy.predictor()
@@ -102,6 +109,8 @@ class Controller:
             upcoming=upcoming,
             max_concurrency=self.max_concurrency,
             alive=alive or {},
+            seed=self.seed,
+            upcoming_peak=self.peak,
         )
 
     def predict(
@@ -113,6 +122,11 @@ class Controller:
         """Instances to have ready, per tier, for `next_phase` (capped across tiers)."""
         if upcoming is not None and not self.clairvoyant:
             upcoming = None  # only the oracle may see the future
+        if upcoming is not None:
+            placed = self._place(upcoming.kinds, upcoming)
+            upcoming = Upcoming(
+                upcoming.kinds, upcoming.seconds, {t: placed.count(t) for t in self.tiers}
+            )
         raw = self.predictor.predict(self.observation(next_phase, upcoming, alive))
         predicted = cap_across_tiers(raw, self.max_concurrency)
         self.predicted[next_phase] = predicted
@@ -127,12 +141,32 @@ class Controller:
     def place(self, kinds: Sequence[str], upcoming: Upcoming | None = None) -> PhasePlan:
         """Place the next phase's components on tiers."""
         index = len(self.current)
+        if isinstance(self.placement, ArtifactPlacement):
+            placement = self.placement.place_from_pool(len(kinds), self.pool, self.seed, index)
+            for tier in placement:
+                if self.pool.get(tier, 0) > 0:
+                    self.pool[tier] -= 1
+        else:
+            placement = self._place(kinds, upcoming)
+        return PhasePlan(index, placement, self.predicted.get(index, {}))
+
+    def _place(self, kinds: Sequence[str], upcoming: Upcoming | None) -> list[str]:
         timings = self.timings
         if upcoming is not None and upcoming.seconds and self.clairvoyant:
             timings = _exact_timings(kinds, upcoming.seconds)
             kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
-        placement = self.placement.place(kinds, timings, self.tiers, self.prices)
-        return PhasePlan(index, placement, self.predicted.get(index, {}))
+        return self.placement.place(kinds, timings, self.tiers, self.prices)
+
+    def created(self, functions: Mapping[str, int]) -> None:
+        """The artifact's controller created these functions (its hot starts)."""
+        for tier, n in functions.items():
+            self.pool[tier] = self.pool.get(tier, 0) + n
+
+    def keep_alive_window(self) -> float | None:
+        """How long an idle instance is worth keeping, if the policy says (else the platform)."""
+        if isinstance(self.keep_alive, WindowKeepAlive):
+            return self.keep_alive.window_s(self.observation(len(self.current)))
+        return None
 
     def phase_started(self, plan: PhasePlan, kinds: Sequence[str]) -> None:
         """The phase is dispatched: its widths are known; the next phase can be predicted."""
@@ -140,9 +174,13 @@ class Controller:
         widths.update(plan.widths)
         self.current.append(widths)
         self.kinds.append(list(kinds))
+        self.placements.append(plan.placement)
 
-    def phase_done(self, phase_time_s: float) -> None:
+    def phase_done(self, phase_time_s: float, timings: Timings | None = None) -> None:
+        """The phase ended; `timings` is what has been learned of the kinds, now."""
         self.phase_times.append(phase_time_s)
+        if timings is not None:
+            self.timings = timings
 
     def keep(self) -> dict[str, int] | None:
         """Idle instances worth keeping after the phase just done (None: the platform decides)."""

@@ -271,8 +271,8 @@ class Engine:
             invocations=[o.record for o in outcomes],
             hot_starts=pool.hot_starts(index),
         )
-        controller.phase_done(phase.phase_time_s)
         self._learn(run.app, phase)
+        controller.phase_done(phase.phase_time_s, self.profile.timings(run.app, self.provider.name))
         if pool.releases:
             pool.release(index, controller.keep())
         outputs = [o.output for o in outcomes]

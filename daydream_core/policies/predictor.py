@@ -62,6 +62,7 @@ class Upcoming:
 
     kinds: Sequence[str]
     seconds: Sequence[Mapping[str, float]] = ()  # per component: tier -> execution seconds
+    widths: Mapping[str, int] = field(default_factory=dict)  # its placement, per tier
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Observation:
     upcoming: Upcoming | None = None  # the next phase itself, for clairvoyant policies only
     max_concurrency: int = 1000  # the platform's limit, all tiers together
     alive: Mapping[str, int] = field(default_factory=dict)  # instances alive now, per tier
+    seed: int = 0  # the run's seed (for policies that draw at random)
+    upcoming_peak: int = 0  # the run's widest phase, where the executor knows it (artifact)
 
 
 class Predictor(Protocol):
