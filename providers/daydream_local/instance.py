@@ -14,6 +14,7 @@ from typing import Any
 
 from daydream_core.errors import ProviderError
 from daydream_core.provider import FunctionHandle
+from daydream_local import priority
 from daydream_local.envelope import Envelope
 from daydream_local.protocol import read_frame, write_frame
 
@@ -44,6 +45,7 @@ class Instance:
             "runtime": dataclasses.asdict(function.runtime),
             "tier": dataclasses.asdict(function.tier),
             "cpus": list(envelope.cpus),
+            "idle_init": hot and priority.can_restore(),  # see daydream_local.priority
         }
         to_child, self._to_child = os.pipe()
         self._from_child, from_child = os.pipe()
@@ -88,6 +90,12 @@ class Instance:
         self.init_ms = (time.monotonic() - self._spawned) * 1000.0
         self.ready = True
         return self.init_ms
+
+    def promote(self) -> None:
+        """A component took this hot start: its init (if still running) and its work run at
+        normal priority from now on."""
+        if self.hot and self.served == 0:
+            priority.restore(self.process.pid)
 
     def call(self, payload: Any, timeout: float) -> Any:
         """Send one request and wait for its envelope (TimeoutError, EOFError on failure)."""

@@ -23,6 +23,10 @@ def apply_envelope(cpus: list[int], memory_mb: int) -> None:
 def main(argv: list[str]) -> int:
     config, in_fd, out_fd = json.loads(argv[0]), int(argv[1]), int(argv[2])
     apply_envelope(config["cpus"], config["tier"]["memory_mb"])
+    if config.get("idle_init"):
+        from daydream_local.priority import lower_self
+
+        lower_self()
     sys.stdout = sys.stderr  # components may print: keep the protocol pipes apart
 
     import traceback
