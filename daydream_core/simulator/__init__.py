@@ -5,7 +5,7 @@ platform (`calibration`), over recorded workloads (`workload`); `evaluate` runs 
 on the same seeds and `report` prints the table. See docs/simulator.md.
 """
 
-from daydream_core.simulator.calibration import CALIBRATIONS, Calibration, calibration
+from daydream_core.simulator.calibration import CALIBRATIONS, Calibration, named_calibration
 from daydream_core.simulator.evaluate import Evaluation, PolicyResult, evaluate
 from daydream_core.simulator.workload import Task, TraceRun, Workload, load_workload
 
@@ -17,7 +17,7 @@ __all__ = [
     "Task",
     "TraceRun",
     "Workload",
-    "calibration",
     "evaluate",
     "load_workload",
+    "named_calibration",
 ]

@@ -151,16 +151,18 @@ def local(
     dispatch_s: float = 0.005,
 ) -> Calibration:
     """This machine: init and execution times as measured by the local platform."""
+    from daydream_local.envelope import host_cpus  # type: ignore[import-untyped]
     from daydream_local.provider import (  # type: ignore[import-untyped]
         LocalProvider,
         default_concurrency,
     )
 
-    cores = default_concurrency() if concurrency is None else concurrency
+    host = len(host_cpus())
     tiers = {
-        HIGH: LocalProvider._tier(HIGH, 10240, cores),
-        LOW: LocalProvider._tier(LOW, 5120, cores),
+        HIGH: LocalProvider._tier(HIGH, 10240, host),
+        LOW: LocalProvider._tier(LOW, 5120, host),
     }
+    cores = default_concurrency() if concurrency is None else concurrency
     init = {t: (init_ms or {}).get(t, 1500.0) / 1000.0 for t in (HIGH, LOW)}
     return Calibration(
         name="local",
@@ -206,7 +208,7 @@ def from_records(base: Calibration, runs: list[dict[str, object]]) -> Calibratio
 CALIBRATIONS = ("aws", "local", "trace")
 
 
-def calibration(name: str) -> Calibration:
+def named_calibration(name: str) -> Calibration:
     if name == "aws":
         return aws()
     if name == "trace":
