@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daydream_core.controller import Controller
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
 from daydream_core.model import (
@@ -33,7 +34,6 @@ from daydream_core.model import (
 from daydream_core.outputs import write_run
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
-    Observation,
     StartCosts,
     start_costs,
 )
@@ -118,9 +118,11 @@ class Engine:
         self.deployments = Deployments(provider)  # what a failed run may remove
         self.profile = profile
         self.policy = policy
-        self.predictor = policy.predictor()
-        self.placement = policy.placement()
-        self.keep_alive = policy.keep_alive()
+        if policy.clairvoyant:
+            raise UsageError(
+                f"policy {policy.name!r} needs to know each phase before it starts; "
+                "it runs only in `daydream simulate`"
+            )
         self.timeout_s = timeout_s
         self.time_value_per_s = time_value_per_s
         self.events = events or EngineEvents()
@@ -147,6 +149,20 @@ class Engine:
 
     # -- a run ---------------------------------------------------------------------------------
 
+    def controller(
+        self, workflow: Workflow, history: Sequence[Sequence[Mapping[str, int]]]
+    ) -> Controller:
+        """A run's controller: the policy's decisions, with what the profile store knows."""
+        return Controller(
+            policy=self.policy,
+            tiers=self.tiers,
+            prices=self.prices,
+            history=history,
+            timings=self.profile.timings(workflow.name, self.provider.name),
+            costs=self._start_costs(workflow),
+            max_concurrency=self.provider.capabilities().max_concurrency,
+        )
+
     def run(
         self,
         workflow: Workflow,
@@ -170,9 +186,8 @@ class Engine:
         )
         pool.begin_run(run_index)
         key = workload(workflow.name, preset)
-        history = self.profile.width_history(key)
-        current: list[dict[str, int]] = []
-        predicted: dict[int, dict[str, int]] = {0: self._predict(history, current, 0, workflow)}
+        controller = self.controller(workflow, self.profile.width_history(key))
+        controller.first(alive=pool.alive())
         context = RunContext(
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
         )
@@ -195,27 +210,22 @@ class Engine:
         try:
             calls = advance(None)
             while True:
-                phase, outputs, failure = self._run_phase(
-                    run,
-                    pool,
-                    store.uri,
-                    calls,
-                    len(run.phases),
-                    history,
-                    current,
-                    predicted,
-                    workflow,
-                )
+                phase, outputs, failure = self._run_phase(run, pool, controller, calls, store.uri)
                 run.phases.append(phase)
-                current.append(phase.widths)
                 write_run(run, out_dir)  # first: the run's own files land whatever follows
-                self._learn(workflow.name, phase)
+                self._learn(run.app, phase)
+                timings = self.profile.timings(run.app, self.provider.name)
+                controller.phase_done(phase.phase_time_s, timings)
+                if pool.releases:
+                    pool.release(phase.index, controller.keep())
                 self.profile.record_phase(
                     key, run.run_id, phase.index, phase.widths, phase.predicted
                 )
                 self.events.phase_done(run, phase)
                 if failure is not None:
                     raise failure
+                if self.policy.phase_pause_s:
+                    time.sleep(self.policy.phase_pause_s)  # the artifact's controller does
                 calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
@@ -239,10 +249,7 @@ class Engine:
             try:
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
-                    pool.release(
-                        len(run.phases),
-                        self._keep(self.profile.width_history(key), [], 0, workflow),
-                    )
+                    pool.release(len(run.phases), controller.keep_between_runs())
             finally:
                 run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
                 write_run(run, out_dir)
@@ -252,29 +259,26 @@ class Engine:
         self,
         run: RunRecord,
         pool: PoolManager,
-        store_uri: str,
+        controller: Controller,
         calls: Sequence[Call],
-        index: int,
-        history: Sequence[Sequence[Mapping[str, int]]],
-        current: list[dict[str, int]],
-        predicted: dict[int, dict[str, int]],
-        workflow: Workflow,
+        store_uri: str,
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
+        index = len(run.phases)
         components = [Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)]
-        timings = self.profile.timings(workflow.name, self.provider.name)
-        placement = self.placement.place(
-            [c.kind for c in components], timings, self.tiers, self.prices
-        )
-        self.events.phase_started(run, index, placement)
+        kinds = [c.kind for c in components]
+        plan = controller.place(kinds)
+        self.events.phase_started(run, index, plan.placement)
         started = time.perf_counter()
-        futures: list[Future[_Outcome]] = [
-            self._dispatch.submit(self._invoke, pool.functions[tier], component, run, store_uri)
-            for component, tier in zip(components, placement, strict=True)
-        ]
+        futures: list[Future[_Outcome]] = []
+        for component, tier in zip(components, plan.placement, strict=True):
+            futures.append(
+                self._dispatch.submit(self._invoke, pool.functions[tier], component, run, store_uri)
+            )
+            if self.policy.dispatch_pause_s:
+                time.sleep(self.policy.dispatch_pause_s)  # the artifact's serial dispatch
         # While this phase runs: predict the next one and hot start for it.
-        widths = {t: placement.count(t) for t in self.tiers}
-        predicted[index + 1] = self._predict(history, [*current, widths], index + 1, workflow)
-        pool.prewarm(index + 1, predicted[index + 1])
+        controller.phase_started(plan, kinds)
+        pool.prewarm(index + 1, controller.predict(index + 1, alive=pool.alive()))
 
         outcomes: list[_Outcome] = []
         for future in futures:
@@ -285,14 +289,12 @@ class Engine:
         phase = PhaseRecord(
             index=index,
             width=len(components),
-            predicted=predicted.get(index, {}),
-            placement={c.id: t for c, t in zip(components, placement, strict=True)},
+            predicted=plan.predicted,
+            placement={c.id: t for c, t in zip(components, plan.placement, strict=True)},
             phase_time_s=time.perf_counter() - started,
             invocations=[o.record for o in outcomes],
             hot_starts=pool.hot_starts(index),
         )
-        if pool.releases:
-            pool.release(index, self._keep(history, [*current, widths], index + 1, workflow))
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
         if failed is not None and failed.error is not None:
@@ -345,41 +347,6 @@ class Engine:
         return _Outcome(record, output=result.output)
 
     # -- policies' inputs -------------------------------------------------------------------
-
-    def _observation(
-        self,
-        history: Sequence[Sequence[Mapping[str, int]]],
-        current: Sequence[Mapping[str, int]],
-        next_phase: int,
-        workflow: Workflow,
-    ) -> Observation:
-        return Observation(
-            history=history,
-            current=current,
-            next_phase=next_phase,
-            costs=self._start_costs(workflow),
-        )
-
-    def _predict(
-        self,
-        history: Sequence[Sequence[Mapping[str, int]]],
-        current: Sequence[Mapping[str, int]],
-        next_phase: int,
-        workflow: Workflow,
-    ) -> dict[str, int]:
-        observation = self._observation(history, current, next_phase, workflow)
-        cap = self.provider.capabilities().max_concurrency
-        return {t: max(0, min(cap, n)) for t, n in self.predictor.predict(observation).items()}
-
-    def _keep(
-        self,
-        history: Sequence[Sequence[Mapping[str, int]]],
-        current: Sequence[Mapping[str, int]],
-        next_phase: int,
-        workflow: Workflow,
-    ) -> dict[str, int] | None:
-        observation = self._observation(history, current, next_phase, workflow)
-        return self.keep_alive.keep(self.predictor, observation)
 
     def _start_costs(self, workflow: Workflow) -> dict[str, StartCosts]:
         init = self.profile.init_ms(workflow.name, self.provider.name)

@@ -72,6 +72,10 @@ class PoolManager:
                 life.ended_after_phase, life.ended_by = phase, "platform"
         return len(alive)
 
+    def alive(self) -> dict[str, int]:
+        """Instances alive now, per tier (the provider's word)."""
+        return {tier: len(self.provider.instances(f)) for tier, f in self.functions.items()}
+
     def prewarm(self, phase: int, predicted: Mapping[str, int]) -> dict[str, int]:
         """Issue the hot starts `phase` is short of, without waiting; return them per tier."""
         issued: dict[str, int] = {}

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from daydream_core.hookspecs import hookimpl
 from daydream_core.model import HIGH, LOW
+from daydream_core.policies.artifact import ArtifactPlacement, ArtifactPredictor
+from daydream_core.policies.baselines import (
+    HybridHistogramKeepAlive,
+    HybridHistogramPredictor,
+    OraclePredictor,
+    fixed_keep_alive,
+)
 from daydream_core.policies.keepalive import PlatformKeepAlive
 from daydream_core.policies.placement import AllTier, SlackPlacement
 from daydream_core.policies.predictor import DayDreamPredictor, NoHotStart
 from daydream_core.policies.registry import PolicySpec
+
+POOLING = 0.75
 
 
 @hookimpl
@@ -17,7 +26,7 @@ def daydream_policies() -> list[PolicySpec]:
             "daydream",
             "Weibull hot-start prediction + cost-minimising placement within 5% slack",
             DayDreamPredictor,
-            SlackPlacement,
+            lambda: SlackPlacement(pooling=POOLING),
         ),
         PolicySpec(
             "cold",
@@ -25,6 +34,31 @@ def daydream_policies() -> list[PolicySpec]:
             NoHotStart,
             SlackPlacement,
             PlatformKeepAlive,
+        ),
+        PolicySpec(
+            "keep-alive",
+            "baseline: no hot starts, instances kept 10 minutes after their last use",
+            NoHotStart,
+            SlackPlacement,
+            fixed_keep_alive,
+        ),
+        PolicySpec(
+            "hybrid-histogram",
+            "baseline: ATC'20 idle-time histogram (pre-warm and keep-alive windows), per tier",
+            HybridHistogramPredictor,
+            SlackPlacement,
+            HybridHistogramKeepAlive,
+        ),
+        PolicySpec(
+            "artifact",
+            "baseline: the original DayDream artifact (random Weibull draw, half/half ±10%, "
+            "serial dispatch with 1 s pauses)",
+            ArtifactPredictor,
+            ArtifactPlacement,
+            PlatformKeepAlive,
+            mechanics="artifact",
+            dispatch_pause_s=1.0,
+            phase_pause_s=1.0,
         ),
         PolicySpec(
             "all-high",
@@ -37,5 +71,13 @@ def daydream_policies() -> list[PolicySpec]:
             "daydream hot starts, every component low-end",
             DayDreamPredictor,
             lambda: AllTier(LOW),
+        ),
+        PolicySpec(
+            "oracle",
+            "the limit: knows each phase's components and times before it starts (simulation only)",
+            OraclePredictor,
+            SlackPlacement,
+            PlatformKeepAlive,
+            clairvoyant=True,
         ),
     ]

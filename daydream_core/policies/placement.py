@@ -8,6 +8,8 @@ decomposes per component and the greedy choice is exactly optimal.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -36,10 +38,16 @@ class SlackPlacement:
 
     name = "slack"
 
-    def __init__(self, slack: float = 0.05) -> None:
+    def __init__(self, slack: float = 0.05, pooling: float = 0.0) -> None:
         if slack < 0:
             raise ValueError("slack must be >= 0")
+        if not 0.0 <= pooling <= 1.0:
+            raise ValueError("pooling must be in [0, 1]")
         self.slack = slack
+        # How much a kind's learned tier ratio is pulled toward the ratio pooled over kinds:
+        # a tier's speed is mostly the platform's (its CPU share), and a kind's own ratio,
+        # from few and noisy samples, would otherwise flip placements on noise.
+        self.pooling = pooling
 
     def place(
         self,
@@ -70,6 +78,9 @@ class SlackPlacement:
         if not decided:
             return [tier for tier in placement if tier is not None]
 
+        if self.pooling > 0:
+            timings = pooled_timings(timings, names[0], self.pooling)
+
         def seconds(i: int, tier: str) -> float | None:
             return timings.get(kinds[i], {}).get(tier)
 
@@ -88,6 +99,29 @@ class SlackPlacement:
                 ),
             )
         return [tier or names[0] for tier in placement]
+
+
+def pooled_timings(timings: Timings, reference: str, weight: float) -> Timings:
+    """Each kind's time on a tier as its time on `reference` times a ratio that is
+    `weight` the median ratio over kinds and 1 - `weight` the kind's own (in logs)."""
+    logs: dict[str, list[float]] = {}
+    for tiers in timings.values():
+        ref = tiers.get(reference)
+        for tier, value in tiers.items():
+            if tier != reference and ref and ref > 0 and value > 0:
+                logs.setdefault(tier, []).append(math.log(value / ref))
+    pooled = {t: statistics.median(v) for t, v in logs.items()}
+    result: dict[str, dict[str, float]] = {}
+    for kind, tiers in timings.items():
+        ref = tiers.get(reference)
+        adjusted = dict(tiers)
+        if ref and ref > 0:
+            for tier, value in tiers.items():
+                if tier in pooled and value > 0:
+                    own = math.log(value / ref)
+                    adjusted[tier] = ref * math.exp(weight * pooled[tier] + (1 - weight) * own)
+        result[kind] = adjusted
+    return result
 
 
 class AllTier:

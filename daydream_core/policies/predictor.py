@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -57,6 +57,15 @@ def start_costs(
 
 
 @dataclass(frozen=True)
+class Upcoming:
+    """What a clairvoyant policy (the oracle) is told about the next phase before it starts."""
+
+    kinds: Sequence[str]
+    seconds: Sequence[Mapping[str, float]] = ()  # per component: tier -> execution seconds
+    widths: Mapping[str, int] = field(default_factory=dict)  # its placement, per tier
+
+
+@dataclass(frozen=True)
 class Observation:
     """What a predictor may look at."""
 
@@ -64,6 +73,13 @@ class Observation:
     current: Sequence[Widths]  # this run's phases so far
     next_phase: int  # index (0-based) of the phase to predict
     costs: Mapping[str, StartCosts]  # per tier
+    kinds: Sequence[Sequence[str]] = ()  # this run's phases so far: each component's kind
+    phase_times: Sequence[float] = ()  # this run's phase times so far, seconds
+    upcoming: Upcoming | None = None  # the next phase itself, for clairvoyant policies only
+    max_concurrency: int = 1000  # the platform's limit, all tiers together
+    alive: Mapping[str, int] = field(default_factory=dict)  # instances alive now, per tier
+    seed: int = 0  # the run's seed (for policies that draw at random)
+    upcoming_peak: int = 0  # the run's widest phase, where the executor knows it (artifact)
 
 
 class Predictor(Protocol):

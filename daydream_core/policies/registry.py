@@ -19,3 +19,12 @@ class PolicySpec:
     predictor: Callable[[], Predictor]
     placement: Callable[[], Placement]
     keep_alive: Callable[[], KeepAlive] = HorizonKeepAlive
+    # The oracle: told each phase's components and execution times before the phase starts
+    # (the simulator can; the live engine cannot, so it refuses such a policy).
+    clairvoyant: bool = False
+    # How the controller executes a phase: "daydream" (dispatch at once, hot starts issued
+    # while the phase runs) or "artifact" (the original DayDream controller: one function
+    # created per instance, dispatches one after another with pauses, deletions after).
+    mechanics: str = "daydream"
+    dispatch_pause_s: float = 0.0  # pause after each dispatch
+    phase_pause_s: float = 0.0  # pause after each phase, outside its phase time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from typing import Any
 
 from daydream_core.errors import ProviderError
 from daydream_core.provider import FunctionHandle
-from daydream_local import lifeline
+from daydream_local import lifeline, priority
 from daydream_local.envelope import Envelope
 from daydream_local.protocol import read_frame, write_frame
 
@@ -52,7 +53,11 @@ class Instance:
             "store": store_uri,
             "key": key,
             "controller": os.getpid(),
+            "idle_init": hot and priority.can_restore(),  # see daydream_local.priority
         }
+        # What the instance is, without secrets, on its command line: the platform's own view
+        # (`daydream_local.testing.ProcessView`, like `ps`) names it from there.
+        self._identity = json.dumps({k: config[k] for k in ("runtime", "tier", "instance")})
         to_child, self._to_child = os.pipe()
         self._from_child, from_child = os.pipe()
         log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -71,7 +76,7 @@ class Instance:
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             return subprocess.Popen(
-                lifeline.command(str(to_child), str(from_child)),
+                lifeline.command(str(to_child), str(from_child), self._identity),
                 pass_fds=(to_child, from_child),
                 env={**os.environ, **envelope.environment()},
                 stdin=subprocess.DEVNULL,
@@ -101,6 +106,12 @@ class Instance:
         self.init_ms = (time.monotonic() - self._spawned) * 1000.0
         self.ready = True
         return self.init_ms
+
+    def promote(self) -> None:
+        """A component took this hot start: its init (if still running) and its work run at
+        normal priority from now on."""
+        if self.hot and self.served == 0:
+            priority.restore(self.process.pid)
 
     def call(self, payload: Any, timeout: float) -> Any:
         """Send one request and wait for its envelope (TimeoutError, EOFError on failure)."""

@@ -379,11 +379,13 @@ class LocalProvider(Provider):
                     fresh = [i for i in idle if i.hot and i.served == 0]
                     chosen = fresh[0] if fresh else max(idle, key=lambda i: i.last_used)
                     chosen.busy = True
+                    chosen.promote()
                     return chosen, StartKind.HOT if chosen.served == 0 else StartKind.WARM
                 # A hot start still initialising is nearer to ready than a new instance.
                 warming = [i for i in pool if i.hot and not i.ready and not i.claimed and i.alive]
                 if warming:
                     warming[0].claimed = True
+                    warming[0].promote()
                     return warming[0], StartKind.HOT
                 if self._live() >= self._concurrency:
                     self._evict_idle_elsewhere(function)

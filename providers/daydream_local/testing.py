@@ -2,8 +2,9 @@
 adapter: its instances are real processes, so the kernel says which are alive, with which
 address-space limit and on which CPUs.
 
-An instance process is recognised by its command line (the worker's configuration names its
-runtime environment, tier and instance id) and by being a child of this process. The local
+An instance process is recognised by its command line (it starts the worker and names its
+runtime environment, tier and instance id; the payload key travels over a pipe, never there)
+and by being a child of this process. The local
 platform bills in its adapter, so there is no independent bill: `billing` answers None and the
 suite skips its billing cases, saying why. Linux only (/proc).
 """
@@ -81,7 +82,7 @@ def _worker_processes(parent: int) -> Iterator[_Process]:
         if int(fields[1]) != parent or fields[0] in ("Z", "X"):
             continue
         args = [a.decode(errors="replace") for a in argv if a]
-        if WORKER_MODULE not in args:
+        if not any(WORKER_MODULE in arg for arg in args):
             continue
         config = _config(args)
         if config is not None:

@@ -1,8 +1,9 @@
 """An instance's main loop: load the runtime environment once, then serve components by name.
 
-Started by the local platform with ``IN_FD OUT_FD`` (see `lifeline.command`: the working
-directory is not on its ``sys.path``); its first frame is the configuration (runtime, tier,
-CPUs, the store and payload key fixed at deploy). It answers ``ready`` when its init is done,
+Started by the local platform with ``IN_FD OUT_FD IDENTITY`` (see `lifeline.command`: the
+working directory is not on its ``sys.path``; IDENTITY only names the instance for `ps`); its
+first frame is the configuration (runtime, tier, CPUs, the store and payload key fixed at
+deploy). It answers ``ready`` when its init is done,
 then one envelope per request.
 """
 
@@ -32,6 +33,10 @@ def main(argv: list[str]) -> int:
         return 1
     die_with_parent(int(config["controller"]))
     apply_envelope(config["cpus"], config["tier"]["memory_mb"])
+    if config.get("idle_init"):
+        from daydream_local.priority import lower_self
+
+        lower_self()
     sys.stdout = sys.stderr  # components may print: keep the protocol pipes apart
 
     import traceback

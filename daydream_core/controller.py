@@ -1,0 +1,202 @@
+"""The controller: every decision of one run, shared by the live engine and the simulator.
+
+A controller holds a run's state (earlier runs' widths, this run's widths and kinds so far,
+what was predicted) and decides, phase by phase: the placement of the phase's components,
+the hot starts for the next phase, and what idle instances to keep. It does no I/O and keeps
+no clock: the engine executes its decisions on a provider in real time, the simulator in
+virtual time on a model of a platform. So what the simulator says about a policy is what the
+engine does.
+
+Work per phase is linear in the phase's width: the predictor sees widths (numbers), never
+components, and placement is one pass over the phase.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from daydream_core.model import Tier
+from daydream_core.policies.artifact import ArtifactPlacement
+from daydream_core.policies.baselines import WindowKeepAlive
+from daydream_core.policies.placement import Timings
+from daydream_core.policies.predictor import Observation, StartCosts, Upcoming, Widths
+from daydream_core.policies.registry import PolicySpec
+from daydream_core.pricing import PriceTable
+
+__all__ = ["Controller", "PhasePlan", "Upcoming", "cap_across_tiers"]
+
+
+@dataclass
+class PhasePlan:
+    """The controller's decisions for one phase."""
+
+    index: int
+    placement: list[str]
+    predicted: dict[str, int]  # what was hot started for this phase (predicted before it)
+
+    @property
+    def widths(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for tier in self.placement:
+            counts[tier] = counts.get(tier, 0) + 1
+        return counts
+
+
+def cap_across_tiers(predicted: Mapping[str, int], limit: int) -> dict[str, int]:
+    """Scale per-tier counts down so that their sum respects the platform's concurrency,
+    which is one limit for all tiers together (largest remainders keep the proportions)."""
+    wanted = {t: max(0, int(n)) for t, n in predicted.items()}
+    total = sum(wanted.values())
+    if total <= limit:
+        return wanted
+    exact = {t: n * limit / total for t, n in wanted.items()}
+    capped = {t: math.floor(x) for t, x in exact.items()}
+    spare = limit - sum(capped.values())
+    for tier in sorted(exact, key=lambda t: capped[t] - exact[t])[:spare]:
+        capped[tier] += 1
+    return capped
+
+
+@dataclass
+class Controller:
+    """One run's decisions under a policy.
+
+    `history` is earlier runs' widths (per phase, per tier); `timings` what was learned of each
+    kind's execution time per tier; `costs` what a prediction error costs per tier.
+    """
+
+    policy: PolicySpec
+    tiers: Mapping[str, Tier]
+    prices: PriceTable
+    history: Sequence[Sequence[Widths]]
+    timings: Timings
+    costs: Mapping[str, StartCosts]
+    max_concurrency: int
+    phase_times: list[float] = field(default_factory=list)
+    current: list[dict[str, int]] = field(default_factory=list)
+    kinds: list[list[str]] = field(default_factory=list)
+    placements: list[list[str]] = field(default_factory=list)
+    predicted: dict[int, dict[str, int]] = field(default_factory=dict)
+    seed: int = 0
+    peak: int = 0  # the run's widest phase, where the executor knows it (the artifact did)
+    # The artifact's controller state: functions it created and has not used yet, per tier.
+    pool: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.predictor = self.policy.predictor()
+        self.placement = self.policy.placement()
+        self.keep_alive = self.policy.keep_alive()
+
+    @property
+    def clairvoyant(self) -> bool:
+        return self.policy.clairvoyant
+
+    def observation(
+        self,
+        next_phase: int,
+        upcoming: Upcoming | None = None,
+        alive: Mapping[str, int] | None = None,
+    ) -> Observation:
+        return Observation(
+            history=self.history,
+            current=self.current,
+            next_phase=next_phase,
+            costs=self.costs,
+            kinds=self.kinds,
+            phase_times=self.phase_times,
+            upcoming=upcoming,
+            max_concurrency=self.max_concurrency,
+            alive=alive or {},
+            seed=self.seed,
+            upcoming_peak=self.peak,
+        )
+
+    def predict(
+        self,
+        next_phase: int,
+        upcoming: Upcoming | None = None,
+        alive: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Instances to have ready, per tier, for `next_phase` (capped across tiers)."""
+        if upcoming is not None and not self.clairvoyant:
+            upcoming = None  # only the oracle may see the future
+        if upcoming is not None:
+            placed = self._place(upcoming.kinds, upcoming)
+            upcoming = Upcoming(
+                upcoming.kinds, upcoming.seconds, {t: placed.count(t) for t in self.tiers}
+            )
+        raw = self.predictor.predict(self.observation(next_phase, upcoming, alive))
+        predicted = cap_across_tiers(raw, self.max_concurrency)
+        self.predicted[next_phase] = predicted
+        return predicted
+
+    def first(
+        self, upcoming: Upcoming | None = None, alive: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """Hot starts before the run's first phase."""
+        return self.predict(0, upcoming, alive)
+
+    def place(self, kinds: Sequence[str], upcoming: Upcoming | None = None) -> PhasePlan:
+        """Place the next phase's components on tiers."""
+        index = len(self.current)
+        if isinstance(self.placement, ArtifactPlacement):
+            placement = self.placement.place_from_pool(len(kinds), self.pool, self.seed, index)
+            for tier in placement:
+                if self.pool.get(tier, 0) > 0:
+                    self.pool[tier] -= 1
+        else:
+            placement = self._place(kinds, upcoming)
+        return PhasePlan(index, placement, self.predicted.get(index, {}))
+
+    def _place(self, kinds: Sequence[str], upcoming: Upcoming | None) -> list[str]:
+        timings = self.timings
+        if upcoming is not None and upcoming.seconds and self.clairvoyant:
+            timings = _exact_timings(kinds, upcoming.seconds)
+            kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
+        return self.placement.place(kinds, timings, self.tiers, self.prices)
+
+    def created(self, functions: Mapping[str, int]) -> None:
+        """The artifact's controller created these functions (its hot starts)."""
+        for tier, n in functions.items():
+            self.pool[tier] = self.pool.get(tier, 0) + n
+
+    def keep_alive_window(self) -> float | None:
+        """How long an idle instance is worth keeping, if the policy says (else the platform)."""
+        if isinstance(self.keep_alive, WindowKeepAlive):
+            return self.keep_alive.window_s(self.observation(len(self.current)))
+        return None
+
+    def phase_started(self, plan: PhasePlan, kinds: Sequence[str]) -> None:
+        """The phase is dispatched: its widths are known; the next phase can be predicted."""
+        widths = dict.fromkeys(self.tiers, 0)
+        widths.update(plan.widths)
+        self.current.append(widths)
+        self.kinds.append(list(kinds))
+        self.placements.append(plan.placement)
+
+    def phase_done(self, phase_time_s: float, timings: Timings | None = None) -> None:
+        """The phase ended; `timings` is what has been learned of the kinds, now."""
+        self.phase_times.append(phase_time_s)
+        if timings is not None:
+            self.timings = timings
+
+    def keep(self) -> dict[str, int] | None:
+        """Idle instances worth keeping after the phase just done (None: the platform decides)."""
+        return self.keep_alive.keep(self.predictor, self.observation(len(self.current)))
+
+    def keep_between_runs(self) -> dict[str, int] | None:
+        """After the run: keep what the next run needs at its peak."""
+        after = Observation(
+            history=[*self.history, self.current],
+            current=[],
+            next_phase=0,
+            costs=self.costs,
+            max_concurrency=self.max_concurrency,
+        )
+        return self.keep_alive.keep(self.predictor, after)
+
+
+def _exact_timings(kinds: Sequence[str], seconds: Sequence[Mapping[str, float]]) -> Timings:
+    return {str(i): dict(s) for i, s in enumerate(seconds[: len(kinds)])}

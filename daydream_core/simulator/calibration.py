@@ -1,0 +1,223 @@
+"""Calibrations: a platform model's numbers, each with a name and a source.
+
+- ``aws``: documented AWS Lambda facts (tiers 10240/5120 MB; 1769 MB ≈ 1 vCPU; x86 price per
+  GB-second and per request; 1 ms billing with init billed since August 2025; 1,000
+  concurrent executions by default) with cold-start and dispatch latencies of a Python
+  runtime environment; execution times are the workload's measured seconds on the high-end
+  tier, scaled to the low-end tier by its CPU share (Amdahl, `parallel_fraction`).
+- ``local``: this machine's measurements: init times and per-kind execution times per tier
+  from ``daydream run`` records (``--records``) or the profile store, the local platform's
+  tiers and keep-alive.
+- ``trace``: a DayDream trace's own measured service times as execution times, the artifact's
+  tiers and prices (10 GB at $0.0001667/s; its low-end $0.0000667/s is AWS's price of
+  4 GB), and the artifact controller's latency constants (`ArtifactConstants`), fitted on at
+  most 10 runs of the shared CCL trace (`daydream_core.simulator.artifact.fit`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from statistics import median
+
+from daydream_core.errors import UsageError
+from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.pricing import AWS_LAMBDA_X86, PriceTable
+
+AWS_MB_PER_VCPU = 1769.0
+
+
+@dataclass(frozen=True)
+class ArtifactConstants:
+    """The original DayDream controller's latencies (seconds), per function or dispatch.
+
+    Fitted with `artifact.fit` on runs 1-10 of the shared CCL trace (least squares on run
+    totals, constants >= 0): creating a function through the CLI adds nothing measurable
+    beyond what the trace's service times already hold, deleting one costs 1.76 s (a CLI
+    subprocess each, one after another).
+    """
+
+    create_s: float = 0.0
+    delete_s: float = 1.758
+    pause_s: float = 1.0  # after each dispatch (its code: time.sleep(1))
+    phase_pause_s: float = 1.0  # after each phase, outside the phase time
+    per_s_high: float = 0.0001667  # its own cost accounting: $ per second of service time
+    per_s_low: float = 0.0000667
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The numbers of a platform model."""
+
+    name: str
+    source: str
+    tiers: Mapping[str, Tier]
+    prices: PriceTable
+    init_s: Mapping[str, float]  # median cold-start (init) seconds per tier
+    init_spread: float = 0.25  # log-normal sigma of init times
+    execution_spread: float = 0.10  # log-normal sigma of execution times around the measured
+    parallel_fraction: float = 0.5  # Amdahl: share of a component that scales with vCPUs
+    dispatch_s: float = 0.03  # per invocation: request to the platform and back
+    keep_alive_s: float = 600.0  # the platform reclaims instances idle this long
+    concurrency: int = 1000  # instances at once, all tiers together
+    hold_s: float = 0.001  # billed time of a hot start beyond its init (the no-op call)
+    run_gap_s: float = 5.0  # idle time between consecutive runs
+    reference_tier: str = HIGH  # the tier the workload's seconds were measured on
+    measured: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # kind->tier->s
+    artifact: ArtifactConstants = field(default_factory=ArtifactConstants)
+    # The workload's seconds are service times that already hold a Lambda start (a DayDream
+    # trace: each of the artifact's invocations went to a newly created function).
+    service_includes_start: bool = False
+
+    def speed(self, tier: str) -> float:
+        """Execution time on `tier` relative to the reference tier (Amdahl on vCPUs)."""
+        ref = self.tiers[self.reference_tier].vcpus
+        mine = self.tiers[tier].vcpus
+        if mine <= 0 or ref <= 0:
+            return 1.0
+        p = self.parallel_fraction
+        return (1.0 - p) + p * ref / mine
+
+    def seconds(
+        self, kind: str, recorded: float, tier: str, measured_on: Mapping[str, float]
+    ) -> float:
+        """Expected execution seconds of a task on `tier`: what was measured on that tier for
+        this task, else this kind's measured mean on that tier, else the scaled recording."""
+        if tier in measured_on:
+            return measured_on[tier]
+        known = self.measured.get(kind, {})
+        if tier in known and measured_on:
+            # scale the kind's tier ratio onto this task's own measurement
+            other, seconds = next(iter(measured_on.items()))
+            if other in known and known[other] > 0:
+                return seconds * known[tier] / known[other]
+            return known[tier]
+        if measured_on:
+            other, seconds = next(iter(measured_on.items()))
+            return seconds * self.speed(tier) / self.speed(other)
+        return recorded * self.speed(tier)
+
+
+def _aws_tier(name: str, memory_mb: int) -> Tier:
+    return Tier(name, memory_mb, round(min(6.0, memory_mb / AWS_MB_PER_VCPU), 2))
+
+
+def aws() -> Calibration:
+    return Calibration(
+        name="aws",
+        source=(
+            "AWS Lambda documentation (memory 128-10240 MB, 1769 MB = 1 vCPU, 1 ms billing, "
+            "init billed since 2025-08, 1,000 concurrent executions) and x86 us-east-1 "
+            "prices; Python runtime environment init 1.2 s (high) / 1.5 s (low), dispatch "
+            "30 ms, keep-alive 10 min as in the literature's comparisons"
+        ),
+        tiers={HIGH: _aws_tier(HIGH, 10240), LOW: _aws_tier(LOW, 5120)},
+        prices=AWS_LAMBDA_X86,
+        init_s={HIGH: 1.2, LOW: 1.5},
+    )
+
+
+def trace() -> Calibration:
+    """A DayDream trace's own measured service times, priced like the artifact."""
+    prices = replace(
+        AWS_LAMBDA_X86,
+        name="daydream-artifact",
+        per_request=0.0,
+        source="the DayDream artifact's per-second prices (10 GB $0.0001667/s, low $0.0000667/s)",
+    )
+    low_mb = round(0.0000667 / AWS_LAMBDA_X86.per_gb_second * 1024)  # 4098 MB
+    return Calibration(
+        name="trace",
+        source=(
+            "the trace's own function_service_time-baseline.txt as execution times; tiers and "
+            "per-second prices of the artifact; AWS Lambda cold starts and keep-alive; the "
+            "artifact controller's constants fitted on runs 1-10 of the shared CCL trace"
+        ),
+        tiers={HIGH: _aws_tier(HIGH, 10240), LOW: _aws_tier(LOW, low_mb)},
+        prices=prices,
+        init_s={HIGH: 0.5, LOW: 0.5},  # a python3.6 zip function's start, inside the times
+        parallel_fraction=0.0,  # the trace's times come from both tiers, not told apart
+        dispatch_s=0.0,  # in its service times already
+        service_includes_start=True,
+    )
+
+
+def local(
+    init_ms: Mapping[str, float] | None = None,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+    keep_alive_s: float = 60.0,
+    concurrency: int | None = None,
+    dispatch_s: float = 0.005,
+) -> Calibration:
+    """This machine: init and execution times as measured by the local platform."""
+    from daydream_local.envelope import host_cpus  # type: ignore[import-untyped]
+    from daydream_local.provider import (  # type: ignore[import-untyped]
+        LocalProvider,
+        default_concurrency,
+    )
+
+    host = len(host_cpus())
+    tiers = {
+        HIGH: LocalProvider._tier(HIGH, 10240, host),
+        LOW: LocalProvider._tier(LOW, 5120, host),
+    }
+    cores = default_concurrency() if concurrency is None else concurrency
+    init = {t: (init_ms or {}).get(t, 1500.0) / 1000.0 for t in (HIGH, LOW)}
+    return Calibration(
+        name="local",
+        source="this machine's records (init and execution per kind and tier), local tiers",
+        tiers=tiers,
+        prices=AWS_LAMBDA_X86,
+        init_s=init,
+        init_spread=0.15,
+        execution_spread=0.05,
+        dispatch_s=dispatch_s,
+        keep_alive_s=keep_alive_s,
+        concurrency=cores,
+        run_gap_s=0.5,
+        measured=dict(measured or {}),
+    )
+
+
+def from_records(base: Calibration, runs: list[dict[str, object]]) -> Calibration:
+    """Fold measured init (cold and hot starts) and per-kind execution times into `base`."""
+    inits: dict[str, list[float]] = {}
+    executions: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for phase in run.get("phases", []):  # type: ignore[attr-defined]
+            for r in phase["invocations"]:
+                if r.get("error"):
+                    continue
+                executions.setdefault(r["kind"], {}).setdefault(r["tier"], []).append(
+                    r["execution_ms"] / 1000.0
+                )
+                if r["start"] == "cold" and r["init_ms"] > 0:
+                    inits.setdefault(r["tier"], []).append(r["init_ms"] / 1000.0)
+            for h in phase.get("hot_starts", []):
+                if h["init_ms"] > 0:
+                    inits.setdefault(h["tier"], []).append(h["init_ms"] / 1000.0)
+    init = dict(base.init_s)
+    init.update({t: median(v) for t, v in inits.items() if v})
+    measured = {
+        k: {t: sum(v) / len(v) for t, v in tiers.items()} for k, tiers in executions.items()
+    }
+    return replace(base, init_s=init, measured={**base.measured, **measured})
+
+
+CALIBRATIONS = ("aws", "local", "trace")
+
+
+def named_calibration(name: str) -> Calibration:
+    if name == "aws":
+        return aws()
+    if name == "trace":
+        return trace()
+    if name == "local":
+        return local()
+    raise UsageError(f"unknown calibration {name!r}; valid: {', '.join(CALIBRATIONS)}")
+
+
+def lognormal_median(median_s: float, sigma: float, z: float) -> float:
+    """A log-normal draw with median `median_s`, from a standard normal `z`."""
+    return median_s * math.exp(sigma * z)

@@ -1,0 +1,152 @@
+"""Every policy on the same workload, calibration and seeds: the numbers of the table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from daydream_core.controller import Controller
+from daydream_core.policies.predictor import DEFAULT_TIME_VALUE_PER_S, StartCosts, start_costs
+from daydream_core.policies.registry import PolicySpec
+from daydream_core.simulator.calibration import Calibration
+from daydream_core.simulator.executor import (
+    Learned,
+    RunOutcome,
+    simulate_artifact,
+    simulate_daydream,
+    truth,
+)
+from daydream_core.simulator.platform import Platform
+from daydream_core.simulator.workload import Workload
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    runs: list[RunOutcome] = field(default_factory=list)
+
+    @property
+    def execution_time_s(self) -> float:
+        return sum(r.execution_time_s for r in self.runs)
+
+    @property
+    def cost(self) -> float:
+        return sum(r.cost for r in self.runs)
+
+    @property
+    def own_cost(self) -> float:
+        return sum(r.own_cost for r in self.runs)
+
+    @property
+    def cold_fraction(self) -> float:
+        starts = {k: sum(r.billing.starts[k] for r in self.runs) for k in ("hot", "warm", "cold")}
+        total = sum(starts.values())
+        return starts["cold"] / total if total else 0.0
+
+    @property
+    def idle_gb_s(self) -> float:
+        return sum(r.idle_gb_s for r in self.runs)
+
+    @property
+    def width_mae(self) -> float:
+        errors = [
+            abs(p - sum(w.values()))
+            for r in self.runs
+            for p, w in zip(r.predicted, r.widths, strict=True)
+        ]
+        return float(np.mean(errors)) if errors else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "execution_time_s": self.execution_time_s,
+            "cost": self.cost,
+            "cold_start_fraction": self.cold_fraction,
+            "idle_hot_start_gb_s": self.idle_gb_s,
+            "width_mae": self.width_mae,
+            "runs": [
+                {"execution_time_s": r.execution_time_s, "cost": r.cost, "own_cost": r.own_cost}
+                for r in self.runs
+            ],
+        }
+
+
+@dataclass
+class Evaluation:
+    workload: Workload
+    calibration: Calibration
+    seed: int
+    results: dict[str, PolicyResult]
+
+    def ratio(self, policy: str, other: str) -> tuple[float, float]:
+        mine, theirs = self.results[policy], self.results[other]
+        return (
+            mine.execution_time_s / theirs.execution_time_s if theirs.execution_time_s else 0.0,
+            mine.cost / theirs.cost if theirs.cost else 0.0,
+        )
+
+
+def _costs(cal: Calibration) -> dict[str, StartCosts]:
+    return {
+        name: start_costs(
+            tier, cal.prices, cal.init_s[name] * 1000.0, time_value_per_s=DEFAULT_TIME_VALUE_PER_S
+        )
+        for name, tier in cal.tiers.items()
+    }
+
+
+def simulate_policy(
+    policy: PolicySpec, workload: Workload, cal: Calibration, seed: int
+) -> PolicyResult:
+    """Run the workload's runs one after another, on one platform, under `policy`."""
+    platform = Platform(cal, np.random.default_rng([seed, 7]))
+    result = PolicyResult(policy.name)
+    history: list[list[dict[str, int]]] = []
+    learned = Learned()
+    costs = _costs(cal)
+    clock = 0.0
+    for index, run in enumerate(workload.runs):
+        seconds = truth(run, cal, seed, index)
+        controller = Controller(
+            policy=policy,
+            tiers=cal.tiers,
+            prices=cal.prices,
+            history=list(history),
+            timings=learned.timings(),
+            costs=costs,
+            max_concurrency=cal.concurrency,
+            seed=seed * 100_003 + index,
+            peak=max(run.widths, default=0),
+        )
+        idle_before = platform.idle_gb_s
+        if policy.mechanics == "artifact":
+            outcome, clock = simulate_artifact(controller, platform, run, seconds, clock, learned)
+        else:
+            outcome, clock = simulate_daydream(controller, platform, run, seconds, clock, learned)
+        history.append(controller.current)
+        result.runs.append(outcome)
+        clock += cal.run_gap_s
+        platform.reclaim(clock, controller.keep_alive_window())
+        outcome.idle_gb_s = platform.idle_gb_s - idle_before
+    if result.runs:  # hot starts still unused when the evaluation ends were idle too
+        before = platform.idle_gb_s
+        platform.release_all()
+        result.runs[-1].idle_gb_s += platform.idle_gb_s - before
+    return result
+
+
+def evaluate(
+    workload: Workload,
+    cal: Calibration,
+    policies: Mapping[str, PolicySpec],
+    seed: int = 0,
+) -> Evaluation:
+    results = {name: simulate_policy(spec, workload, cal, seed) for name, spec in policies.items()}
+    return Evaluation(workload, cal, seed, results)
+
+
+def order(names: Sequence[str]) -> list[str]:
+    preferred = ["daydream", "oracle"]
+    return [n for n in preferred if n in names] + [n for n in names if n not in preferred]

@@ -1,0 +1,220 @@
+"""The simulator's executor: a run's controller decisions carried out in virtual time.
+
+The same `Controller` as the live engine decides placement, hot starts and keep-alive; this
+executor plays them on the `Platform` model. Two mechanics, as the policy declares:
+
+- ``daydream``: a phase's components are dispatched at once; while they run, the next phase's
+  hot starts are issued (the shortfall against instances alive); the phase ends with its
+  slowest component;
+- ``artifact``: the original DayDream controller: at the phase's start it creates its drawn
+  hot-start functions one at a time, then per component takes a pooled function or creates
+  one, pausing after each, runs them all, and deletes every function it used one at a time;
+  then it pauses outside the phase time. Every function it invokes is new to the platform, so
+  each invocation pays a platform start as well.
+
+Execution-time noise is drawn per (seed, run, component), so every policy meets the same
+components with the same times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from daydream_core.controller import Controller, Upcoming
+from daydream_core.model import StartKind
+from daydream_core.simulator.calibration import Calibration
+from daydream_core.simulator.platform import Billing, Platform
+from daydream_core.simulator.workload import TraceRun
+
+
+@dataclass
+class RunOutcome:
+    """One simulated run."""
+
+    phase_times: list[float] = field(default_factory=list)
+    phase_costs: list[float] = field(default_factory=list)
+    predicted: list[int] = field(default_factory=list)  # total instances predicted per phase
+    widths: list[dict[str, int]] = field(default_factory=list)
+    billing: Billing = field(default_factory=Billing)
+    idle_gb_s: float = 0.0
+    own_cost: float = 0.0  # the artifact's own accounting (summed service x its tier mix)
+
+    @property
+    def execution_time_s(self) -> float:
+        return sum(self.phase_times)
+
+    @property
+    def cost(self) -> float:
+        return sum(self.phase_costs)
+
+
+class Learned:
+    """What the profile store would hold: per-kind mean execution seconds per tier."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, dict[str, list[float]]] = {}
+        self._means: dict[str, dict[str, float]] = {}
+
+    def add(self, kind: str, tier: str, seconds: float) -> None:
+        entry = self._sums.setdefault(kind, {}).setdefault(tier, [0.0, 0.0])
+        entry[0] += seconds
+        entry[1] += 1.0
+        self._means.setdefault(kind, {})[tier] = entry[0] / entry[1]
+
+    def timings(self) -> dict[str, dict[str, float]]:
+        return self._means
+
+
+Truth = list[list[dict[str, float]]]  # phase -> component -> tier -> execution seconds
+
+
+def truth(run: TraceRun, cal: Calibration, seed: int, index: int) -> Truth:
+    """Every component's execution seconds on every tier, noise included (shared by policies)."""
+    rng = np.random.default_rng([seed, index])
+    phases: Truth = []
+    for phase in run.phases:
+        noise = rng.standard_normal(len(phase))
+        rows = []
+        for task, z in zip(phase, noise, strict=True):
+            row = {}
+            recorded = task.seconds
+            if cal.service_includes_start:  # the start is the platform model's to add
+                recorded = max(0.0, recorded - cal.init_s[cal.reference_tier])
+            for tier in cal.tiers:
+                base = cal.seconds(task.kind, recorded, tier, task.tier_seconds)
+                exact = tier in task.tier_seconds
+                row[tier] = base if exact else base * math.exp(cal.execution_spread * float(z))
+            rows.append(row)
+        phases.append(rows)
+    return phases
+
+
+def _upcoming(controller: Controller, run: TraceRun, seconds: Truth, k: int) -> Upcoming | None:
+    if not controller.clairvoyant or k >= len(run.phases):
+        return None
+    return Upcoming([t.kind for t in run.phases[k]], seconds[k])
+
+
+def simulate_daydream(
+    controller: Controller,
+    platform: Platform,
+    run: TraceRun,
+    seconds: Truth,
+    clock: float,
+    learned: Learned,
+) -> tuple[RunOutcome, float]:
+    cal = platform.cal
+    out = RunOutcome()
+    controller.first(_upcoming(controller, run, seconds, 0), platform.alive())
+    for k, phase in enumerate(run.phases):
+        start = clock
+        platform.reclaim(start, controller.keep_alive_window())
+        kinds = [t.kind for t in phase]
+        plan = controller.place(kinds, _upcoming(controller, run, seconds, k))
+        controller.phase_started(plan, kinds)
+        out.predicted.append(sum(plan.predicted.values()))
+        out.widths.append(plan.widths)
+        cost = 0.0
+        end = start
+        arrival = start + cal.dispatch_s
+        for i, tier in enumerate(plan.placement):
+            instance, kind, begins = platform.acquire(tier, arrival)
+            execution = seconds[k][i][tier]
+            finished = platform.run_on(instance, begins, execution)
+            end = max(end, finished + cal.dispatch_s)
+            spec = cal.tiers[tier]
+            init_ms = instance.init_s * 1000.0 if kind is StartKind.COLD else 0.0
+            cost += cal.prices.cost(spec.memory_mb, execution * 1000.0, init_ms, spec.vcpus)
+            out.billing.starts[kind.value] += 1
+        # While the phase runs: the next phase's hot starts, short of what is alive.
+        if k + 1 < len(run.phases) or not controller.clairvoyant:
+            alive = platform.alive()
+            predicted = controller.predict(k + 1, _upcoming(controller, run, seconds, k + 1), alive)
+            before = out.billing.cost
+            for tier, wanted in predicted.items():
+                platform.hot_start(tier, wanted - alive.get(tier, 0), start, out.billing)
+            cost += out.billing.cost - before
+            out.billing.cost = before
+        phase_time = end - start
+        for task, tier, row in zip(phase, plan.placement, seconds[k], strict=True):
+            learned.add(task.kind, tier, row[tier])
+        controller.phase_done(phase_time, learned.timings())
+        out.phase_times.append(phase_time)
+        out.phase_costs.append(cost)
+        clock = end
+    return out, clock
+
+
+def simulate_artifact(
+    controller: Controller,
+    platform: Platform,
+    run: TraceRun,
+    seconds: Truth,
+    clock: float,
+    learned: Learned,
+) -> tuple[RunOutcome, float]:
+    cal = platform.cal
+    constants = cal.artifact
+    out = RunOutcome()
+    for k, phase in enumerate(run.phases):
+        width = len(phase)
+        predicted = controller.predict(k)
+        drawn = sum(predicted.values())
+        controller.created(predicted)
+        pooled = sum(controller.pool.values())
+        kinds = [t.kind for t in phase]
+        plan = controller.place(kinds)
+        controller.phase_started(plan, kinds)
+        out.predicted.append(drawn)
+        out.widths.append(plan.widths)
+        cold = max(0, width - pooled)
+        services: list[float] = []
+        cost = 0.0
+        for i, tier in enumerate(plan.placement):
+            spec = cal.tiers[tier]
+            execution = seconds[k][i][tier]
+            # A new function: the platform starts an instance for its first call (in a trace's
+            # service times, that start is the one recorded).
+            if cal.service_includes_start:
+                init = cal.init_s[cal.reference_tier]
+            else:
+                init = platform.init_draw(tier)
+            service = cal.dispatch_s + init + execution
+            if i >= width - cold:
+                service += constants.create_s
+                out.billing.starts[StartKind.COLD.value] += 1
+            else:
+                out.billing.starts[StartKind.HOT.value] += 1
+            services.append(service)
+            cost += cal.prices.cost(spec.memory_mb, execution * 1000.0, init * 1000.0, spec.vcpus)
+        phase_time = (
+            (drawn + cold) * constants.create_s
+            + width * constants.pause_s
+            + max(services)
+            + width * constants.delete_s
+        )
+        out.own_cost += _own_cost(
+            services, predicted, width, constants.per_s_high, constants.per_s_low
+        )
+        controller.phase_done(phase_time)
+        out.phase_times.append(phase_time)
+        out.phase_costs.append(cost)
+        clock += phase_time + constants.phase_pause_s
+    return out, clock
+
+
+def _own_cost(
+    services: Sequence[float], drawn: dict[str, int], width: int, high: float, low: float
+) -> float:
+    """The artifact's ``generate_output``: summed service times priced by its high/low mix,
+    where components beyond its hot starts count as high-end."""
+    he, le = drawn.get("high", 0), drawn.get("low", 0)
+    extra = max(0, width - (he + le))
+    total = he + le + extra
+    if total == 0:
+        return 0.0
+    return sum(services) * ((he + extra) / total * high + le / total * low)

@@ -1,0 +1,191 @@
+"""Workloads to simulate: recorded runs as phases of tasks with their measured seconds.
+
+Three sources, one shape:
+
+- a DayDream evaluation trace (a folder of ``run-<i>`` folders, or one of them): each task's
+  seconds are its measured service time; the measured phase times and costs are kept beside
+  the runs, only to compare with (they are never an input of the simulation);
+- a WfCommons WfFormat instance (a ``.json`` file, or a folder of them, one run each);
+- ``daydream run`` results (``--records DIR``): every invocation's measured execution time on
+  the tier it ran on.
+
+The two trace formats are read by the trace app's reader (`daydream_trace.formats`), so the
+simulator accepts exactly what `daydream run trace` replays.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daydream_core.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Task:
+    """One component of a recorded phase."""
+
+    kind: str
+    seconds: float  # measured: service time (trace) or execution time (records)
+    tier_seconds: Mapping[str, float] = field(default_factory=dict)  # measured per tier
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the recording itself measured for a whole run (compared with, never an input)."""
+
+    phase_times: tuple[float, ...]
+    costs: tuple[float, ...]
+
+    @property
+    def execution_time_s(self) -> float:
+        return sum(self.phase_times)
+
+    @property
+    def cost(self) -> float:
+        return sum(self.costs)
+
+
+@dataclass(frozen=True)
+class TraceRun:
+    name: str
+    phases: tuple[tuple[Task, ...], ...]
+    measured: Measured | None = None
+
+    @property
+    def widths(self) -> list[int]:
+        return [len(p) for p in self.phases]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    format: str  # "daydream" | "wfformat" | "records"
+    runs: tuple[TraceRun, ...]
+    source: Path
+
+    def first(self, count: int | None) -> Workload:
+        """The first `count` runs, wrapping around (like `daydream run trace`)."""
+        if count is None or count == len(self.runs):
+            return self
+        runs = tuple(self.runs[i % len(self.runs)] for i in range(count))
+        return Workload(self.name, self.format, runs, self.source)
+
+
+def _floats(path: Path) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in path.read_text().split())
+    except (OSError, ValueError):
+        return ()
+
+
+def _daydream_run_dirs(root: Path) -> list[Path]:
+    from daydream_trace.formats import COMPONENTS  # type: ignore[import-untyped]
+
+    if (root / COMPONENTS).is_file():
+        return [root]
+    return [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and re.fullmatch(r"run-\d+", p.name) and (p / COMPONENTS).is_file()
+    ]
+
+
+def _trace_run(source: Path, index: int) -> TraceRun:
+    from daydream_trace.formats import load_trace
+
+    trace = load_trace(source, index)
+    phases = tuple(
+        tuple(Task(trace.kind(task), task.seconds) for task in phase) for phase in trace.phases
+    )
+    measured = None
+    if trace.format == "daydream":
+        folder = Path(trace.source)
+        times = _floats(folder / "phase_time-baseline.txt")
+        costs = _floats(folder / "execution_cost-baseline.txt")
+        if len(times) == len(phases) and len(costs) == len(phases):
+            measured = Measured(times, costs)
+    return TraceRun(trace.name, phases, measured)
+
+
+def load_trace_workload(path: Path) -> Workload:
+    """A DayDream trace folder (every run in it) or WfFormat file(s)."""
+    try:
+        from daydream_trace.formats import resolve
+    except ImportError:
+        raise UsageError(
+            "reading traces needs the trace app: pip install 'daydream[apps]'"
+        ) from None
+    first, kind = resolve(path, 1)
+    if kind == "daydream":
+        count = len(_daydream_run_dirs(path)) if path.is_dir() else 1
+    else:
+        count = len([p for p in path.iterdir() if p.suffix == ".json"]) if path.is_dir() else 1
+    runs = tuple(_trace_run(path, i) for i in range(1, count + 1))
+    name = path.name if kind == "wfformat" or path.is_dir() else first.parent.name
+    return Workload(name, kind, runs, path)
+
+
+def load_records(directory: Path) -> Workload:
+    """`daydream run` results: the runs' run.json files, each invocation as measured."""
+    files = sorted(directory.glob("run-*/run.json"), key=lambda p: int(p.parent.name[4:]))
+    if not files:
+        raise UsageError(f"records {directory}: no run-<i>/run.json (write them with daydream run)")
+    runs = []
+    app = ""
+    for path in files:
+        try:
+            data = json.loads(path.read_text())
+            app = str(data["app"])
+            phases = tuple(
+                tuple(
+                    Task(
+                        str(r["kind"]),
+                        float(r["execution_ms"]) / 1000.0,
+                        {str(r["tier"]): float(r["execution_ms"]) / 1000.0},
+                    )
+                    for r in phase["invocations"]
+                )
+                for phase in data["phases"]
+            )
+            measured = Measured(
+                tuple(float(p["phase_time_s"]) for p in data["phases"]),
+                tuple(float(p["cost"]) for p in data["phases"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"records {path}: not a daydream run.json ({exc})") from None
+        runs.append(TraceRun(f"{app}/{path.parent.name}", phases, measured))
+    return Workload(app or directory.name, "records", tuple(runs), directory)
+
+
+def load_workload(trace: Path | None = None, records: Path | None = None) -> Workload:
+    if (trace is None) == (records is None):
+        raise UsageError("give one of --trace PATH or --records DIR")
+    if records is not None:
+        if not records.is_dir():
+            raise UsageError(f"records {records}: not a directory")
+        return load_records(records)
+    assert trace is not None
+    return load_trace_workload(trace)
+
+
+def kind_timings(workload: Workload) -> dict[str, dict[str, list[float]]]:
+    """Measured seconds per kind and tier over the workload (records only carry tiers)."""
+    result: dict[str, dict[str, list[float]]] = {}
+    for run in workload.runs:
+        for phase in run.phases:
+            for task in phase:
+                for tier, seconds in task.tier_seconds.items():
+                    result.setdefault(task.kind, {}).setdefault(tier, []).append(seconds)
+    return result
+
+
+def widths(workload: Workload) -> list[list[int]]:
+    return [run.widths for run in workload.runs]
+
+
+def all_kinds(runs: Sequence[TraceRun]) -> set[str]:
+    return {task.kind for run in runs for phase in run.phases for task in phase}

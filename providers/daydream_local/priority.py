@@ -1,0 +1,47 @@
+"""Hot-start initialisation at idle CPU priority.
+
+On a small host a hot start's init (imports, data) competes with the running phase for the
+same cores: it is the same work as a cold start's, only earlier, and it slows the components
+that are running. So a hot-started instance initialises under ``SCHED_IDLE`` (it gets a CPU
+only when no running component wants it) and goes back to normal priority the moment a
+component takes it. Linux only lets a process leave ``SCHED_IDLE`` with CAP_SYS_NICE or a
+generous RLIMIT_NICE; where that is not so, hot starts keep normal priority (as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+
+
+def can_restore() -> bool:
+    """Whether this process may raise a thread back from SCHED_IDLE to normal priority."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "SCHED_IDLE"):
+        return False
+    if os.geteuid() == 0:
+        return True
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    return soft == resource.RLIM_INFINITY or soft >= 20  # nice 0 allowed: 20 - rlimit <= 0
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def lower_self() -> None:
+    """Initialise at idle priority (before any import starts a thread: threads inherit it)."""
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def restore(pid: int) -> None:
+    """Every thread of `pid` back to normal priority (a component has taken the instance)."""
+    for tid in _threads(pid):
+        with contextlib.suppress(OSError):
+            if os.sched_getscheduler(tid) == os.SCHED_IDLE:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))

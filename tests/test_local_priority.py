@@ -1,0 +1,48 @@
+"""Hot starts initialise at idle CPU priority and run their components at normal priority."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daydream_local import priority
+from daydream_local.provider import LocalProvider
+
+from daydream_core.model import LOW, StartKind
+from daydream_core.workflow import RuntimeEnvironment
+
+RUNTIME = RuntimeEnvironment("probe", "probe_workflow", preload=("numpy",))
+
+pytestmark = pytest.mark.skipif(
+    not priority.can_restore(), reason="this host does not let a process leave SCHED_IDLE"
+)
+
+
+@pytest.fixture
+def provider(tmp_path: Path, demo_workflows: Path) -> Iterator[LocalProvider]:
+    platform = LocalProvider(tmp_path, concurrency=4, keep_alive_s=30)
+    yield platform
+    platform.close()
+
+
+def _policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_a_hot_start_idles_until_a_component_takes_it(provider: LocalProvider) -> None:
+    function = provider.deploy(RUNTIME, provider.tiers()[LOW])
+    (warm,) = provider.warm(function, 1)
+    pid = provider.instance_pids()[warm.instance]
+    assert _policies(pid) == {os.SCHED_IDLE}  # every thread its imports started, too
+    result = provider.invoke(function, {"kind": "whoami", "args": {}, "store": "file:///tmp"}, 30)
+    assert result.start is StartKind.HOT and result.instance == warm.instance
+    assert _policies(pid) == {os.SCHED_OTHER}
+
+
+def test_a_cold_start_runs_at_normal_priority(provider: LocalProvider) -> None:
+    function = provider.deploy(RUNTIME, provider.tiers()[LOW])
+    result = provider.invoke(function, {"kind": "whoami", "args": {}, "store": "file:///tmp"}, 30)
+    assert result.start is StartKind.COLD
+    assert _policies(provider.instance_pids()[result.instance]) == {os.SCHED_OTHER}
