@@ -139,6 +139,14 @@ class Provider(ABC):
     def close(self) -> None:
         """Release local resources (connections, processes); deployed functions stay."""
 
+    def plan_deploy(self, runtime: RuntimeEnvironment) -> builtins.list[str]:
+        """What `deploy` would create for `runtime`, one line each, creating nothing.
+        Providers with more to say (packaging paths, sizes) override it."""
+        return [
+            f"function {function_name(runtime, tier)} ({tier.name} tier, {tier.memory_mb} MB)"
+            for tier in self.tiers().values()
+        ]
+
 
 @dataclass(frozen=True)
 class ProviderSpec:

@@ -38,8 +38,17 @@ from botocore.exceptions import (
 
 from daydream_aws import faults, wire
 from daydream_aws.backoff import Backoff
+from daydream_aws.ecr import ImagePublisher
 from daydream_aws.options import MAX_MEMORY_MB, MIN_MEMORY_MB, AwsOptions
-from daydream_aws.packaging import Bundle, build_layer, choose_package, function_zip, image_context
+from daydream_aws.packaging import (
+    UNZIPPED_MAX_BYTES,
+    Bundle,
+    Package,
+    build_layer,
+    choose_package_why,
+    function_zip,
+)
+from daydream_aws.plan import describe
 from daydream_aws.report import Report, decode_log_result, parse_report
 from daydream_aws.store import S3ObjectStore, s3_client
 from daydream_core.errors import (
@@ -475,17 +484,52 @@ class AwsProvider(Provider):
                 self._code[runtime] = ("image", self.options.image_uri)
                 return self._code[runtime]
             bundle = self._bundle(runtime)
-            package = choose_package(bundle, None)
+            package, _ = self._package(bundle)
             if package == "image":
-                folder = image_context(bundle, self.options.python_runtime, self._state_dir)
-                raise ConfigurationError(
-                    f"aws: runtime environment {runtime.name!r} is "
-                    f"{bundle.unzipped_bytes / 2**20:.0f} MB unzipped, over Lambda's 250 MB for "
-                    f"layers: build the container image in {folder}, push it to ECR and pass "
-                    "-o image_uri=URI"
-                )
-            self._code[runtime] = ("layer", self._publish_layer(runtime, bundle, package))
+                self._code[runtime] = ("image", self._images().publish(runtime.name, bundle))
+            else:
+                self._code[runtime] = ("layer", self._publish_layer(runtime, bundle, package))
             return self._code[runtime]
+
+    def _package(self, bundle: Bundle) -> tuple[Package, str]:
+        """The path for `bundle` (layer, layer through S3, image) and why, per `package`."""
+        package, why = choose_package_why(bundle, self.options.image_uri)
+        if self.options.package == "image" and package != "image":
+            return "image", "package=image asked for an image"
+        if self.options.package == "layer" and package == "image":
+            raise ConfigurationError(
+                f"aws: package=layer, but the runtime environment is "
+                f"{bundle.unzipped_bytes / 2**20:.0f} MB unzipped, over Lambda's "
+                f"{UNZIPPED_MAX_BYTES // 2**20} MB for layers; use package=auto or image"
+            )
+        if self.options.snapstart and package == "image":
+            raise ConfigurationError(
+                f"aws: snapstart needs a layer deployment, but {why}; drop -o snapstart"
+            )
+        return package, why
+
+    def _images(self) -> ImagePublisher:
+        return ImagePublisher(self._client("ecr"), self.options, self._state_dir)
+
+    def plan_deploy(self, runtime: RuntimeEnvironment) -> builtins.list[str]:
+        """What deploying `runtime` would create, sizes and the path chosen; creates nothing
+        and calls no AWS API (the layer is built locally, as deploy would build it)."""
+        if self.options.image_uri:
+            bundle = Bundle(self._state_dir / "none", "", 0, 0)
+        else:
+            bundle = self._bundle(runtime)
+        package, why = self._package(bundle)
+        functions = {function_name(runtime, tier): tier for tier in self.tiers().values()}
+        return describe(
+            runtime.name,
+            bundle,
+            package,
+            why,
+            self.options,
+            functions,
+            self.layer_name(runtime),
+            ImagePublisher(None, self.options, self._state_dir).tag(runtime.name, bundle),
+        )
 
     def _bundle(self, runtime: RuntimeEnvironment) -> Bundle:
         if runtime not in self._bundles:
@@ -753,6 +797,7 @@ class AwsProvider(Provider):
                         self._lambda.delete_layer_version(
                             LayerName=layer["LayerName"], VersionNumber=version["Version"]
                         )
+        removed.extend(self._images().cleanup(dry_run))
         removed.extend(self._cleanup_bucket(dry_run))
         if not dry_run:
             with self._lock:

@@ -236,8 +236,50 @@ class LambdaFake:
             )["Role"]["Arn"]
         except iam.exceptions.EntityAlreadyExistsException:
             self.role_arn = iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
+        self._start_registry()
+
+    # -- the image registry (ECR's OCI API) ----------------------------------------------------
+
+    def _start_registry(self) -> None:
+        from daydream_aws.testing_registry import RegistryFake
+
+        self.registry = RegistryFake(self.account, self.region)
+        self.registry.start()
+
+    def _stop_registry(self) -> None:
+        registry = getattr(self, "registry", None)
+        if registry is not None:
+            registry.stop()
+
+    def _image_leftovers(self, session: Any) -> list[str]:
+        from daydream_aws.testing_registry import BASE_REPOSITORY
+
+        ecr = session.client("ecr")
+        return [
+            f"repository {r['repositoryName']}"
+            for r in ecr.describe_repositories().get("repositories", [])
+            if r["repositoryName"] != BASE_REPOSITORY
+        ]
+
+    def _check_image(self, function: Any) -> str | None:
+        """Why Lambda could not run the image's handler and workflow module, if so."""
+        uri = str(function.code.get("ImageUri", ""))
+        path, _, digest = uri.partition("/")[2].partition("@")
+        files = self.registry.image_files(path, digest) if digest else set()
+        if not files:
+            return f"Image {uri} not found in the registry"
+        runtime = function.environment_vars.get(wire.RUNTIME_VAR)
+        wanted = [wire.HANDLER.rsplit(".", 1)[0]]
+        if runtime:
+            wanted.append(json.loads(runtime)["module"])
+        for module in wanted:
+            path = "var/task/" + module.replace(".", "/")
+            if f"{path}.py" not in files and f"{path}/__init__.py" not in files:
+                return f"Unable to import module '{module}': No module named '{module}'"
+        return None
 
     def stop(self) -> None:
+        self._stop_registry()
         for spec in self._handlers:
             if spec in botocore_handlers.BUILTIN_HANDLERS:
                 botocore_handlers.BUILTIN_HANDLERS.remove(spec)
@@ -282,6 +324,7 @@ class LambdaFake:
             "timeout_slack_s": "0.5",
             "backoff_base_s": "0.01",
             "backoff_cap_s": "0.05",
+            "registry_url": self.registry.url,
         }
 
     def throttle(self, count: int) -> None:
@@ -320,6 +363,7 @@ class LambdaFake:
             found.append(f"bucket {bucket['Name']}")
             objects = s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
             found += [f"object s3://{bucket['Name']}/{o['Key']}" for o in objects]
+        found += self._image_leftovers(session)
         return found
 
     # -- the Invoke path -----------------------------------------------------------------------
@@ -451,7 +495,7 @@ class LambdaFake:
     def _check_package(self, function: Any) -> str | None:
         """Why Lambda could not import the handler or the workflow from this package, if so."""
         if function.package_type == "Image":
-            return None
+            return self._check_image(function)
         backend = self._backend()
         names: set[str] = set(_zip_names(function.code_bytes))
         for layer in function.layers:
