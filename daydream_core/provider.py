@@ -60,6 +60,8 @@ class Invocation:
     billed_ms: float
     memory_mb: int
     max_memory_used_mb: float
+    # What the platform charges beyond billed duration and the request (a SnapStart restore).
+    surcharge: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class WarmStart:
     instance: str
     init_ms: float
     billed_ms: float
+    surcharge: float = 0.0  # as `Invocation.surcharge` (a restore, held provisioned capacity)
 
 
 @dataclass(frozen=True)

@@ -176,12 +176,18 @@ def distribution_of(site: Path, files: Iterable[PurePosixPath]) -> dict[PurePosi
     """The distribution each file belongs to, from the RECORDs (else its top-level folder)."""
     owner: dict[PurePosixPath, str] = {}
     for record in sorted(site.glob("*.dist-info/RECORD")):
-        name = record.parent.name.removesuffix(".dist-info").rpartition("-")[0] or "?"
+        name = _distribution(record.parent.name)
         for line in record.read_text(errors="replace").splitlines():
             entry = line.rsplit(",", 2)[0].strip('"')
             if entry and not entry.startswith(".."):
                 owner[PurePosixPath(entry)] = name
-    return {f: owner.get(f, f.parts[0].removesuffix(".libs")) for f in files}
+    return {f: owner.get(f, _distribution(f.parts[0])) for f in files}
+
+
+def _distribution(top: str) -> str:
+    if top.endswith(".dist-info"):
+        return top.removesuffix(".dist-info").rpartition("-")[0] or top
+    return top.removesuffix(".libs")
 
 
 def has_debug_sections(path: Path) -> bool:
