@@ -275,7 +275,7 @@ def deploy(options: Options, app: str, dry_run: bool, provider_name: str | None)
     try:
         if dry_run:
             for line in provider.plan_deploy(workflow.runtime):
-                out_console.print(line, markup=False, highlight=False)
+                out_console.print(line, markup=False, highlight=False, soft_wrap=True)
             out_console.print(f"{options.provider}: dry run, nothing created")
             return
         for tier in provider.tiers().values():

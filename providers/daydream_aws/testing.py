@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
@@ -108,7 +108,7 @@ class _Context:
 
     def __init__(self, function: Any, request_id: str, deadline: float) -> None:
         self.function_name = function.function_name
-        self.function_version = "$LATEST"
+        self.function_version = str(function.version)
         self.invoked_function_arn = function.function_arn
         self.memory_limit_in_mb = str(function.memory_size)
         self.aws_request_id = request_id
@@ -126,6 +126,7 @@ class _Instance:
 
     handler: Callable[[Any, Any], Any] | None = None
     init_ms: float = 0.0
+    provisioned: bool = False  # held by provisioned concurrency, initialised in advance
 
 
 @dataclass
@@ -152,6 +153,7 @@ class _Run:
     init_ms: float = 0.0
     duration_ms: float = 0.0
     abandoned: bool = False
+    restored: bool = False  # the environment restored a SnapStart snapshot instead of an init
     instance: _Instance | None = None
 
 
@@ -187,10 +189,11 @@ class LambdaFake:
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
-        self._handlers = [
+        self._handlers: list[tuple[Any, ...]] = [
             ("before-call.lambda.Invoke", self._before_call),
             ("before-send.lambda.Invoke", self._before_send, botocore_handlers.REGISTER_FIRST),
         ]
+        self._handlers += self._versions_handlers()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -342,8 +345,8 @@ class LambdaFake:
     def environments_created(self, function: str) -> int:
         """How many execution environments `function` has had (each one ran an init)."""
         with self._lock:
-            state = self._functions.get(function)
-            return state.created if state else 0
+            states = [s for k, s in self._functions.items() if k.split(":")[0] == function]
+            return sum(state.created for state in states)
 
     def leftovers(self) -> list[str]:
         """Everything on the fake besides its own IAM role: functions, layers, buckets."""
@@ -402,7 +405,7 @@ class LambdaFake:
                 return self._api_error(
                     request, 500, "ServiceException", "Internal failure (fake)", request_id
                 )
-        function = self._function(name)
+        function = self._function(name, parse_qs(urlsplit(request.url).query).get("Qualifier"))
         if function is None:
             return self._api_error(
                 request,
@@ -469,12 +472,51 @@ class LambdaFake:
 
         return get_backend(self.account, self.region)
 
-    def _function(self, name: str) -> Any:
+    def _function(self, name: str, qualifier: list[str] | None = None) -> Any:
         backend = self._backend()
+        name = name.split(":")[-1] if name.startswith("arn:") else name
         try:
-            return backend.get_function(name.split(":")[-1] if name.startswith("arn:") else name)
+            return backend.get_function(name, qualifier[0] if qualifier else None)
         except Exception:
             return None
+
+    # -- SnapStart and provisioned concurrency (see testing_versions) -------------------------
+
+    def _versions_handlers(self) -> list[tuple[Any, ...]]:
+        from daydream_aws.testing_versions import VersionsFake
+
+        self.versions = VersionsFake(
+            lambda name, qualifier: self._function(name, [qualifier] if qualifier else None),
+            self._snapshot_init,
+            self._hold,
+            self._response,
+        )
+        return [(*h, botocore_handlers.REGISTER_FIRST) for h in self.versions.handlers]
+
+    def _snapshot_init(self, function: Any) -> float:
+        """Publishing a SnapStart version runs its init once, for the snapshot."""
+        started = time.perf_counter()
+        handler = self._load_handler(function)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        _close(_Instance(handler))
+        return elapsed
+
+    def _hold(self, function: Any, count: int) -> None:
+        """Provisioned concurrency: `count` initialised environments held for the version."""
+        with self._lock:
+            state = self._state(function)
+            held = [i for i in state.idle if i.provisioned]
+            for instance in held[count:]:
+                state.idle.remove(instance)
+                _close(instance)
+            missing = max(0, count - len(held))
+            state.created += missing
+        for _ in range(missing):
+            started = time.perf_counter()
+            instance = _Instance(self._load_handler(function), provisioned=True)
+            instance.init_ms = (time.perf_counter() - started) * 1000.0
+            with self._lock:
+                state.idle.append(instance)
 
     def _state(self, function: Any) -> _FunctionState:
         """The function's environments; a changed function starts afresh, as on Lambda."""
@@ -485,13 +527,14 @@ class LambdaFake:
             json.dumps(function.environment_vars, sort_keys=True),
             tuple(layer["Arn"] for layer in function.layers),
         )
-        state = self._functions.get(function.function_name)
+        key = _state_key(function)
+        state = self._functions.get(key)
         if state is None or state.revision != revision:
             if state is not None:
                 for instance in state.idle:
                     _close(instance)
             state = _FunctionState(revision, package_error=self._check_package(function))
-            self._functions[function.function_name] = state
+            self._functions[key] = state
         return state
 
     def _check_package(self, function: Any) -> str | None:
@@ -523,6 +566,7 @@ class LambdaFake:
         request_id: str,
     ) -> _Run:
         run = _Run(cold=instance.handler is None, instance=instance)
+        run.restored = run.cold and self.versions.snapshot(function) is not None
         deadline = time.monotonic() + float(function.timeout)
         context = _Context(function, request_id, deadline)
 
@@ -670,7 +714,8 @@ class LambdaFake:
         duration_ms: float,
         status: str | None = None,
     ) -> Report:
-        init_ms = run.init_ms if run.cold else None
+        init_ms = run.init_ms if run.cold and not run.restored else None
+        restore_ms = run.init_ms if run.cold and run.restored else None
         used = run.value.get("max_memory_mb") if isinstance(run.value, dict) else None
         used = float(used) if isinstance(used, (int, float)) else max_rss_mb()
         return Report(
@@ -681,6 +726,8 @@ class LambdaFake:
             max_memory_used_mb=float(min(int(function.memory_size), math.ceil(used))),
             init_ms=init_ms,
             status=status,
+            restore_ms=restore_ms,
+            billed_restore_ms=0.0 if restore_ms is not None else None,  # no runtime hooks here
         )
 
     def _invocation(
@@ -855,3 +902,9 @@ def fake_provider(fake: LambdaFake, state_dir: Path, **options: str) -> Any:
 
     settings = ProviderSettings(state_dir=state_dir, options={**fake.options(), **options})
     return AwsProvider(settings)
+
+
+def _state_key(function: Any) -> str:
+    """Environments are per function version: ``name`` for $LATEST, else ``name:version``."""
+    version = str(function.version)
+    return function.function_name if version == "$LATEST" else f"{function.function_name}:{version}"
