@@ -131,19 +131,33 @@ def test_an_image_without_the_workflow_does_not_start(fake: LambdaFake, tmp_path
 
 
 @pytest.mark.skipif("exafel" not in plugins.apps(), reason="the exafel app is not installed")
-def test_deploy_exafel_through_the_image_path(tmp_path: Path) -> None:
-    """`daydream deploy exafel` as an image, then its plan, then cleanup: nothing left."""
-    with LambdaFake(server=True) as lambda_fake:
+def test_run_exafel_through_the_image_path_then_cleanup(tmp_path: Path) -> None:
+    """`daydream --provider aws -o package=image run exafel`, then `deploy --dry-run` and
+    `cleanup`: nothing is left. Each environment is its own process (cctbx's native state)."""
+    out = tmp_path / "out"
+    with LambdaFake(server=True, isolation="process") as lambda_fake:
         options = [f"-o{k}={v}" for k, v in lambda_fake.options().items()]
 
         def daydream(*args: str) -> None:
             with pytest.raises(SystemExit) as done:
-                main([*options, "-opackage=image", *args])
+                main(
+                    ["--provider", "aws", *options, "-opackage=image", "--concurrency", "4", *args]
+                )
             assert done.value.code == 0
 
-        daydream("deploy", "exafel", "--provider", "aws")
+        daydream(
+            "run", "exafel", "--preset", "small", "--runs", "1", "--out", str(out),
+            "-p", "max_batches=1", "--timeout", "300",
+        )  # fmt: skip
         functions = boto3.client("lambda").list_functions()["Functions"]
         assert sorted(f["PackageType"] for f in functions) == ["Image", "Image"]
-        daydream("deploy", "exafel", "--provider", "aws", "--dry-run")
-        daydream("--provider", "aws", "cleanup")
+        assert any(
+            item.startswith("repository daydream-runtimes") for item in lambda_fake.leftovers()
+        )
+        daydream("deploy", "exafel", "--dry-run")
+        daydream("cleanup")
         assert lambda_fake.leftovers() == []
+    record = json.loads((out / "run-1" / "run.json").read_text())
+    assert record["error"] is None and len(record["phases"]) >= 2
+    invocations = [i for phase in record["phases"] for i in phase["invocations"]]
+    assert invocations and all(i["error"] is None and i["cost"] > 0 for i in invocations)
