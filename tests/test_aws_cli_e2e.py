@@ -87,6 +87,30 @@ def test_deploy_dry_run_creates_nothing(
     assert fake.leftovers() == []
 
 
+def test_deploy_dry_run_prices_snapstart(
+    fake: LambdaFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = [f"-o{key}={value}" for key, value in fake.options().items()]
+    with pytest.raises(SystemExit) as done:
+        main([*options, "-osnapstart=true", "deploy", "trace", "--provider", "aws", "--dry-run"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    # 10240 MB: 10 GB x 3 h x $0.0000015046 per GB-second; 10 GB x $0.0001397998 per restore.
+    assert "caching at least $0.1625 per version (3 h), $0.00140 per restore" in shown
+
+
+def test_other_providers_plan_their_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["deploy", "trace", "--dry-run"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[1] for line in shown[:2]] == [
+        "high tier, 10240 MB)",
+        "low tier, 5120 MB)",
+    ]
+    assert shown[-1] == "local: dry run, nothing created"
+
+
 def test_deploy_then_cleanup(fake: LambdaFake, capsys: pytest.CaptureFixture[str]) -> None:
     daydream(fake, "-osnapstart=true", "deploy", "trace")
     deployed = capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from daydream_aws.facts import SNAPSTART_PRICES
 from daydream_aws.options import AwsOptions
 from daydream_aws.packaging import Bundle, Package
 from daydream_aws.slim import PackageSize
@@ -79,7 +80,13 @@ def describe(
     for name, tier in functions.items():
         lines.append(f"  function {name} ({tier.name} tier, {tier.memory_mb} MB)")
         if options.snapstart:
-            lines.append(f"    SnapStart: a published version and the alias {ALIAS}")
+            prices = SNAPSTART_PRICES[options.architecture]
+            cache = prices.cache_cost(tier.memory_mb, 0.0)
+            restore = prices.restore_cost(tier.memory_mb)
+            lines.append(
+                f"    SnapStart: a published version and the alias {ALIAS}; caching at least "
+                f"${cache:.4f} per version (3 h), ${restore:.5f} per restore"
+            )
     if options.provisioned_concurrency:
         lines.append(
             "  provisioned concurrency on the alias, when cheaper than warm-ups over "
