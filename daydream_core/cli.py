@@ -522,6 +522,31 @@ def config_path() -> None:
     click.echo(f"project: {project_file() or '(none found from here up to the repository root)'}")
 
 
+@cli.command()
+@click.argument("app")
+@click.option("--dry-run", is_flag=True, help="Show what would be created, sizes and why.")
+@click.option("--provider", "provider_name", help="The provider (as the global --provider).")
+@click.pass_obj
+def deploy(options: Options, app: str, dry_run: bool, provider_name: str | None) -> None:
+    """Deploy APP's functions (one per tier), or show the plan with --dry-run."""
+    if provider_name is not None:
+        plugins.lookup("provider", provider_name, plugins.providers())
+        options.provider = provider_name
+    workflow = plugins.lookup("app", app, plugins.apps()).load()
+    provider = options.create_provider(Path(platformdirs.user_cache_dir("daydream")))
+    try:
+        if dry_run:
+            for line in provider.plan_deploy(workflow.runtime):
+                out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+            out_console.print(f"{options.provider}: dry run, nothing created")
+            return
+        for tier in provider.tiers().values():
+            handle = provider.deploy(workflow.runtime, tier)
+            out_console.print(f"deployed {handle.name} ({tier.name} tier, {tier.memory_mb} MB)")
+    finally:
+        provider.close()
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--provider", "provider_name", help="The provider (as the global --provider).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)

@@ -340,8 +340,9 @@ class Engine:
         record.init_ms = result.init_ms
         record.execution_ms = result.duration_ms
         record.billed_ms = result.billed_ms
-        record.cost = self.prices.cost(
-            result.memory_mb, result.billed_ms, vcpus=function.tier.vcpus
+        record.cost = (
+            self.prices.cost(result.memory_mb, result.billed_ms, vcpus=function.tier.vcpus)
+            + result.surcharge
         )
         record.max_memory_mb = result.max_memory_used_mb
         return _Outcome(record, output=result.output)

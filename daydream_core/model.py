@@ -22,6 +22,7 @@ class StartKind(str, enum.Enum):
     HOT = "hot"  # created ahead of need by daydream, first use
     WARM = "warm"  # reused after serving an earlier component
     COLD = "cold"  # created and initialised on the invocation's critical path
+    RESTORED = "restored"  # created on the critical path from a platform snapshot (SnapStart)
 
 
 @dataclass(frozen=True)

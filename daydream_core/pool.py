@@ -111,7 +111,8 @@ class PoolManager:
                         instance=warm.instance,
                         init_ms=warm.init_ms,
                         billed_ms=warm.billed_ms,
-                        cost=self.prices.cost(spec.memory_mb, warm.billed_ms, vcpus=spec.vcpus),
+                        cost=self.prices.cost(spec.memory_mb, warm.billed_ms, vcpus=spec.vcpus)
+                        + warm.surcharge,
                     )
                 )
         return records
@@ -122,7 +123,8 @@ class PoolManager:
             return
         life = self.lives.get(record.instance)
         if life is None or life.ended_by is not None:
-            origin = "cold" if record.start is StartKind.COLD else "hot"
+            on_path = record.start in (StartKind.COLD, StartKind.RESTORED)
+            origin = "cold" if on_path else "hot"
             life = InstanceLife(
                 record.instance, record.tier, origin, self.run_index, record.phase, record.init_ms
             )

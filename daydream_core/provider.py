@@ -60,6 +60,8 @@ class Invocation:
     billed_ms: float
     memory_mb: int
     max_memory_used_mb: float
+    # What the platform charges beyond billed duration and the request (a SnapStart restore).
+    surcharge: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class WarmStart:
     instance: str
     init_ms: float
     billed_ms: float
+    surcharge: float = 0.0  # as `Invocation.surcharge` (a restore, held provisioned capacity)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,14 @@ class Provider(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release local resources (connections, processes); deployed functions stay."""
+
+    def plan_deploy(self, runtime: RuntimeEnvironment) -> builtins.list[str]:
+        """What `deploy` would create for `runtime`, one line each, creating nothing.
+        Providers with more to say (packaging paths, sizes) override it."""
+        return [
+            f"function {function_name(runtime, tier)} ({tier.name} tier, {tier.memory_mb} MB)"
+            for tier in self.tiers().values()
+        ]
 
 
 @dataclass(frozen=True)

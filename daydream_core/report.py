@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from daydream_core.model import RunRecord
+from daydream_core.model import RunRecord, StartKind
 
 
 def prediction_error(run: RunRecord) -> float:
@@ -53,7 +53,7 @@ def summary_table(runs: Sequence[RunRecord]) -> Table:
 
 
 def summary_json(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    starts = {"hot": 0, "warm": 0, "cold": 0}
+    starts = {kind.value: 0 for kind in StartKind}
     for run in runs:
         for kind, count in run.start_counts().items():
             starts[kind] += count

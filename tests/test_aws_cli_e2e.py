@@ -69,3 +69,65 @@ def test_run_ccl_on_aws_then_cleanup(fake: LambdaFake, tmp_path: Path) -> None:
     daydream(fake, "cleanup")
     assert fake.leftovers() == []
     assert boto3.client("lambda").list_functions()["Functions"] == []
+
+
+def test_deploy_dry_run_creates_nothing(
+    fake: LambdaFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`daydream deploy APP --provider aws --dry-run`: the path, sizes, what would be made."""
+    options = [f"-o{key}={value}" for key, value in fake.options().items()]
+    with pytest.raises(SystemExit) as done:
+        main([*options, "deploy", "trace", "--provider", "aws", "--dry-run"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert "runtime environment trace: layer (" in shown and "uploads directly" in shown
+    assert "layer daydream-trace-x86_64" in shown and "(low tier, 5120 MB)" in shown
+    assert "requirements not installed" in shown
+    assert shown.rstrip().endswith("aws: dry run, nothing created")
+    assert fake.leftovers() == []
+
+
+def test_deploy_dry_run_prices_snapstart(
+    fake: LambdaFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = [f"-o{key}={value}" for key, value in fake.options().items()]
+    with pytest.raises(SystemExit) as done:
+        main([*options, "-osnapstart=true", "deploy", "trace", "--provider", "aws", "--dry-run"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    # 10240 MB: 10 GB x 3 h x $0.0000015046 per GB-second; 10 GB x $0.0001397998 per restore.
+    assert "caching at least $0.1625 per version (3 h), $0.00140 per restore" in shown
+
+
+def test_other_providers_plan_their_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["deploy", "trace", "--dry-run"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[1] for line in shown[:2]] == [
+        "high tier, 10240 MB)",
+        "low tier, 5120 MB)",
+    ]
+    assert shown[-1] == "local: dry run, nothing created"
+
+
+def test_deploy_then_cleanup(fake: LambdaFake, capsys: pytest.CaptureFixture[str]) -> None:
+    daydream(fake, "-osnapstart=true", "deploy", "trace")
+    deployed = capsys.readouterr().out
+    assert deployed.count("deployed daydream-trace-") == 2
+    aliases = [
+        boto3.client("lambda").get_alias(FunctionName=f["FunctionName"], Name="daydream")
+        for f in boto3.client("lambda").list_functions()["Functions"]
+    ]
+    assert [a["FunctionVersion"] for a in aliases] == ["1", "1"]
+    daydream(fake, "cleanup")
+    assert fake.leftovers() == []
+
+
+def test_deploy_an_unknown_app_is_one_line(
+    fake: LambdaFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["deploy", "nosuchapp", "--provider", "aws", "--dry-run"])
+    assert done.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daydream_aws import packaging, wire
+from daydream_aws import packaging
 from daydream_aws.packaging import Bundle, build_layer, choose_package
 from daydream_conformance.workflow import workflow
 
@@ -73,15 +73,6 @@ def test_package_follows_lambdas_limits(
 ) -> None:
     bundle = Bundle(Path("x.zip"), "0" * 64, zipped, unzipped)
     assert choose_package(bundle, image) == expected
-
-
-def test_image_context(tmp_path: Path) -> None:
-    bundle = layer(tmp_path)
-    folder = packaging.image_context(bundle, "python3.11", tmp_path / "out")
-    dockerfile = (folder / "Dockerfile").read_text()
-    assert dockerfile.startswith("FROM public.ecr.aws/lambda/python:3.11\n")
-    assert f'CMD ["{wire.HANDLER}"]' in dockerfile
-    assert (folder / "layer.zip").read_bytes() == bundle.path.read_bytes()
 
 
 def test_requirements_are_installed_for_lambdas_platform(

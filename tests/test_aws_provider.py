@@ -196,15 +196,25 @@ def test_large_layers_go_through_s3(provider: AwsProvider, monkeypatch: pytest.M
     assert provider.store().list("_deploy") == [], "the staged layer zip is removed"
 
 
-def test_runtime_over_the_layer_limit_asks_for_an_image(
+def test_runtime_over_the_layer_limit_becomes_an_image(
+    provider: AwsProvider, fake: LambdaFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packaging, "UNZIPPED_MAX_BYTES", 1000)
+    function = provider.deploy(RUNTIME, provider.tiers()["low"])
+    configuration = lam().get_function(FunctionName=function.name)
+    assert configuration["Configuration"]["PackageType"] == "Image"
+    assert "/daydream-runtimes@sha256:" in configuration["Code"]["ImageUri"]
+    assert lam().list_layers()["Layers"] == [], "no layer for an image deployment"
+    assert provider.invoke(function, payload(provider, "echo", value=6), 30).output["value"] == 6
+
+
+def test_package_layer_refuses_what_cannot_be_a_layer(
     provider: AwsProvider, fake: LambdaFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(packaging, "UNZIPPED_MAX_BYTES", 1000)
-    with pytest.raises(ConfigurationError, match="image_uri") as error:
-        provider.deploy(RUNTIME, provider.tiers()["low"])
-    dockerfile = next((tmp_path / "aws").glob("image-*/Dockerfile"))
-    assert wire.HANDLER in dockerfile.read_text()
-    assert str(dockerfile.parent) in str(error.value)
+    layered = fake_provider(fake, tmp_path / "forced", package="layer")
+    with pytest.raises(ConfigurationError, match="package=layer"):
+        layered.deploy(RUNTIME, layered.tiers()["low"])
     assert lam().list_functions()["Functions"] == []
 
 

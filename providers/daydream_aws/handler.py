@@ -190,7 +190,22 @@ def environment() -> ExecutionEnvironment:
     with _environment_lock:
         if _environment is None:
             _environment = ExecutionEnvironment(os.environ)
+            _renew_identity_after_restore(_environment)
         return _environment
+
+
+def _renew_identity_after_restore(env: ExecutionEnvironment) -> None:
+    """SnapStart restores one snapshot into many environments, the id made at init included:
+    give each restored environment its own (Lambda's runtime hook; absent elsewhere)."""
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+
+    def renew() -> None:
+        env.id = uuid.uuid4().hex[:12]
+
+    register_after_restore(renew)
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

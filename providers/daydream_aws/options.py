@@ -28,6 +28,9 @@ MB_PER_VCPU = 1769  # Lambda gives one vCPU's worth of CPU at 1769 MB ...
 MAX_VCPUS = 6.0  # ... and six at 10240 MB
 PRICE_TABLES: dict[str, PriceTable] = {"x86_64": AWS_LAMBDA_X86, "arm64": AWS_LAMBDA_ARM}
 PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
+SNAPSTART_RUNTIMES = ("python3.12", "python3.13")  # SnapStart for Python starts at 3.12
+PACKAGES = ("auto", "layer", "image")
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -59,6 +62,14 @@ class AwsOptions:
     backoff_cap_s: float = 10.0
     max_concurrency: int = 1000  # Lambda's default account concurrency
     keep_alive_estimate_s: float = 300.0  # how long Lambda is taken to keep an idle environment
+    # How the runtime environment ships: "auto" (a layer if it fits, else an image), or forced.
+    package: str = "auto"
+    base_image: str = "ecr-public/lambda/python:{version}"  # in the account's registry
+    repository: str = "daydream-runtimes"  # the ECR repository daydream pushes images to
+    registry_url: str | None = None  # default: ECR's endpoint from GetAuthorizationToken
+    snapstart: bool = False  # publish versions with SnapStart and invoke them through an alias
+    provisioned_concurrency: bool = False  # hot start with provisioned concurrency where cheaper
+    provisioned_horizon_s: float = 600.0  # how long a hot start is expected to be needed
 
     @classmethod
     def names(cls) -> list[str]:
@@ -124,9 +135,35 @@ class AwsOptions:
         for name in ("warm_hold_ms", "max_attempts", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"aws option {name} must be at least 1")
-        for name in ("timeout_slack_s", "backoff_base_s", "backoff_cap_s"):
+        self._validate_packaging()
+        for name in ("timeout_slack_s", "backoff_base_s", "backoff_cap_s", "provisioned_horizon_s"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"aws option {name} must not be negative")
+
+    def _validate_packaging(self) -> None:
+        if self.package not in PACKAGES:
+            raise ConfigurationError(
+                f"aws option package={self.package!r}; valid: {', '.join(PACKAGES)}"
+            )
+        if not _REPOSITORY.match(self.repository) or len(self.repository) > 256:
+            raise ConfigurationError(
+                f"aws option repository={self.repository!r} is not an ECR repository name"
+            )
+        if self.snapstart:
+            if self.python_runtime not in SNAPSTART_RUNTIMES:
+                raise ConfigurationError(
+                    f"aws option snapstart needs python_runtime {' or '.join(SNAPSTART_RUNTIMES)}"
+                    f", not {self.python_runtime}"
+                )
+            if self.image_uri or self.package == "image":
+                raise ConfigurationError(
+                    "aws option snapstart works with layer deployments only (Lambda has no "
+                    "SnapStart for container images); drop image_uri / package=image"
+                )
+
+    def base_reference(self) -> str:
+        """The base image reference, its ``{version}`` filled in (``3.12`` for python3.12)."""
+        return self.base_image.replace("{version}", self.python_runtime.removeprefix("python"))
 
     def with_changes(self, **changes: Any) -> AwsOptions:
         changed = dataclasses.replace(self, **changes)

@@ -7,6 +7,10 @@ architecture and Python). Zips are deterministic (sorted entries, fixed timestam
 same inputs give the same bytes and the same SHA-256: the layer is published once and found
 again by that digest.
 
+Before zipping, the installed requirements are slimmed (`daydream_aws.slim`): tests, caches,
+headers, static libraries, type stubs, sources and docs are dropped and debug sections stripped;
+the bundle carries the per-package report.
+
 Limits: a zip uploaded directly in the request is at most 50 MB; larger ones go through S3;
 function plus layers unzipped must stay under 250 MB, beyond which the runtime environment
 must be a container image (up to 10 GB).
@@ -14,6 +18,7 @@ must be a container image (up to 10 GB).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from daydream_aws import wire
+from daydream_aws.slim import SLIM_VERSION, PackageSize, SlimReport, slim_site
 from daydream_core.errors import ConfigurationError, ProviderError
 from daydream_core.model import Tier
 from daydream_core.workflow import RuntimeEnvironment
@@ -55,17 +61,29 @@ class Bundle:
     sha256: str
     zipped_bytes: int
     unzipped_bytes: int
+    slim: SlimReport | None = None  # the installed requirements, before and after slimming
+    own: tuple[PackageSize, ...] = ()  # daydream and the workflow's package, as shipped
 
 
 def choose_package(bundle: Bundle, image_uri: str | None) -> Package:
     """How to ship the runtime environment, from its size (an explicit image always wins)."""
+    return choose_package_why(bundle, image_uri)[0]
+
+
+def choose_package_why(bundle: Bundle, image_uri: str | None) -> tuple[Package, str]:
+    """The path for the runtime environment, and why (for `deploy --dry-run`)."""
+    unzipped = f"{bundle.unzipped_bytes / 2**20:.0f} MB unzipped"
+    zipped = f"{bundle.zipped_bytes / 2**20:.0f} MB zipped"
     if image_uri:
-        return "image"
+        return "image", "an image was named (-o image_uri)"
     if bundle.unzipped_bytes > UNZIPPED_MAX_BYTES:
-        return "image"
+        return "image", f"{unzipped}: over Lambda's 250 MB for a function and its layers"
     if bundle.zipped_bytes > DIRECT_UPLOAD_MAX_BYTES:
-        return "layer-via-s3"
-    return "layer"
+        return (
+            "layer-via-s3",
+            f"{unzipped} fits a layer; {zipped} is over 50 MB for a direct upload",
+        )
+    return "layer", f"{unzipped} fits a layer; {zipped} uploads directly"
 
 
 def top_level(module: str) -> str:
@@ -132,6 +150,21 @@ def install_requirements(
     return target
 
 
+def slimmed(site: Path, *, strip: bool = True) -> tuple[Path, SlimReport]:
+    """The slimmed copy of an installed site (cached beside it, with its report)."""
+    target = site.with_name(f"{site.name}.slim{SLIM_VERSION}")
+    record = target.with_name(target.name + ".json")
+    if target.is_dir() and record.is_file():
+        data = json.loads(record.read_text())
+        data["packages"] = tuple(PackageSize(**p) for p in data["packages"])
+        data["kept_packages"] = tuple(data["kept_packages"])
+        return target, SlimReport(**data)
+    shutil.rmtree(target, ignore_errors=True)
+    report = slim_site(site, target, strip=strip)
+    record.write_text(json.dumps(dataclasses.asdict(report)))
+    return target, report
+
+
 def bundle_files(runtime: RuntimeEnvironment, site: Path | None) -> dict[str, Path]:
     """Every file of the layer, by its path in the zip."""
     files: dict[str, Path] = {}
@@ -174,15 +207,22 @@ def build_layer(
     cache_dir: Path,
 ) -> Bundle:
     """Build (or find in the cache) the layer zip of `runtime`."""
-    site = None
+    site = report = None
     if install:
         site = install_requirements(requirements(runtime), architecture, python_runtime, cache_dir)
+        site, report = slimmed(site)
     files = bundle_files(runtime, site)
     staging = cache_dir / f".layer-{os.getpid()}-{id(files)}.zip"
     digest, unzipped = write_zip(staging, dict(files))
     path = cache_dir / f"layer-{digest[:16]}.zip"
     os.replace(staging, path)
-    return Bundle(path, digest, path.stat().st_size, unzipped)
+    own: dict[str, int] = {}
+    for arcname, file in files.items():
+        name = arcname.removeprefix("python/").split("/", 1)[0].removesuffix(".py")
+        if name in (*CORE_PACKAGES, top_level(runtime.module)):
+            own[name] = own.get(name, 0) + file.stat().st_size
+    sizes = tuple(PackageSize(name, size, size) for name, size in sorted(own.items()))
+    return Bundle(path, digest, path.stat().st_size, unzipped, report, sizes)
 
 
 def function_zip(runtime: RuntimeEnvironment, tier: Tier) -> bytes:
@@ -198,23 +238,3 @@ def function_zip(runtime: RuntimeEnvironment, tier: Tier) -> bytes:
         path = Path(tmp) / "function.zip"
         write_zip(path, entries)
         return path.read_bytes()
-
-
-def image_context(bundle: Bundle, python_runtime: str, destination: Path) -> Path:
-    """Write a container image build context for the runtime environment; return its folder.
-
-    Build and push it (``docker build``, then to ECR) and deploy with ``-o image_uri=URI``.
-    """
-    version = python_runtime.removeprefix("python")
-    folder = destination / f"image-{bundle.sha256[:16]}"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(bundle.path, folder / "layer.zip")
-    (folder / "Dockerfile").write_text(
-        f"FROM public.ecr.aws/lambda/python:{version}\n"
-        "COPY layer.zip /tmp/layer.zip\n"
-        "RUN python -m zipfile -e /tmp/layer.zip /tmp/layer \\\n"
-        " && cp -r /tmp/layer/python/. ${LAMBDA_TASK_ROOT}/ \\\n"
-        " && rm -rf /tmp/layer /tmp/layer.zip\n"
-        f'CMD ["{wire.HANDLER}"]\n'
-    )
-    return folder

@@ -37,9 +37,21 @@ from botocore.exceptions import (
 )
 
 from daydream_aws import faults, wire
+from daydream_aws import provisioned as provisioning
+from daydream_aws.aliases import Aliases
 from daydream_aws.backoff import Backoff
+from daydream_aws.ecr import ImagePublisher
+from daydream_aws.facts import PROVISIONED_PRICES, SNAPSTART_PRICES
 from daydream_aws.options import MAX_MEMORY_MB, MIN_MEMORY_MB, AwsOptions, check_region
-from daydream_aws.packaging import Bundle, build_layer, choose_package, function_zip, image_context
+from daydream_aws.packaging import (
+    UNZIPPED_MAX_BYTES,
+    Bundle,
+    Package,
+    build_layer,
+    choose_package_why,
+    function_zip,
+)
+from daydream_aws.plan import ALIAS, describe
 from daydream_aws.report import Report, decode_log_result, parse_report
 from daydream_aws.store import S3ObjectStore, s3_client
 from daydream_core import auth
@@ -152,6 +164,12 @@ class AwsProvider(Provider):
         self._seen: dict[str, dict[str, float]] = {}
         self._code: dict[RuntimeEnvironment, tuple[str, str]] = {}
         self._keys: dict[str, str] = {}  # payload keys by function (never logged)
+        # SnapStart and provisioned concurrency: functions invoked through daydream's alias,
+        # the warm-up inits paid per function (when), and provisioned capacity (count, since).
+        self._aliases = Aliases(self._lambda, self._sleep)
+        self._qualified: dict[str, str] = {}
+        self._warm_inits: dict[str, list[tuple[float, float]]] = {}
+        self._held: dict[str, tuple[int, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: ProviderSettings) -> AwsProvider:
@@ -368,6 +386,8 @@ class AwsProvider(Provider):
             desired["ImageConfig"] = {"Command": [wire.HANDLER]}
         else:
             desired.update(Handler=wire.HANDLER, Runtime=self.options.python_runtime, Layers=[code])
+            apply_on = "PublishedVersions" if self.options.snapstart else "None"
+            desired["SnapStart"] = {"ApplyOn": apply_on}
         if current is None:
             current = self._create_function(name, runtime, tier, package, code, desired)
             if _configured_key(current):  # created meanwhile by another controller: its key
@@ -377,6 +397,10 @@ class AwsProvider(Provider):
         self._wait_ready(name)
         with self._lock:
             self._keys[name] = _configured_key(current) or environment[wire.KEY_VAR]
+        if self.options.snapstart or self.options.provisioned_concurrency:
+            self._aliases.publish(name)
+            with self._lock:
+                self._qualified[name] = ALIAS
         return FunctionHandle(self.name, name, runtime, tier)
 
     def _key(self, name: str) -> str:
@@ -461,6 +485,9 @@ class AwsProvider(Provider):
                 response = current.get("ImageConfigResponse", {}).get("ImageConfig", {})
                 if response.get("Command") != value["Command"]:
                     changes[key] = value
+            elif key == "SnapStart":
+                if current.get("SnapStart", {}).get("ApplyOn", "None") != value["ApplyOn"]:
+                    changes[key] = value
             elif key == "Environment":
                 if current.get("Environment", {}).get("Variables", {}) != value["Variables"]:
                     changes[key] = value
@@ -506,17 +533,52 @@ class AwsProvider(Provider):
                 self._code[runtime] = ("image", self.options.image_uri)
                 return self._code[runtime]
             bundle = self._bundle(runtime)
-            package = choose_package(bundle, None)
+            package, _ = self._package(bundle)
             if package == "image":
-                folder = image_context(bundle, self.options.python_runtime, self._state_dir)
-                raise ConfigurationError(
-                    f"aws: runtime environment {runtime.name!r} is "
-                    f"{bundle.unzipped_bytes / 2**20:.0f} MB unzipped, over Lambda's 250 MB for "
-                    f"layers: build the container image in {folder}, push it to ECR and pass "
-                    "-o image_uri=URI"
-                )
-            self._code[runtime] = ("layer", self._publish_layer(runtime, bundle, package))
+                self._code[runtime] = ("image", self._images().publish(runtime.name, bundle))
+            else:
+                self._code[runtime] = ("layer", self._publish_layer(runtime, bundle, package))
             return self._code[runtime]
+
+    def _package(self, bundle: Bundle) -> tuple[Package, str]:
+        """The path for `bundle` (layer, layer through S3, image) and why, per `package`."""
+        package, why = choose_package_why(bundle, self.options.image_uri)
+        if self.options.package == "image" and package != "image":
+            return "image", "package=image asked for an image"
+        if self.options.package == "layer" and package == "image":
+            raise ConfigurationError(
+                f"aws: package=layer, but the runtime environment is "
+                f"{bundle.unzipped_bytes / 2**20:.0f} MB unzipped, over Lambda's "
+                f"{UNZIPPED_MAX_BYTES // 2**20} MB for layers; use package=auto or image"
+            )
+        if self.options.snapstart and package == "image":
+            raise ConfigurationError(
+                f"aws: snapstart needs a layer deployment, but {why}; drop -o snapstart"
+            )
+        return package, why
+
+    def _images(self) -> ImagePublisher:
+        return ImagePublisher(self._client("ecr"), self.options, self._state_dir)
+
+    def plan_deploy(self, runtime: RuntimeEnvironment) -> builtins.list[str]:
+        """What deploying `runtime` would create, sizes and the path chosen; creates nothing
+        and calls no AWS API (the layer is built locally, as deploy would build it)."""
+        if self.options.image_uri:
+            bundle = Bundle(self._state_dir / "none", "", 0, 0)
+        else:
+            bundle = self._bundle(runtime)
+        package, why = self._package(bundle)
+        functions = {function_name(runtime, tier): tier for tier in self.tiers().values()}
+        return describe(
+            runtime.name,
+            bundle,
+            package,
+            why,
+            self.options,
+            functions,
+            self.layer_name(runtime),
+            ImagePublisher(None, self.options, self._state_dir).tag(runtime.name, bundle),
+        )
 
     def _bundle(self, runtime: RuntimeEnvironment) -> Bundle:
         if runtime not in self._bundles:
@@ -586,16 +648,19 @@ class AwsProvider(Provider):
         report = answer.report
         start = StartKind(envelope.get("start", StartKind.COLD.value))
         if report is not None:
-            init_ms = report.init_ms or 0.0
+            init_ms, billed_ms, surcharge = self._startup(report)
+            if report.restore_ms is not None and start is StartKind.COLD:
+                start = StartKind.RESTORED
             return Invocation(
                 output=envelope.get("output"),
                 instance=str(envelope.get("instance", "")),
                 start=start,
                 init_ms=init_ms,
                 duration_ms=report.duration_ms,
-                billed_ms=report.billed_ms,
+                billed_ms=billed_ms,
                 memory_mb=report.memory_mb,
                 max_memory_used_mb=report.max_memory_used_mb,
+                surcharge=surcharge,
             )
         # A compatible endpoint without the log tail: the instance's own measurements.
         init_ms = float(envelope.get("init_ms", 0.0))
@@ -611,6 +676,46 @@ class AwsProvider(Provider):
             max_memory_used_mb=float(envelope.get("max_memory_mb", 0.0)),
         )
 
+    def _startup(self, report: Report) -> tuple[float, float, float]:
+        """(init ms, billed ms, surcharge) of a report: a SnapStart restore counts as the
+        environment's init, its hooks' time is billed as duration (daydream adds Billed
+        Restore Duration to Billed Duration), and the restore is charged per GB restored."""
+        if report.restore_ms is None:
+            return report.init_ms or 0.0, report.billed_ms, 0.0
+        billed = report.billed_ms + (report.billed_restore_ms or 0.0)
+        restore = SNAPSTART_PRICES[self.options.architecture].restore_cost(report.memory_mb)
+        return report.restore_ms, billed, restore
+
+    def _hold_with_provisioned_concurrency(self, function: FunctionHandle, n: int) -> float:
+        """Provision `n` more environments on the alias when that is cheaper than warm-ups
+        over the horizon; the held capacity's cost per new environment (0: warm-ups)."""
+        name, tier = function.name, function.tier
+        horizon = self.options.provisioned_horizon_s
+        now = time.monotonic()
+        with self._lock:
+            inits = [i for i in self._warm_inits.get(name, []) if i[0] > now - horizon]
+            held, since = self._held.get(name, (0, now))
+        if held and now - since > horizon:  # the horizon paid for has passed: start afresh
+            self._aliases.unprovision(name)
+            held = 0
+        init_ms = max((ms for _, ms in inits), default=0.0) or provisioning.ASSUMED_INIT_MS
+        choice = provisioning.choose(
+            held + n,
+            tier.memory_mb,
+            init_ms=init_ms,
+            hold_ms=float(self.options.warm_hold_ms),
+            warm_ups_per_horizon=float(len(inits) + n),
+            horizon_s=horizon,
+            on_demand=self.prices(),
+            provisioned=PROVISIONED_PRICES[self.options.architecture],
+        )
+        if not choice.provisioned:
+            return 0.0
+        self._aliases.provision(name, held + n)
+        with self._lock:
+            self._held[name] = (held + n, now)
+        return choice.provisioned_cost / (held + n)
+
     def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
         """n concurrent warm-ups that initialise and hold, so they occupy n distinct instances;
         a round whose warm-ups landed on fewer instances is repeated (at most WARM_ROUNDS)."""
@@ -618,6 +723,9 @@ class AwsProvider(Provider):
             return []
         payload = {"kind": WARMUP, "hold_ms": self.options.warm_hold_ms}
         timeout = float(self.options.function_timeout_s)
+        held_cost = 0.0
+        if self.options.provisioned_concurrency and function.name in self._qualified:
+            held_cost = self._hold_with_provisioned_concurrency(function, n)
         started: dict[str, WarmStart] = {}
         failures: list[Exception] = []
 
@@ -638,25 +746,30 @@ class AwsProvider(Provider):
             for answer in answers:
                 envelope = answer.envelope
                 if envelope.get("first") and envelope.get("instance") not in started:
-                    report = answer.report
-                    init_ms = (
-                        (report.init_ms or 0.0) if report else float(envelope.get("init_ms", 0.0))
-                    )
-                    billed = (
-                        report.billed_ms
-                        if report
-                        else self.prices().billed_ms(
-                            init_ms + float(envelope.get("execution_ms", 0.0))
-                        )
-                    )
-                    started[str(envelope["instance"])] = WarmStart(
-                        str(envelope["instance"]), init_ms, billed
+                    started[str(envelope["instance"])] = self._warm_start(
+                        function, answer, held_cost
                     )
             if not answers or len({a.envelope.get("instance") for a in answers}) >= n:
                 break
         if not started and failures:
             raise failures[0]
         return list(started.values())
+
+    def _warm_start(self, function: FunctionHandle, answer: _Answer, held_cost: float) -> WarmStart:
+        """What one warm-up started: its init (or restore) and what it cost. An environment
+        of provisioned concurrency ran its init when provisioned, paid by `held_cost`."""
+        envelope, report = answer.envelope, answer.report
+        surcharge = held_cost
+        if report is not None:
+            init_ms, billed, restore = self._startup(report)
+            surcharge += restore
+        else:
+            init_ms = float(envelope.get("init_ms", 0.0))
+            billed = self.prices().billed_ms(init_ms + float(envelope.get("execution_ms", 0.0)))
+        if init_ms > 0:
+            with self._lock:
+                self._warm_inits.setdefault(function.name, []).append((time.monotonic(), init_ms))
+        return WarmStart(str(envelope["instance"]), init_ms, billed, surcharge)
 
     def _call(
         self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float, *, enforce: bool
@@ -712,9 +825,14 @@ class AwsProvider(Provider):
 
     def _invoke_once(self, name: str, body: bytes, timeout: float) -> dict[str, Any]:
         client = self._invoke_client(timeout)
+        qualifier = {"Qualifier": self._qualified[name]} if name in self._qualified else {}
         try:
             response: dict[str, Any] = client.invoke(
-                FunctionName=name, InvocationType="RequestResponse", LogType="Tail", Payload=body
+                FunctionName=name,
+                InvocationType="RequestResponse",
+                LogType="Tail",
+                Payload=body,
+                **qualifier,
             )
         except ClientError as exc:
             raise faults.api_error(_code(exc), _message(exc), _status(exc), name) from None
@@ -750,6 +868,8 @@ class AwsProvider(Provider):
         with self._lock:
             self._seen.pop(function.name, None)
             self._keys.pop(function.name, None)
+            self._qualified.pop(function.name, None)
+            self._held.pop(function.name, None)
         try:
             self._lambda.delete_function(FunctionName=function.name)
         except ClientError as exc:
@@ -788,6 +908,7 @@ class AwsProvider(Provider):
                         self._lambda.delete_layer_version(
                             LayerName=layer["LayerName"], VersionNumber=version["Version"]
                         )
+        removed.extend(self._images().cleanup(dry_run))
         removed.extend(self._cleanup_bucket(dry_run))
         if not dry_run:
             with self._lock:
@@ -823,6 +944,11 @@ class AwsProvider(Provider):
         return removed
 
     def close(self) -> None:
+        """Also ends provisioned concurrency: held capacity is billed until removed."""
+        with self._lock:
+            held, self._held = list(self._held), {}
+        for name in held:
+            self._aliases.unprovision(name)
         with self._lock:
             clients = [self._lambda, *self._invoke_clients.values()]
             self._invoke_clients.clear()

@@ -8,7 +8,10 @@ encoded, in ``x-amz-log-result``. Its last line is the platform's report, in tex
 
 or, for functions logging in JSON format, a ``platform.report`` record. Both are read here.
 ``Init Duration`` appears only when the invocation ran the init (a cold start); since August
-2025 the init is billed, so ``Billed Duration`` includes it.
+2025 the init is billed, so ``Billed Duration`` includes it. A SnapStart version's new
+environment restores a snapshot instead: ``Restore Duration`` (the restore, charged per GB
+restored) and ``Billed Restore Duration`` (its runtime hooks, billed as duration) replace
+``Init Duration``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Report:
     init_ms: float | None = None  # present only when the init ran for this invocation
     status: str | None = None  # "timeout", "error", ... when the platform says so
     error_type: str | None = None
+    restore_ms: float | None = None  # present only when the environment restored a snapshot
+    billed_restore_ms: float | None = None
 
     def line(self) -> str:
         """The report as Lambda writes it in text format (one line, tab separated)."""
@@ -50,6 +55,9 @@ class Report:
         ]
         if self.init_ms is not None:
             parts.append(f"Init Duration: {self.init_ms:.2f} ms")
+        if self.restore_ms is not None:
+            parts.append(f"Restore Duration: {self.restore_ms:.2f} ms")
+            parts.append(f"Billed Restore Duration: {self.billed_restore_ms or 0:.0f} ms")
         if self.status is not None:
             parts.append(f"Status: {self.status}")
         if self.error_type is not None:
@@ -96,6 +104,8 @@ def _parse_text(line: str) -> Report | None:
             init_ms=float(found["Init Duration"]) if "Init Duration" in found else None,
             status=found.get("Status"),
             error_type=found.get("Error Type"),
+            restore_ms=_optional(found.get("Restore Duration")),
+            billed_restore_ms=_optional(found.get("Billed Restore Duration")),
         )
     except ValueError:
         return None
@@ -118,6 +128,12 @@ def _parse_json(line: str) -> Report | None:
             init_ms=float(init) if init is not None else None,
             status=record.get("status"),
             error_type=record.get("errorType"),
+            restore_ms=_optional(metrics.get("restoreDurationMs")),
+            billed_restore_ms=_optional(metrics.get("billedRestoreDurationMs")),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _optional(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

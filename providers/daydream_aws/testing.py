@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
@@ -112,7 +112,7 @@ class _Context:
         self, function: Any, request_id: str, deadline: float, instance: _Instance
     ) -> None:
         self.function_name = function.function_name
-        self.function_version = "$LATEST"
+        self.function_version = str(function.version)
         self.invoked_function_arn = function.function_arn
         self.memory_limit_in_mb = str(instance.memory_mb)  # as configured when it started
         self.aws_request_id = request_id
@@ -139,6 +139,7 @@ class _Instance:
     init_ms: float = 0.0
     requests: int = 0
     alive: bool = True
+    provisioned: bool = False  # held by provisioned concurrency, initialised in advance
 
 
 @dataclass
@@ -165,6 +166,7 @@ class _Run:
     init_ms: float = 0.0
     duration_ms: float = 0.0
     abandoned: bool = False
+    restored: bool = False  # the environment restored a SnapStart snapshot instead of an init
     instance: _Instance | None = None
 
 
@@ -204,10 +206,11 @@ class LambdaFake:
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
-        self._handlers = [
+        self._handlers: list[tuple[Any, ...]] = [
             ("before-call.lambda.Invoke", self._before_call),
             ("before-send.lambda.Invoke", self._before_send, botocore_handlers.REGISTER_FIRST),
         ]
+        self._handlers += self._versions_handlers()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -253,8 +256,52 @@ class LambdaFake:
             )["Role"]["Arn"]
         except iam.exceptions.EntityAlreadyExistsException:
             self.role_arn = iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
+        self._start_registry()
+
+    # -- the image registry (ECR's OCI API) ----------------------------------------------------
+
+    def _start_registry(self) -> None:
+        from daydream_aws.testing_registry import RegistryFake
+
+        self.registry = RegistryFake(self.account, self.region)
+        self.registry.start()
+
+    def _stop_registry(self) -> None:
+        registry = getattr(self, "registry", None)
+        if registry is not None:
+            registry.stop()
+
+    def _image_leftovers(self, session: Any) -> list[str]:
+        from daydream_aws.testing_registry import BASE_REPOSITORY
+
+        ecr = session.client("ecr")
+        return [
+            f"repository {r['repositoryName']}"
+            for r in ecr.describe_repositories().get("repositories", [])
+            if r["repositoryName"] != BASE_REPOSITORY
+        ]
+
+    def _check_image(self, function: Any) -> str | None:
+        """Why Lambda could not run the image's handler and workflow module, if so."""
+        uri = str(function.code.get("ImageUri", ""))
+        path, _, digest = uri.partition("/")[2].partition("@")
+        if path.partition(":")[0] not in self.registry.repositories():
+            return None  # an image daydream did not push (-o image_uri): taken on trust
+        files = self.registry.image_files(path, digest) if digest else set()
+        if not files:
+            return f"Image {uri} not found in the registry"
+        runtime = function.environment_vars.get(wire.RUNTIME_VAR)
+        wanted = [wire.HANDLER.rsplit(".", 1)[0]]
+        if runtime:
+            wanted.append(json.loads(runtime)["module"])
+        for module in wanted:
+            path = "var/task/" + module.replace(".", "/")
+            if f"{path}.py" not in files and f"{path}/__init__.py" not in files:
+                return f"Unable to import module '{module}': No module named '{module}'"
+        return None
 
     def stop(self) -> None:
+        self._stop_registry()
         for spec in self._handlers:
             if spec in botocore_handlers.BUILTIN_HANDLERS:
                 botocore_handlers.BUILTIN_HANDLERS.remove(spec)
@@ -301,6 +348,7 @@ class LambdaFake:
             "timeout_slack_s": "0.5",
             "backoff_base_s": "0.01",
             "backoff_cap_s": "0.05",
+            "registry_url": self.registry.url,
         }
 
     def throttle(self, count: int) -> None:
@@ -316,8 +364,8 @@ class LambdaFake:
     def environments_created(self, function: str) -> int:
         """How many execution environments `function` has had (each one ran an init)."""
         with self._lock:
-            state = self._functions.get(function)
-            return state.created if state else 0
+            states = [s for k, s in self._functions.items() if k.split(":")[0] == function]
+            return sum(state.created for state in states)
 
     def leftovers(self) -> list[str]:
         """Everything on the fake besides its own IAM role: functions, layers, buckets."""
@@ -339,6 +387,7 @@ class LambdaFake:
             found.append(f"bucket {bucket['Name']}")
             objects = s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
             found += [f"object s3://{bucket['Name']}/{o['Key']}" for o in objects]
+        found += self._image_leftovers(session)
         return found
 
     # -- the platform's own view (daydream_conformance.view.PlatformView) ----------------------
@@ -412,7 +461,7 @@ class LambdaFake:
                 return self._api_error(
                     request, 500, "ServiceException", "Internal failure (fake)", request_id
                 )
-        function = self._function(name)
+        function = self._function(name, parse_qs(urlsplit(request.url).query).get("Qualifier"))
         if function is None:
             return self._api_error(
                 request,
@@ -483,25 +532,73 @@ class LambdaFake:
 
         return get_backend(self.account, self.region)
 
-    def _function(self, name: str) -> Any:
+    def _function(self, name: str, qualifier: list[str] | None = None) -> Any:
         backend = self._backend()
+        name = name.split(":")[-1] if name.startswith("arn:") else name
         try:
-            return backend.get_function(name.split(":")[-1] if name.startswith("arn:") else name)
+            return backend.get_function(name, qualifier[0] if qualifier else None)
         except Exception:
             return None
+
+    # -- SnapStart and provisioned concurrency (see testing_versions) -------------------------
+
+    def _versions_handlers(self) -> list[tuple[Any, ...]]:
+        from daydream_aws.testing_versions import VersionsFake
+
+        self.versions = VersionsFake(
+            lambda name, qualifier: self._function(name, [qualifier] if qualifier else None),
+            self._snapshot_init,
+            self._hold,
+            self._response,
+        )
+        return [(*h, botocore_handlers.REGISTER_FIRST) for h in self.versions.handlers]
+
+    def _snapshot_init(self, function: Any) -> float:
+        """Publishing a SnapStart version runs its init once, for the snapshot."""
+        started = time.perf_counter()
+        handler = self._load_handler(function)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        _close(_Instance(handler=handler))
+        return elapsed
+
+    def _hold(self, function: Any, count: int) -> None:
+        """Provisioned concurrency: `count` initialised environments held for the version."""
+        with self._lock:
+            state = self._state(function)
+            held = [i for i in state.idle if i.provisioned]
+            for instance in held[count:]:
+                state.idle.remove(instance)
+                _close(instance)
+            missing = max(0, count - len(held))
+            state.created += missing
+        for _ in range(missing):
+            started = time.perf_counter()
+            instance = _Instance(
+                memory_mb=int(function.memory_size),
+                handler=self._load_handler(function),
+                provisioned=True,
+            )
+            instance.init_ms = (time.perf_counter() - started) * 1000.0
+            with self._lock:
+                state.idle.append(instance)
+                self._environments.setdefault(function.function_name, []).append(
+                    (state.revision, instance)
+                )
 
     def _state(self, function: Any) -> _FunctionState:
         """The function's environments; a changed function starts afresh, as on Lambda."""
         revision = self._revision(function)
-        state = self._functions.get(function.function_name)
+        key = _state_key(function)
+        state = self._functions.get(key)
         if state is None or state.revision != revision:
             if state is not None:
                 for instance in state.idle:
                     _close(instance)
-                for _, instance in self._environments.get(function.function_name, []):
-                    instance.alive = False  # Lambda starts a changed function's afresh
+                for revision_seen, instance in self._environments.get(function.function_name, []):
+                    if revision_seen == state.revision:  # this version's, not another's
+                        instance.alive = False  # Lambda starts a changed function's afresh
             state = _FunctionState(revision, package_error=self._check_package(function))
-            self._functions[function.function_name] = state
+            self._functions[key] = state
         return state
 
     @staticmethod
@@ -517,7 +614,7 @@ class LambdaFake:
     def _check_package(self, function: Any) -> str | None:
         """Why Lambda could not import the handler or the workflow from this package, if so."""
         if function.package_type == "Image":
-            return None
+            return self._check_image(function)
         backend = self._backend()
         names: set[str] = set(_zip_names(function.code_bytes))
         for layer in function.layers:
@@ -543,6 +640,7 @@ class LambdaFake:
         request_id: str,
     ) -> _Run:
         run = _Run(cold=instance.handler is None, instance=instance)
+        run.restored = run.cold and self.versions.snapshot(function) is not None
         deadline = time.monotonic() + float(function.timeout)
         context = _Context(function, request_id, deadline, instance)
 
@@ -694,7 +792,8 @@ class LambdaFake:
         duration_ms: float,
         status: str | None = None,
     ) -> Report:
-        init_ms = run.init_ms if run.cold else None
+        init_ms = run.init_ms if run.cold and not run.restored else None
+        restore_ms = run.init_ms if run.cold and run.restored else None
         memory_mb = run.instance.memory_mb if run.instance else int(function.memory_size)
         used = run.value.get("max_memory_mb") if isinstance(run.value, dict) else None
         used = float(used) if isinstance(used, (int, float)) else max_rss_mb()
@@ -706,6 +805,8 @@ class LambdaFake:
             max_memory_used_mb=float(min(memory_mb, math.ceil(used))),
             init_ms=init_ms,
             status=status,
+            restore_ms=restore_ms,
+            billed_restore_ms=0.0 if restore_ms is not None else None,  # no runtime hooks here
         )
         self._bill(function.function_name, run, report)
         return report
@@ -903,3 +1004,9 @@ def fake_provider(fake: LambdaFake, state_dir: Path, **options: str) -> Any:
 
     settings = ProviderSettings(state_dir=state_dir, options={**fake.options(), **options})
     return AwsProvider(settings)
+
+
+def _state_key(function: Any) -> str:
+    """Environments are per function version: ``name`` for $LATEST, else ``name:version``."""
+    version = str(function.version)
+    return function.function_name if version == "$LATEST" else f"{function.function_name}:{version}"
