@@ -167,3 +167,51 @@ def test_a_failed_run_removes_only_what_it_deployed(tmp_path: Path) -> None:
         assert platform.list() == sorted([shared.name, their_function.name])
     finally:
         platform.close()
+
+
+def test_a_profile_failing_mid_run_keeps_the_runs_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_cli import _DemoApp
+
+    from daydream_core import plugins
+    from daydream_core.cli import main
+    from daydream_core.errors import ProfileError
+    from daydream_core.profile import ProfileStore
+
+    monkeypatch.syspath_prepend(str(WORKFLOWS))
+    monkeypatch.setenv("PYTHONPATH", str(WORKFLOWS))
+
+    def broken(self: ProfileStore, *args: object) -> None:
+        raise ProfileError(f"profile store {self.path} failed: disk I/O error")
+
+    monkeypatch.setattr(ProfileStore, "record_phase", broken)
+    plugin = _DemoApp()
+    plugins.plugin_manager().register(plugin)
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", "demo", "--out", str(out)])
+    finally:
+        plugins.plugin_manager().unregister(plugin)
+        sys.modules.pop("demo_workflow", None)
+    assert exit_info.value.code == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("daydream: error: profile store ") and "disk I/O error" in line
+    assert (out / "run-1" / "phase_time.txt").read_text().count("\n") == 1
+    run = json.loads((out / "run-1" / "run.json").read_text())
+    assert "disk I/O error" in run["error"] and len(run["phases"]) == 1
+
+
+def test_a_sqlite_file_that_is_not_a_profile_is_refused_at_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    from daydream_core.errors import ConfigurationError
+    from daydream_core.profile import ProfileStore
+
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE runs (x INTEGER)")
+        db.execute("PRAGMA user_version = 1")
+    with pytest.raises(ConfigurationError, match="is not a daydream profile"):
+        ProfileStore(path)
