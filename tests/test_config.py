@@ -79,7 +79,7 @@ def test_provider_options_merge_key_by_key(project: Path) -> None:
     [
         ("concurency = 3\n", ["unknown key 'concurency'", "valid:", "concurrency"]),
         ("[run]\npolcy = 'cold'\n", ["unknown key 'run.polcy'", "policy"]),
-        ("concurrency = 0\n", ["concurrency = 0", ">=1"]),
+        ("concurrency = 0\n", ["concurrency = 0", "not in the range"]),
         ("[run]\ntimeout = [1]\n", ["run.timeout must be a single value"]),
         ("provider = \n", ["not valid TOML"]),
         ("[providers]\nlocal = 3\n", ["[providers.NAME] tables"]),

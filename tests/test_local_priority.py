@@ -36,13 +36,13 @@ def test_a_hot_start_idles_until_a_component_takes_it(provider: LocalProvider) -
     (warm,) = provider.warm(function, 1)
     pid = provider.instance_pids()[warm.instance]
     assert _policies(pid) == {os.SCHED_IDLE}  # every thread its imports started, too
-    result = provider.invoke(function, {"kind": "whoami", "args": {}, "store": "file:///tmp"}, 30)
+    result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)
     assert result.start is StartKind.HOT and result.instance == warm.instance
     assert _policies(pid) == {os.SCHED_OTHER}
 
 
 def test_a_cold_start_runs_at_normal_priority(provider: LocalProvider) -> None:
     function = provider.deploy(RUNTIME, provider.tiers()[LOW])
-    result = provider.invoke(function, {"kind": "whoami", "args": {}, "store": "file:///tmp"}, 30)
+    result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)
     assert result.start is StartKind.COLD
     assert _policies(provider.instance_pids()[result.instance]) == {os.SCHED_OTHER}
