@@ -232,7 +232,9 @@ def _call(operation: Callable[[], T], what: str, name: str) -> T:
     except api.NotFound:
         raise _Missing(f"gcp: {name} does not exist") from None
     except (api.Unauthenticated, GoogleAuthError) as exc:
-        raise ConfigurationError(f"gcp: the credentials were refused while {what} {name}: {exc}")
+        raise ConfigurationError(
+            f"gcp: the credentials were refused while {what} {name}: {exc}"
+        ) from None
     except api.PermissionDenied as exc:
         raise ConfigurationError(
             f"gcp: permission denied while {what} {name}: {exc.message} (see docs/gcp.md for "

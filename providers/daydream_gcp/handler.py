@@ -66,7 +66,9 @@ def instance_id(environ: Mapping[str, str]) -> str:
         with urllib.request.urlopen(request, timeout=METADATA_TIMEOUT_S) as answer:
             value = answer.read().decode().strip()
     except OSError as exc:
-        raise PlatformError(f"the metadata server at {host} did not give an instance id: {exc}")
+        raise PlatformError(
+            f"the metadata server at {host} did not give an instance id: {exc}"
+        ) from None
     if not value:
         raise PlatformError(f"the metadata server at {host} gave an empty instance id")
     return value

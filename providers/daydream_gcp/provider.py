@@ -159,7 +159,10 @@ class GcpProvider(Provider):
                 bucket.iam_configuration.uniform_bucket_level_access_enabled = True
                 bucket.iam_configuration.public_access_prevention = "enforced"
                 try:
-                    gcs.create_bucket(bucket, location=self.region)
+                    created = gcs.create_bucket(bucket, location=self.region)
+                    if (created.labels or {}).get(wire.LABEL_MANAGED) != "true":
+                        created.labels = {wire.LABEL_MANAGED: "true"}  # where insert drops them
+                        created.patch()
                 except api.Conflict:
                     raise ConfigurationError(
                         f"gcp: bucket {name!r} belongs to someone else; choose another with "

@@ -7,6 +7,7 @@ client is made; it honours ``STORAGE_EMULATOR_HOST`` (an emulator, reached anony
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlparse
 
@@ -94,8 +95,6 @@ class GcsObjectStore(ObjectStore):
         keys = self.list(prefix)
         bucket = self.client.bucket(self.bucket)
         for key in keys:
-            try:
+            with contextlib.suppress(NotFound):  # deleted meanwhile: what was asked is done
                 bucket.blob(self._key(key)).delete()
-            except NotFound:  # deleted meanwhile: what was asked is done
-                pass
         return len(keys)
