@@ -67,7 +67,9 @@ class IdTokens:
 
         request = google.auth.transport.requests.Request()
         try:
-            return google.oauth2.id_token.fetch_id_token_credentials(audience, request=request)
+            return google.oauth2.id_token.fetch_id_token_credentials(  # type: ignore[no-untyped-call]
+                audience, request=request
+            )
         except DefaultCredentialsError:
             pass
         except RefreshError as exc:

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from daydream_gcp.fakerules import error, not_found
+
 if TYPE_CHECKING:
     from daydream_gcp.testing import FunctionsFake
 
@@ -85,23 +87,23 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
             match = pattern.match(parts.path)
             if match and verb == method:
                 if (match["project"], match["region"]) != (self.fake.project, self.fake.region):
-                    self._json(403, _error(403, "PERMISSION_DENIED", "Permission denied"))
+                    self._json(403, error(403, "PERMISSION_DENIED", "Permission denied"))
                     return
                 self._api(action, match.groupdict(), query, body)
                 return
-        self._json(404, _error(404, "NOT_FOUND", f"no route for {method} {parts.path}"))
+        self._json(404, error(404, "NOT_FOUND", f"no route for {method} {parts.path}"))
 
     def _api(
         self, action: str, path: dict[str, str], query: dict[str, list[str]], body: bytes
     ) -> None:
         # The function service's calls carry $alt; the operations client's polls do not.
         if action != "operation" and query.get("$alt") != ["json;enum-encoding=int"]:
-            self._json(400, _error(400, "INVALID_ARGUMENT", "expected $alt=json;enum-encoding=int"))
+            self._json(400, error(400, "INVALID_ARGUMENT", "expected $alt=json;enum-encoding=int"))
             return
         try:
             request = json.loads(body) if body else {}
         except ValueError:
-            self._json(400, _error(400, "INVALID_ARGUMENT", "the body is not JSON"))
+            self._json(400, error(400, "INVALID_ARGUMENT", "the body is not JSON"))
             return
         fake = self.fake
         if action == "create":
@@ -113,7 +115,7 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         elif action == "get":
             found = fake.get(path["id"])
             name = f"{fake.parent()}/functions/{path['id']}"
-            status, answer = (200, found) if found else (404, _not_found(name))
+            status, answer = (200, found) if found else (404, not_found(name))
         elif action == "patch":
             mask = [p for m in query.get("updateMask", []) for p in m.split(",") if p]
             status, answer = fake.update(path["id"], request, mask)
@@ -122,7 +124,7 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         else:
             name = f"{fake.parent()}/operations/{path['op']}"
             found = fake.poll(name)
-            status, answer = (200, found) if found else (404, _not_found(name))
+            status, answer = (200, found) if found else (404, not_found(name))
         self._json(status, answer)
 
     def _metadata(self, path: str, query: dict[str, list[str]]) -> None:
@@ -147,11 +149,3 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
             self._send(200, self.fake.identity_token(audience).encode(), "application/text")
         else:
             self._send(404, b"not found", "text/plain")
-
-
-def _error(code: int, status: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": status}}
-
-
-def _not_found(name: str) -> dict[str, Any]:
-    return _error(404, "NOT_FOUND", f"Resource '{name}' was not found")

@@ -11,6 +11,7 @@ environment imported before the port answers.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
@@ -38,6 +39,8 @@ os.sched_setaffinity(0, [int(c) for c in sys.argv[2].split(",")])
 from functions_framework._cli import _cli
 _cli.main(args=sys.argv[3:], prog_name="functions-framework")
 """
+_ACCOUNT = "/computeMetadata/v1/instance/service-accounts/default"
+_TOKEN = f"{_ACCOUNT}/token"
 _KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
@@ -55,16 +58,22 @@ class _MetadataHandler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         values = self.server.values
-        if path in values:
+        if path == _TOKEN:  # the instance's service account, as ADC finds it on Cloud Run
+            token = {"access_token": f"fake-{uuid.uuid4().hex}", "expires_in": 3599}
+            self._answer(200, json.dumps({**token, "token_type": "Bearer"}), "application/json")
+        elif path.rstrip("/") == _ACCOUNT:
+            account = {"email": "default-compute@fake", "scopes": [], "aliases": ["default"]}
+            self._answer(200, json.dumps(account), "application/json")
+        elif path in values:
             self._answer(200, values[path])
         else:
             self._answer(404, "not found")
 
-    def _answer(self, status: int, text: str) -> None:
+    def _answer(self, status: int, text: str, content_type: str = "application/text") -> None:
         body = text.encode()
         self.send_response(status)
         self.send_header("Metadata-Flavor", "Google")
-        self.send_header("Content-Type", "application/text")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -108,11 +117,19 @@ class Instance:
     log: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, source: Path, environment: dict[str, str], project: str, region: str) -> None:
+    def start(
+        self,
+        source: Path,
+        environment: dict[str, str],
+        project: str,
+        region: str,
+        platform_env: dict[str, str],
+    ) -> None:
         """Spawn the instance and wait until it serves (its init)."""
         started = time.perf_counter()
         self.metadata = _MetadataServer(
             {
+                "/": "ok",
                 wire.INSTANCE_ID_PATH: self.id,
                 "/computeMetadata/v1/project/project-id": project,
                 "/computeMetadata/v1/instance/region": f"projects/0/regions/{region}",
@@ -122,6 +139,7 @@ class Instance:
         self.port = free_port()
         env = {k: os.environ[k] for k in _KEPT_ENV if k in os.environ}
         env.update(environment)
+        env.update(platform_env)
         env.update(
             {
                 "PORT": str(self.port),
@@ -130,6 +148,7 @@ class Instance:
                 "K_CONFIGURATION": self.function,
                 "FUNCTION_TARGET": wire.ENTRY_POINT,
                 wire.METADATA_HOST_VAR: f"127.0.0.1:{self.metadata.server_address[1]}",
+                "GCE_METADATA_IP": f"127.0.0.1:{self.metadata.server_address[1]}",
             }
         )
         command = [sys.executable, "-I", "-c", _LAUNCHER, str(self.memory_mb)]
@@ -166,9 +185,7 @@ class Instance:
         """Forward one request to the instance; (status, body) of its answer."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout_s)
         try:
-            connection.request(
-                "POST", "/", body=body, headers={"Content-Type": "application/json"}
-            )
+            connection.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
             answer = connection.getresponse()
             return answer.status, answer.read()
         except TimeoutError:
@@ -188,10 +205,8 @@ class Instance:
     def kill(self) -> None:
         self.alive = False
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=10)
         if self.metadata is not None:
             self.metadata.shutdown()

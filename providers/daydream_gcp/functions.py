@@ -8,6 +8,7 @@ with the operation's own message), and the desired function is built in one plac
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -130,12 +131,15 @@ class FunctionsApi:
 
     def get(self, name: str) -> functions_v2.Function | None:
         try:
-            return _call(lambda: self.client.get_function(name=self.path(name)), "looking up", name)
+            found: functions_v2.Function = _call(
+                lambda: self.client.get_function(name=self.path(name)), "looking up", name
+            )
         except _Missing:
             return None
+        return found
 
-    def list(self, prefix: str) -> list[functions_v2.Function]:
-        def every() -> list[functions_v2.Function]:
+    def list(self, prefix: str) -> builtins.list[functions_v2.Function]:
+        def every() -> builtins.list[functions_v2.Function]:
             return list(self.client.list_functions(parent=self.parent))
 
         functions = _call(every, "listing", self.parent)
@@ -171,9 +175,12 @@ class FunctionsApi:
             "creating",
             name,
         )
-        return self._wait(operation, "creating", name)
+        created: functions_v2.Function = self._wait(operation, "creating", name)
+        return created
 
-    def update(self, function: functions_v2.Function, paths: list[str]) -> functions_v2.Function:
+    def update(
+        self, function: functions_v2.Function, paths: builtins.list[str]
+    ) -> functions_v2.Function:
         name = function.name.rsplit("/", 1)[-1]
         mask = field_mask_pb2.FieldMask(paths=paths)
         operation = _call(
@@ -181,7 +188,8 @@ class FunctionsApi:
             "updating",
             name,
         )
-        return self._wait(operation, "updating", name)
+        updated: functions_v2.Function = self._wait(operation, "updating", name)
+        return updated
 
     def delete(self, name: str) -> None:
         try:

@@ -64,7 +64,7 @@ def instance_id(environ: Mapping[str, str]) -> str:
     )
     try:
         with urllib.request.urlopen(request, timeout=METADATA_TIMEOUT_S) as answer:
-            value = answer.read().decode().strip()
+            value: str = answer.read().decode().strip()
     except OSError as exc:
         raise PlatformError(
             f"the metadata server at {host} did not give an instance id: {exc}"

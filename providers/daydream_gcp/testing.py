@@ -23,7 +23,6 @@ out signed-URL-style PUT addresses on it. Tests inject 429s (`throttle`), 503s
 
 from __future__ import annotations
 
-import ast
 import base64
 import io
 import json
@@ -41,14 +40,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from daydream_conformance.view import BillingView, EnvironmentView
-from daydream_core.errors import ConfigurationError
+
 from daydream_core.provider import ProviderSettings
 from daydream_gcp import wire
 from daydream_gcp.fakeplatform import Instance, InstanceFailed, error_body, new_instance
-from daydream_gcp.options import PYTHON_RUNTIMES, check_resources, parse_memory_mb
+from daydream_gcp.fakerules import check_source, error, get, invalid, not_found, set_field
+from daydream_gcp.options import parse_memory_mb
 
 PROJECT = "daydream-fake-project"
 PROJECT_NUMBER = "123456789012"
@@ -95,6 +94,8 @@ class FunctionsFake:
         self._freed = threading.Condition(self._lock)
         self._functions: dict[str, _Function] = {}
         self._operations: dict[str, _Operation] = {}
+        self._instances: dict[str, list[Instance]] = {}  # by function, deleted ones too
+        self._billed: dict[str, list[BillingView]] = {}
         self._tokens: dict[str, str] = {}  # ID token -> audience
         self._throttle = 0
         self._unavailable = 0
@@ -142,7 +143,7 @@ class FunctionsFake:
 
     def stop(self) -> None:
         with self._lock:
-            instances = [i for f in self._functions.values() for i in f.instances]
+            instances = [i for history in self._instances.values() for i in history]
             self._functions.clear()
         for instance in instances:
             instance.kill()
@@ -199,8 +200,7 @@ class FunctionsFake:
 
     def environments(self, function: str) -> list[EnvironmentView]:
         with self._lock:
-            state = self._functions.get(function)
-            instances = list(state.instances) if state else []
+            instances = list(self._instances.get(function, []))
         return [
             EnvironmentView(
                 i.id, function, i.memory_mb, i.vcpus, i.requests, i.alive and _running(i)
@@ -210,8 +210,7 @@ class FunctionsFake:
 
     def billing(self, function: str) -> list[BillingView]:
         with self._lock:
-            state = self._functions.get(function)
-            return list(state.billing) if state else []
+            return list(self._billed.get(function, []))
 
     def leftovers(self) -> list[str]:
         """Functions, and every bucket and object in GCS (the platform's own upload bucket is
@@ -231,7 +230,7 @@ class FunctionsFake:
 
         return storage.Client(
             project=self.project,
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": self.storage_endpoint},
         )
 
@@ -258,16 +257,21 @@ class FunctionsFake:
 
     def create(self, function_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if not _FUNCTION_ID.match(function_id):
-            return 400, _error(400, "INVALID_ARGUMENT", f"Invalid function id {function_id!r}")
-        problem = _invalid(body)
+            return 400, error(400, "INVALID_ARGUMENT", f"Invalid function id {function_id!r}")
+        problem = invalid(body)
         if problem:
-            return 400, _error(400, "INVALID_ARGUMENT", problem)
+            return 400, error(400, "INVALID_ARGUMENT", problem)
         name = f"{self.parent()}/functions/{function_id}"
         with self._lock:
             if function_id in self._functions:
-                return 409, _error(409, "ALREADY_EXISTS", f"Function {name} already exists.")
+                return 409, error(409, "ALREADY_EXISTS", f"Function {name} already exists.")
             resource = {**body, "name": name, "state": _DEPLOYING, "environment": 2}
-            self._functions[function_id] = _Function(resource)
+            # What the platform saw of a name outlives the function (the view keeps history).
+            self._functions[function_id] = _Function(
+                resource,
+                instances=self._instances.setdefault(function_id, []),
+                billing=self._billed.setdefault(function_id, []),
+            )
         return 200, self._operation("create", name, lambda: self._build(function_id, body))
 
     def update(
@@ -276,13 +280,13 @@ class FunctionsFake:
         with self._lock:
             state = self._functions.get(function_id)
             if state is None:
-                return 404, _not_found(f"{self.parent()}/functions/{function_id}")
+                return 404, not_found(f"{self.parent()}/functions/{function_id}")
             merged = json.loads(json.dumps(state.resource))
         for path in mask:
-            _set(merged, path, _get(body, path))
-        problem = _invalid(merged)
+            set_field(merged, path, get(body, path))
+        problem = invalid(merged)
         if problem:
-            return 400, _error(400, "INVALID_ARGUMENT", problem)
+            return 400, error(400, "INVALID_ARGUMENT", problem)
         name = str(state.resource["name"])
         return 200, self._operation("update", name, lambda: self._build(function_id, merged))
 
@@ -290,7 +294,7 @@ class FunctionsFake:
         with self._lock:
             state = self._functions.get(function_id)
             if state is None:
-                return 404, _not_found(f"{self.parent()}/functions/{function_id}")
+                return 404, not_found(f"{self.parent()}/functions/{function_id}")
             state.resource["state"] = _DELETING
         name = str(state.resource["name"])
         return 200, self._operation("delete", name, lambda: self._remove(function_id))
@@ -335,7 +339,7 @@ class FunctionsFake:
             return None, {"code": 5, "message": f"function {function_id} was deleted"}
         problem, files = self._fetch_source(body)
         if problem is None:
-            problem = _check_source(files, str(body["buildConfig"]["entryPoint"]))
+            problem = check_source(files, str(body["buildConfig"]["entryPoint"]))
         if problem is not None:
             state.resource.update(
                 state=_FAILED, stateMessages=[{"severity": 1, "type": "Build", "message": problem}]
@@ -422,6 +426,8 @@ class FunctionsFake:
                     dict(service.get("environmentVariables", {})),
                     self.project,
                     self.region,
+                    # The fake's GCS is the emulator, which google-cloud-storage finds here.
+                    {"STORAGE_EMULATOR_HOST": self.storage_endpoint},
                 )
             status, answer = instance.serve(body, float(service.get("timeoutSeconds", 60)))
         except TimeoutError:
@@ -480,70 +486,6 @@ def _running(instance: Instance) -> bool:
     return instance.process is None or instance.process.poll() is None
 
 
-def _invalid(body: dict[str, Any]) -> str | None:
-    """Why Cloud Functions would refuse this function, if it would."""
-    build = body.get("buildConfig") or {}
-    service = body.get("serviceConfig") or {}
-    if build.get("runtime") not in PYTHON_RUNTIMES:
-        return f"buildConfig.runtime {build.get('runtime')!r} is not supported"
-    if not build.get("entryPoint"):
-        return "buildConfig.entryPoint is required"
-    if not build.get("source", {}).get("storageSource", {}).get("object"):
-        return "buildConfig.source.storageSource is required"
-    try:
-        memory = parse_memory_mb(str(service.get("availableMemory", "256Mi")))
-        cpu = float(service.get("availableCpu", "0.1666"))
-        check_resources("serviceConfig", memory, cpu)
-    except (ValueError, ConfigurationError) as exc:
-        return f"invalid serviceConfig: {exc}"
-    if cpu < 1 and int(service.get("maxInstanceRequestConcurrency", 1)) > 1:
-        return "maxInstanceRequestConcurrency must be 1 with less than 1 vCPU"
-    return None
-
-
-def _check_source(data: bytes, entry_point: str) -> str | None:
-    """What the Python buildpack would stop at: no main.py, no entry point in it."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        return "the source is not a zip archive"
-    with archive:
-        names = set(archive.namelist())
-        if "main.py" not in names:
-            return "main.py is missing from the source"
-        if "requirements.txt" not in names:
-            return "requirements.txt is missing from the source"
-        tree = ast.parse(archive.read("main.py"))
-    defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            defined |= {a.asname or a.name for a in node.names}
-    if entry_point not in defined:
-        return f"function {entry_point!r} is not defined in main.py"
-    return None
-
-
-def _get(body: dict[str, Any], path: str) -> Any:
-    value: Any = body
-    for part in _camel(path).split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def _set(body: dict[str, Any], path: str, value: Any) -> None:
-    parts = _camel(path).split(".")
-    for part in parts[:-1]:
-        body = body.setdefault(part, {})
-    if value is None:
-        body.pop(parts[-1], None)
-    else:
-        body[parts[-1]] = value
-
-
-def _camel(path: str) -> str:
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
-
-
 def _meta(operation: _Operation) -> dict[str, Any]:
     return {
         "@type": f"{_TYPE}OperationMetadata",
@@ -551,14 +493,6 @@ def _meta(operation: _Operation) -> dict[str, Any]:
         "verb": operation.verb,
         "apiVersion": "v2",
     }
-
-
-def _error(code: int, status: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": status}}
-
-
-def _not_found(name: str) -> dict[str, Any]:
-    return _error(404, "NOT_FOUND", f"Resource '{name}' was not found")
 
 
 def _handler(fake: FunctionsFake) -> type[BaseHTTPRequestHandler]:
@@ -587,8 +521,3 @@ def fake_provider(fake: FunctionsFake, state_dir: Path, **options: str) -> Any:
 
     settings = ProviderSettings(state_dir=state_dir, options={**fake.options(), **options})
     return GcpProvider(settings)
-
-
-def parse_query(path: str) -> tuple[str, dict[str, list[str]]]:
-    parts = urlsplit(path)
-    return parts.path, parse_qs(parts.query)
