@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from daydream_core import plugins
+from daydream_core.config import ENV_PREFIX, Config, project_file, user_file
+from daydream_core.config import load as load_config
 from daydream_core.errors import DaydreamError, UsageError
 from daydream_core.model import RunRecord
 from daydream_core.profile import ENV_VAR as PROFILE_ENV_VAR
@@ -37,13 +39,14 @@ class Options:
     profile: Path | None
     provider_options: dict[str, str]
     concurrency: int | None
+    config: Config = field(default_factory=Config)
 
     def create_provider(self, state_dir: Path) -> Provider:
         spec = plugins.lookup("provider", self.provider, plugins.providers())
         settings = ProviderSettings(
             state_dir=state_dir, concurrency=self.concurrency, options=self.provider_options
         )
-        return spec.factory(settings)
+        return spec.create(settings)
 
 
 def _key_values(pairs: Sequence[str], option: str) -> dict[str, str]:
@@ -94,9 +97,20 @@ def cli(
     concurrency: int | None,
 ) -> None:
     """Run dynamic scientific workflows on serverless platforms, with hot starts."""
-    if ctx.invoked_subcommand not in ("providers", "apps", "policies"):
+    if ctx.invoked_subcommand not in (
+        "providers",
+        "apps",
+        "policies",
+        "compare",
+        "report",
+        "profile",
+        "config",
+    ):
         plugins.lookup("provider", provider, plugins.providers())
-    ctx.obj = Options(provider, profile, _key_values(provider_options, "-o"), concurrency)
+    # Provider options from the files, per provider, with -o laid over them key by key.
+    config = ctx.obj if isinstance(ctx.obj, Config) else Config()
+    options = {**config.provider_options(provider), **_key_values(provider_options, "-o")}
+    ctx.obj = Options(provider, profile, options, concurrency, config)
 
 
 @cli.command()
@@ -209,15 +223,17 @@ def run(
 @cli.command()
 def apps() -> None:
     """List the workflows installed."""
+    from daydream_core.requirements import install_hint
+
     table = Table("app", "description", "presets")
     for name, spec in plugins.apps().items():
-        try:
+        if missing := spec.missing():
+            presets = f"[red]not installed: {install_hint('it', missing, spec.extra)}[/red]"
+        else:
             presets = ", ".join(
                 f"{p} ({w.runs} run{'s' if w.runs > 1 else ''})"
                 for p, w in spec.load().presets.items()
             )
-        except ImportError as exc:
-            presets = f"[red]not installed: {exc}[/red]"
         table.add_row(name, spec.description, presets)
     out_console.print(table)
 
@@ -225,9 +241,13 @@ def apps() -> None:
 @cli.command()
 def providers() -> None:
     """List the providers installed."""
-    table = Table("provider", "description")
+    from daydream_core.requirements import install_hint
+
+    table = Table("provider", "description", "installed")
     for name, spec in plugins.providers().items():
-        table.add_row(name, spec.description)
+        missing = spec.missing()
+        status = f"[red]no: {install_hint('it', missing, spec.extra)}[/red]" if missing else "yes"
+        table.add_row(name, spec.description, status)
     out_console.print(table)
 
 
@@ -258,6 +278,164 @@ def cleanup(options: Options, dry_run: bool, provider_name: str | None) -> None:
     for name in removed:
         out_console.print(f"{verb} {name}")
     out_console.print(f"{options.provider}: {verb} {len(removed)} resource(s)")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--baseline",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to compare with: daydream results or the original's *-baseline.txt runs.",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=0.10,
+    show_default=True,
+    help="Relative difference that counts as reproduced (the original's criterion: 10%).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(folder: Path, baseline: Path, tolerance: float, as_json: bool) -> None:
+    """Compare FOLDER's runs with --baseline's: phase time, service time, cost."""
+    from daydream_core.compare import compare as compare_folders
+    from daydream_core.compare import comparison_table, read_folder, verdict
+
+    comparison = compare_folders(read_folder(folder), read_folder(baseline), tolerance)
+    if as_json:
+        click.echo(json.dumps(comparison.to_json(), indent=1))
+        return
+    out_console.print(comparison_table(comparison))
+    for line in verdict(comparison):
+        out_console.print(line, highlight=False)
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write [default: report.html in the first folder].",
+)
+def report(folders: tuple[Path, ...], out: Path | None) -> None:
+    """Write a self-contained HTML report (with figures) of one or more result folders."""
+    from daydream_core.html_report import write_report
+
+    target = write_report(folders, out or folders[0] / "report.html")
+    out_console.print(f"report: {target.resolve()}")
+
+
+@cli.group(name="profile")
+def profile_group() -> None:
+    """What daydream has learned (the profile store): path, show, reset."""
+
+
+@profile_group.command(name="path")
+@click.pass_obj
+def profile_path(options: Options) -> None:
+    """Print where the profile store is (--profile, $DAYDREAM_PROFILE, or the default)."""
+    from daydream_core.profile import default_path
+
+    click.echo(str(options.profile or default_path()))
+
+
+@profile_group.command(name="show")
+@click.option("--app", help="Only what was learned of this app.")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@click.pass_obj
+def profile_show(options: Options, app: str | None, as_json: bool) -> None:
+    """Show what was learned: execution times per kind and tier, init times, widths, runs."""
+    from daydream_core.profile import default_path
+
+    path = options.profile or default_path()
+    if not path.exists():
+        click.echo(f"no profile store at {path} yet: nothing learned")
+        return
+    learned = ProfileStore(path).describe(app)
+    if as_json:
+        click.echo(json.dumps(learned, indent=1))
+        return
+    out_console.print(f"profile store: {learned['path']} (schema {learned['schema']})")
+    timings = Table("app", "provider", "kind", "tier", "samples", "mean (s)", "stdev (s)")
+    for t in learned["timings"]:
+        timings.add_row(
+            t["app"], t["provider"], t["kind"], t["tier"], str(t["samples"]),
+            f"{t['mean_s']:.3f}", f"{t['stdev_s']:.3f}",
+        )  # fmt: skip
+    inits = Table("app", "provider", "tier", "samples", "mean init (s)")
+    for i in learned["inits"]:
+        inits.add_row(i["app"], i["provider"], i["tier"], str(i["samples"]), f"{i['mean_s']:.3f}")
+    widths = Table("workload", "runs", "phases", "components", "hot starts predicted")
+    for w in learned["workloads"]:
+        widths.add_row(
+            w["workload"], str(w["runs"]), str(w["phases"]), str(w["components"]),
+            str(w["hot_starts_predicted"]),
+        )  # fmt: skip
+    runs = Table("app", "provider", "policy", "runs", "time (s)", "cost ($)", "hot/warm/cold")
+    for r in learned["runs"]:
+        s = r["starts"]
+        runs.add_row(
+            r["app"], r["provider"], r["policy"], str(r["runs"]), f"{r['execution_s']:.1f}",
+            f"{r['cost']:.6f}", f"{s['hot']}/{s['warm']}/{s['cold']}",
+        )  # fmt: skip
+    for title, table in (
+        ("execution time per component kind and tier", timings),
+        ("init (cold start) time per tier", inits),
+        ("concurrency history per workload", widths),
+        ("runs", runs),
+    ):
+        table.title, table.title_justify = title, "left"
+        out_console.print(table if table.row_count else f"{title}: nothing learned yet")
+
+
+@profile_group.command(name="reset")
+@click.option("--app", help="Forget only this app.")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.pass_obj
+def profile_reset(options: Options, app: str | None, yes: bool) -> None:
+    """Forget what was learned (everything, or one app's)."""
+    store = ProfileStore(options.profile)
+    what = f"what was learned of {app!r}" if app else "everything learned"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"profile reset would forget {what}: pass --yes to confirm")
+        if not click.confirm(f"forget {what} in {store.path}?", err=True):
+            raise UsageError("profile reset: not confirmed (pass --yes to skip the question)")
+    out_console.print(f"removed {store.reset(app)} row(s) from {store.path}")
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """The configuration files (daydream.toml) and the settings in effect."""
+
+
+@config_group.command(name="show")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@click.pass_obj
+def config_show(options: Options, as_json: bool) -> None:
+    """Every setting a file or a DAYDREAM_* variable can give: its value and its source."""
+    from daydream_core.config import effective
+
+    settings = effective(cli, options.config)
+    if as_json:
+        data = [{"key": s.key, "value": s.value, "source": s.source} for s in settings]
+        click.echo(json.dumps({"files": [str(f) for f in options.config.files], "settings": data},
+                              indent=1, default=str))  # fmt: skip
+        return
+    files = ", ".join(str(f) for f in options.config.files) or "none"
+    out_console.print(f"files read: {files}", highlight=False)
+    table = Table("setting", "value", "from")
+    for setting in settings:
+        table.add_row(setting.key, "" if setting.value is None else str(setting.value),
+                      setting.source)  # fmt: skip
+    out_console.print(table)
+
+
+@config_group.command(name="path")
+def config_path() -> None:
+    """The files read, weakest first: the user's, then the project's (nearest upward)."""
+    click.echo(f"user: {user_file()}")
+    click.echo(f"project: {project_file() or '(none found from here up to the repository root)'}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -301,7 +479,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with _one_line_warnings():
         try:
-            code = cli.main(args=argv, prog_name="daydream", standalone_mode=False)
+            config = load_config(cli, [user_file(), *filter(None, [project_file()])])
+            code = cli.main(
+                args=argv,
+                prog_name="daydream",
+                standalone_mode=False,
+                default_map=config.default_map(),
+                auto_envvar_prefix=ENV_PREFIX,
+                obj=config,
+            )
         except click.UsageError as exc:
             fail(exc.format_message(), EXIT_USAGE)
         except UsageError as exc:

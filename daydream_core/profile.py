@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -244,3 +245,92 @@ class ProfileStore:
             if app is None:
                 return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
             return int(db.execute("SELECT COUNT(*) FROM runs WHERE app=?", (app,)).fetchone()[0])
+
+    # -- what was learned, for people -------------------------------------------------------
+
+    def describe(self, app: str | None = None) -> dict[str, Any]:
+        """Everything learned, per app and provider (timings, inits), per workload (width
+        history) and per run, as plain data for `daydream profile show`."""
+        where, args = ("WHERE app=?", (app,)) if app is not None else ("", ())
+        with self._read() as db:
+            kinds = db.execute(
+                f"SELECT app, provider, kind, tier, n, mean_ms, m2 FROM kind_timing {where} "
+                "ORDER BY app, provider, kind, tier",
+                args,
+            ).fetchall()
+            inits = db.execute(
+                f"SELECT app, provider, tier, n, mean_ms FROM init_timing {where} "
+                "ORDER BY app, provider, tier",
+                args,
+            ).fetchall()
+            widths = db.execute(
+                "SELECT workload, COUNT(DISTINCT run_id), COUNT(DISTINCT run_id || '/' || phase),"
+                " SUM(width), SUM(predicted) FROM phase_width "
+                + ("WHERE workload LIKE ? " if app is not None else "")
+                + "GROUP BY workload ORDER BY workload",
+                (f"{app}:%",) if app is not None else (),
+            ).fetchall()
+            runs = db.execute(
+                f"SELECT app, provider, policy, COUNT(*), SUM(execution_s), SUM(cost), "
+                f"SUM(hot), SUM(warm), SUM(cold), SUM(error IS NOT NULL) FROM runs {where} "
+                "GROUP BY app, provider, policy ORDER BY app, provider, policy",
+                args,
+            ).fetchall()
+        return {
+            "path": str(self.path),
+            "schema": self.schema_version,
+            "timings": [
+                {
+                    "app": a,
+                    "provider": p,
+                    "kind": k,
+                    "tier": t,
+                    "samples": n,
+                    "mean_s": mean / 1000.0,
+                    "stdev_s": (m2 / (n - 1)) ** 0.5 / 1000.0 if n > 1 else 0.0,
+                }
+                for a, p, k, t, n, mean, m2 in kinds
+            ],
+            "inits": [
+                {"app": a, "provider": p, "tier": t, "samples": n, "mean_s": mean / 1000.0}
+                for a, p, t, n, mean in inits
+            ],
+            "workloads": [
+                {
+                    "workload": w,
+                    "runs": r,
+                    "phases": ph,
+                    "components": int(total or 0),
+                    "hot_starts_predicted": int(predicted or 0),
+                }
+                for w, r, ph, total, predicted in widths
+            ],
+            "runs": [
+                {
+                    "app": a,
+                    "provider": p,
+                    "policy": pol,
+                    "runs": n,
+                    "execution_s": float(t or 0.0),
+                    "cost": float(c or 0.0),
+                    "starts": {"hot": int(h or 0), "warm": int(w or 0), "cold": int(cold or 0)},
+                    "failed": int(failed or 0),
+                }
+                for a, p, pol, n, t, c, h, w, cold, failed in runs
+            ],
+        }
+
+    def reset(self, app: str | None = None) -> int:
+        """Forget what was learned (of one app, or everything); return the rows removed."""
+        removed = 0
+        with self._write() as db:
+            if app is None:
+                for table in ("kind_timing", "init_timing", "phase_width", "runs"):
+                    removed += db.execute(f"DELETE FROM {table}").rowcount
+            else:
+                for table in ("kind_timing", "init_timing", "runs"):
+                    removed += db.execute(f"DELETE FROM {table} WHERE app=?", (app,)).rowcount
+                removed += db.execute(
+                    "DELETE FROM phase_width WHERE workload LIKE ?", (f"{app}:%",)
+                ).rowcount
+        return removed

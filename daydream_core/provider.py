@@ -142,11 +142,28 @@ class Provider(ABC):
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    """A provider plugin's registration."""
+    """A provider plugin's registration: the modules its adapter imports (its cloud SDK) and
+    the extra that installs them, so that a missing SDK is one line naming the extra."""
 
     name: str
     description: str
     factory: Callable[[ProviderSettings], Provider]
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    def missing(self) -> list[str]:
+        from daydream_core.requirements import missing_modules
+
+        return missing_modules(self.requires)
+
+    def create(self, settings: ProviderSettings) -> Provider:
+        """The adapter; a missing SDK is a `ConfigurationError` naming the extra."""
+        if missing := self.missing():
+            from daydream_core.errors import ConfigurationError
+            from daydream_core.requirements import install_hint
+
+            raise ConfigurationError(install_hint(f"provider {self.name!r}", missing, self.extra))
+        return self.factory(settings)
 
 
 def function_name(runtime: RuntimeEnvironment, tier: Tier) -> str:

@@ -14,8 +14,9 @@ WORKFLOWS = Path(__file__).parent / "workflows"
 
 @pytest.fixture(autouse=True)
 def _private_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never learn into, or from, the user's own profile store."""
+    """Never learn into, or from, the user's own profile store; never read their config."""
     monkeypatch.setenv("DAYDREAM_PROFILE", str(tmp_path / "profile.sqlite"))
+    monkeypatch.setenv("DAYDREAM_CONFIG", str(tmp_path / "no-user-config.toml"))
 
 
 @pytest.fixture

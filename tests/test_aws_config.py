@@ -185,7 +185,7 @@ import daydream_aws.plugin, daydream_aws.handler
 assert "boto3" not in [m for m in sys.modules if sys.modules[m] is not None]
 spec = plugins.providers()["aws"]
 try:
-    spec.factory(ProviderSettings(state_dir="."))
+    spec.create(ProviderSettings(state_dir="."))
 except ConfigurationError as exc:
     print(exc)
 """
@@ -193,4 +193,6 @@ except ConfigurationError as exc:
         [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "the aws provider needs boto3: pip install 'daydream[aws]'"
+    assert done.stdout.strip() == (
+        "provider 'aws' needs boto3 (not installed): pip install 'daydream[aws]'"
+    )

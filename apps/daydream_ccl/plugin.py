@@ -14,5 +14,7 @@ def daydream_apps() -> list[AppSpec]:
             "Adaptive 3x2pt cosmology (pyccl + CAMB): power spectra, C_ell, correlation "
             "functions, likelihoods, refined around the posterior peak",
             "daydream_ccl.workflow:workflow",
+            requires=("pyccl", "camb", "scipy"),
+            extra="apps",
         )
     ]

@@ -14,5 +14,7 @@ def daydream_apps() -> list[AppSpec]:
             "Planetary data preparation in the spirit of CosmoScout VR: HEALPix terrain and "
             "imagery, LOD pyramids, view-dependent refinement, ephemerides, rendered views",
             "daydream_cosmoscout.workflow:workflow",
+            requires=("healpy", "astropy", "scipy"),
+            extra="apps",
         )
     ]

@@ -14,5 +14,7 @@ def daydream_apps() -> list[AppSpec]:
             "Serial femtosecond crystallography with cctbx: simulate still shots, find hits, "
             "find spots, index/integrate, merge; batches until the completeness target",
             "daydream_exafel.workflow:workflow",
+            requires=("cctbx", "scipy"),
+            extra="apps",
         )
     ]

@@ -51,7 +51,8 @@ class ConformanceEnvironment:
 
 
 def provider_spec(name: str) -> ProviderSpec:
-    """The installed provider `name` (a one-line `UsageError` naming the valid ones if none)."""
+    """The installed provider `name` (a one-line `UsageError` naming the valid ones if none;
+    its `create` says which extra to install when its SDK is missing)."""
     from daydream_core import plugins
 
     return plugins.lookup("provider", name, plugins.providers())

@@ -109,7 +109,7 @@ def daydream_provider(
     """The adapter under test; whatever the suite created is cleaned up at the end."""
     from daydream_conformance.environment import provider_spec
 
-    factory = daydream_environment.factory or provider_spec(daydream_provider_name).factory
+    factory = daydream_environment.factory or provider_spec(daydream_provider_name).create
     provider = factory(daydream_environment.settings)
     try:
         yield provider

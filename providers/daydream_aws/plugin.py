@@ -13,14 +13,6 @@ if TYPE_CHECKING:
 
 
 def _create(settings: ProviderSettings) -> Provider:
-    from daydream_core.errors import ConfigurationError
-
-    try:
-        import boto3  # noqa: F401
-    except ImportError:
-        raise ConfigurationError(
-            "the aws provider needs boto3: pip install 'daydream[aws]'"
-        ) from None
     from daydream_aws.provider import AwsProvider
 
     return AwsProvider(settings)
@@ -33,6 +25,8 @@ def daydream_providers() -> list[ProviderSpec]:
             "aws",
             "AWS Lambda: a function per tier, the runtime environment as a layer, S3 store",
             _create,
+            requires=("boto3",),
+            extra="aws",
         )
     ]
 
