@@ -111,7 +111,6 @@ class Instance:
     busy: bool = False
     alive: bool = True
     init_ms: float = 0.0
-    initialised: bool = False  # whether a request already paid for the init
     process: subprocess.Popen[bytes] | None = None
     metadata: _MetadataServer | None = None
     log: Path | None = None
@@ -203,15 +202,18 @@ class Instance:
         return " | ".join(text.strip().splitlines()[-3:])
 
     def kill(self) -> None:
-        self.alive = False
-        if self.process is not None and self.process.poll() is None:
+        """End the instance (idempotent, from any thread)."""
+        with self.lock:
+            self.alive = False
+            process = self.process
+            metadata, self.metadata = self.metadata, None
+        if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        if self.metadata is not None:
-            self.metadata.shutdown()
-            self.metadata.server_close()
-            self.metadata = None
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        if metadata is not None:
+            metadata.shutdown()
+            metadata.server_close()
 
 
 def new_instance(

@@ -13,16 +13,6 @@ if TYPE_CHECKING:
 
 
 def _create(settings: ProviderSettings) -> Provider:
-    from daydream_core.errors import ConfigurationError
-
-    try:
-        import google.cloud.functions_v2
-        import google.cloud.storage  # noqa: F401
-    except ImportError:
-        raise ConfigurationError(
-            "the gcp provider needs google-cloud-functions and google-cloud-storage: "
-            "pip install 'daydream[gcp]'"
-        ) from None
     from daydream_gcp.provider import GcpProvider
 
     return GcpProvider(settings)
@@ -36,6 +26,8 @@ def daydream_providers() -> list[ProviderSpec]:
             "Google Cloud Functions (2nd gen): a function per tier, source built by Google, "
             "GCS store",
             _create,
+            requires=("google.cloud.functions_v2", "google.cloud.storage", "google.auth"),
+            extra="gcp",
         )
     ]
 

@@ -101,6 +101,7 @@ class FunctionsFake:
         self._unavailable = 0
         self._spawned = 0
         self._saved_env: dict[str, str | None] = {}
+        self._saved_metadata: tuple[str, bool] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._storage: Any = None
         self.endpoint = ""
@@ -140,6 +141,12 @@ class FunctionsFake:
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ.pop(key, None)
         os.environ.update(env)
+        # google-auth reads GCE_METADATA_HOST and NO_GCE_CHECK once, at import: point an
+        # already imported copy at the fake too (and back at stop).
+        from google.auth.compute_engine import _metadata
+
+        self._saved_metadata = (_metadata._GCE_METADATA_HOST, _metadata._NO_GCE_CHECK)
+        _metadata._GCE_METADATA_HOST, _metadata._NO_GCE_CHECK = host, False
 
     def stop(self) -> None:
         with self._lock:
@@ -154,6 +161,11 @@ class FunctionsFake:
         if self._storage is not None:
             self._storage.stop()
             self._storage = None
+        if self._saved_metadata is not None:
+            from google.auth.compute_engine import _metadata
+
+            _metadata._GCE_METADATA_HOST, _metadata._NO_GCE_CHECK = self._saved_metadata
+            self._saved_metadata = None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
