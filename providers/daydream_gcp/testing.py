@@ -101,7 +101,7 @@ class FunctionsFake:
         self._unavailable = 0
         self._spawned = 0
         self._saved_env: dict[str, str | None] = {}
-        self._saved_metadata: tuple[str, bool] | None = None
+        self._saved_metadata: tuple[str | None, bool] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._storage: Any = None
         self.endpoint = ""
@@ -238,7 +238,7 @@ class FunctionsFake:
 
     def storage_client(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
 
         return storage.Client(
             project=self.project,
