@@ -163,3 +163,32 @@ def test_source_zip_is_deterministic_and_complete() -> None:
     assert {"main.py", "requirements.txt", "daydream_gcp/handler.py"} <= names
     assert "daydream_conformance/workflow.py" in names and "daydream_core/runtime.py" in names
     assert not any("__pycache__" in name for name in names)
+
+
+def test_cleanup_removes_only_what_daydream_created(
+    fake: FunctionsFake, provider: Any, function: FunctionHandle, tmp_path: Path
+) -> None:
+    api: FunctionsApi = provider._api
+    foreign = api.get(function.name)
+    assert foreign is not None
+    foreign.name = api.path("daydream-not-labelled")
+    del foreign.labels["daydream-managed"]
+    foreign.build_config.source.storage_source = api.upload(build_source(workflow.runtime).data)
+    api.create("daydream-not-labelled", foreign)
+    bucket = fake.storage_client().bucket(provider.bucket_name())
+    bucket.blob("someone-else/data.txt").upload_from_string(b"not daydream's")
+
+    other = fake_provider(fake, tmp_path)
+    try:
+        removed = other.cleanup()
+    finally:
+        other.close()
+    assert f"function {function.name}" in removed
+    assert not any("daydream-not-labelled" in entry for entry in removed)
+    assert not any(entry.startswith("bucket ") for entry in removed), "the bucket is not empty"
+    left = fake.leftovers()
+    assert "function daydream-not-labelled" in left
+    assert f"object gs://{provider.bucket_name()}/someone-else/data.txt" in left
+    assert not any(f"gs://{provider.bucket_name()}/daydream/" in item for item in left)
+    api.delete("daydream-not-labelled")
+    bucket.blob("someone-else/data.txt").delete()
