@@ -76,7 +76,7 @@ def instance_id(environ: Mapping[str, str]) -> str:
 
 def platform_limits() -> dict[str, Any]:
     """What the platform enforces on this instance: the cgroup's memory and CPU limits where
-    it sets them (Cloud Run does), else the address-space limit and the CPUs allowed."""
+    it sets them (Cloud Run does), else the address-space limit."""
     limits: dict[str, Any] = {}
     memory = _read("/sys/fs/cgroup/memory.max")
     if memory and memory != "max":
@@ -86,10 +86,8 @@ def platform_limits() -> dict[str, Any]:
         if soft != resource.RLIM_INFINITY:
             limits["memory_mb"] = soft // 2**20
     cpu = (_read("/sys/fs/cgroup/cpu.max") or "max").split()
-    if cpu and cpu[0] != "max":
+    if len(cpu) == 2 and cpu[0] != "max":  # a CPU set is not a share: say nothing then
         limits["vcpus"] = round(int(cpu[0]) / int(cpu[1]), 3)
-    else:
-        limits["vcpus"] = float(len(os.sched_getaffinity(0)))
     for name, variable in (("service", "K_SERVICE"), ("revision", "K_REVISION")):
         if os.environ.get(variable):
             limits[name] = os.environ[variable]
@@ -176,7 +174,8 @@ class ExecutionEnvironment:
         if len(body.encode()) > wire.MAX_INLINE_BYTES and self.store_uri:
             key = f"_transfer/result-{uuid.uuid4().hex}.json"
             open_store(self.store_uri).put(key, body.encode())
-            return {"ok": envelope["ok"], wire.RESULT_KEY: key, **identity}
+            timing = {"execution_ms": envelope.get("execution_ms", 0.0)}
+            return {"ok": envelope["ok"], wire.RESULT_KEY: key, **timing, **identity}
         return envelope
 
 

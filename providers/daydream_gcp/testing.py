@@ -443,13 +443,13 @@ class FunctionsFake:
                 )
             status, answer = instance.serve(body, float(service.get("timeoutSeconds", 60)))
         except TimeoutError:
-            self._release(state, instance, started, cold)
+            self._release(state, instance, started, cold, b"")
             return 504, b"upstream request timeout"
         except InstanceFailed as exc:
             instance.kill()
-            self._release(state, instance, started, cold)
+            self._release(state, instance, started, cold, b"")
             return 503, error_body(503, "UNAVAILABLE", str(exc))
-        self._release(state, instance, started, cold)
+        self._release(state, instance, started, cold, answer)
         return status, answer
 
     def _acquire(self, state: _Function) -> tuple[Instance | None, bool]:
@@ -480,18 +480,40 @@ class FunctionsFake:
                     return None, False
                 self._freed.wait(remaining)
 
-    def _release(self, state: _Function, instance: Instance, started: float, cold: bool) -> None:
+    def _release(
+        self, state: _Function, instance: Instance, started: float, cold: bool, answer: bytes
+    ) -> None:
+        """Free the instance and bill the request: the time the instance measured for itself
+        where it answered (its init on the request that ran it, its handler's run), else the
+        time the platform waited; rounded up to 100 ms, init included."""
         duration_ms = (time.perf_counter() - started) * 1000.0
         init_ms = instance.init_ms if cold else 0.0
         duration_ms = max(0.0, duration_ms - init_ms)
+        measured = _measured(answer)
+        if measured is not None:
+            duration_ms, first_init_ms = measured
+            init_ms = first_init_ms if first_init_ms is not None else 0.0
         billed = math.ceil((duration_ms + init_ms) / BILLING_STEP_MS - 1e-9) * BILLING_STEP_MS
-        memory = instance.memory_mb
         with self._freed:
             instance.busy = False
             state.billing.append(
-                BillingView(state.short, instance.id, duration_ms, init_ms, billed, memory)
+                BillingView(
+                    state.short, instance.id, duration_ms, init_ms, billed, instance.memory_mb
+                )
             )
             self._freed.notify_all()
+
+
+def _measured(answer: bytes) -> tuple[float, float | None] | None:
+    """(run time, init time if this request ran it) as the instance measured them."""
+    try:
+        envelope = json.loads(answer) if answer else None
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict) or "execution_ms" not in envelope:
+        return None
+    init = float(envelope.get("init_ms", 0.0)) if envelope.get("first") else None
+    return float(envelope["execution_ms"]), init
 
 
 def _running(instance: Instance) -> bool:
