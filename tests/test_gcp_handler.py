@@ -75,10 +75,18 @@ def test_start_kinds_are_counted_by_the_instance(metadata: str, tmp_path: Path) 
     assert [hot(echo)["start"], hot(echo)["start"]] == ["hot", "warm"]
 
 
-def test_components_see_what_the_platform_enforces(metadata: str, tmp_path: Path) -> None:
-    instance = handler.ExecutionEnvironment(environ(metadata, tmp_path))
-    seen = instance({"kind": "observe"})["output"]
-    assert seen["platform"]["vcpus"] == seen["cpus"]
+def test_components_see_what_the_platform_enforces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("K_SERVICE", raising=False)
+    monkeypatch.delenv("K_REVISION", raising=False)
+    cgroup = {"/sys/fs/cgroup/memory.max": "1073741824", "/sys/fs/cgroup/cpu.max": "50000 100000"}
+    monkeypatch.setattr(handler, "_read", cgroup.get)
+    assert handler.platform_limits() == {"memory_mb": 1024, "vcpus": 0.5}
+
+    # No cgroup limits (the fake): the address-space limit, and no claim about the CPU share.
+    monkeypatch.setattr(handler, "_read", lambda path: None)
+    monkeypatch.setattr(handler.resource, "getrlimit", lambda _: (4096 * 2**20, 4096 * 2**20))
+    monkeypatch.setenv("K_SERVICE", "daydream-x")
+    assert handler.platform_limits() == {"memory_mb": 4096, "service": "daydream-x"}
 
 
 def test_an_oversized_result_goes_through_the_store(
