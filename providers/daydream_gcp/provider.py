@@ -333,13 +333,13 @@ class GcpProvider(Provider):
     ) -> dict[str, Any]:
         """One request (retried when throttled or transiently refused), decoded."""
         kind = str(payload.get("kind", ""))
-        body = json.dumps({**payload, wire.RESERVED: {wire.OPT_TIMEOUT: timeout}}).encode()
+        body = json.dumps(dict(payload)).encode()
         transfer_key = None
         if len(body) > wire.MAX_INLINE_BYTES:
             store = self.store()
             transfer_key = f"_transfer/payload-{uuid.uuid4().hex}.json"
             store.put(transfer_key, json.dumps(dict(payload)).encode())
-            reserved = {wire.OPT_TIMEOUT: timeout, wire.OPT_PAYLOAD_KEY: transfer_key}
+            reserved = {wire.OPT_PAYLOAD_KEY: transfer_key}
             body = json.dumps({"kind": kind, wire.RESERVED: reserved}).encode()
         uri = self._uri(function)
         try:

@@ -8,7 +8,6 @@ TIER_VAR = "DAYDREAM_TIER"  # the tier, as JSON
 STORE_VAR = "DAYDREAM_STORE"  # the provider's object store URI (oversized payloads, results)
 THREADS_VAR = "DAYDREAM_THREADS"
 RESERVED = "__daydream__"  # the payload key carrying options for the handler itself
-OPT_TIMEOUT = "timeout_s"
 OPT_PAYLOAD_KEY = "payload_key"  # the payload was too large: read it from the store here
 RESULT_KEY = "__daydream_result__"  # the result was too large: it is in the store here
 
