@@ -130,6 +130,8 @@ class ExecutionEnvironment:
             Tier(tier["name"], int(tier["memory_mb"]), float(tier["vcpus"])),
             threads=int(environ.get(wire.THREADS_VAR, "1")),
             open_store=open_store,
+            store_uri=environ.get(wire.STORE_VAR) or None,  # fixed at deploy, not the payload's
+            key=environ.get(wire.KEY_VAR) or None,
         )
         self.store_uri = environ.get(wire.STORE_VAR, "")
         self.platform = platform_limits()
@@ -145,8 +147,6 @@ class ExecutionEnvironment:
         payload: Mapping[str, Any] = {k: v for k, v in event.items() if k != wire.RESERVED}
         if options.get(wire.OPT_PAYLOAD_KEY):
             payload = json.loads(open_store(self.store_uri).get(str(options[wire.OPT_PAYLOAD_KEY])))
-        if "store" not in payload and self.store_uri:
-            payload = {**payload, "store": self.store_uri}
         kind = str(payload.get("kind", ""))
         with self._lock:  # one request per instance; the lock keeps the counts honest
             first = self.invocations == 0

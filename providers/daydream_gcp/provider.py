@@ -30,6 +30,7 @@ from google.api_core import exceptions as api
 from google.api_core.client_options import ClientOptions
 from google.cloud import functions_v2
 
+from daydream_core import auth
 from daydream_core.errors import ConfigurationError, FunctionNotFound, ProviderError
 from daydream_core.model import StartKind, Tier
 from daydream_core.objectstore import ObjectStore
@@ -113,6 +114,7 @@ class GcpProvider(Provider):
         self._store: GcsObjectStore | None = None
         self._sources: dict[RuntimeEnvironment, Source] = {}
         self._uris: dict[str, str] = {}
+        self._keys: dict[str, str] = {}  # payload keys by function (never logged)
         # Instances seen answering, per function: id -> when last seen.
         self._seen: dict[str, dict[str, float]] = {}
 
@@ -196,13 +198,15 @@ class GcpProvider(Provider):
             )
         check_resources(f"tier {tier.name!r}", tier.memory_mb, tier.vcpus)
         source = self._source(runtime)
+        current = self._api.get(name)
         environment = {
             wire.RUNTIME_VAR: json.dumps(asdict(runtime)),
             wire.TIER_VAR: json.dumps(asdict(tier)),
             wire.STORE_VAR: self.store().uri,
             wire.THREADS_VAR: str(max(1, math.ceil(tier.vcpus))),
+            # An existing function keeps its key: runs using it meanwhile stay valid.
+            wire.KEY_VAR: _configured_key(current) or auth.new_key(),
         }
-        current = self._api.get(name)
         if current is None:
             storage_source = self._api.upload(source.data)
             desired = desired_function(
@@ -240,6 +244,7 @@ class GcpProvider(Provider):
         self._api.check_active(deployed)
         with self._lock:
             self._uris[name] = deployed.service_config.uri
+            self._keys[name] = _configured_key(deployed) or environment[wire.KEY_VAR]
         return FunctionHandle(self.name, name, runtime, tier)
 
     def _source(self, runtime: RuntimeEnvironment) -> Source:
@@ -257,6 +262,21 @@ class GcpProvider(Provider):
         except (api.NotFound, api.Forbidden):
             return False
         return True
+
+    def _key(self, function: FunctionHandle) -> str:
+        """The function's payload key, from its configuration (read once)."""
+        with self._lock:
+            key = self._keys.get(function.name)
+        if key is None:
+            key = _configured_key(self._api.get(function.name))
+            if key is None:
+                raise FunctionNotFound(
+                    f"gcp: function {function.name!r} does not exist, or has no payload key "
+                    "(deploy it again with this daydream)"
+                )
+            with self._lock:
+                self._keys[function.name] = key
+        return key
 
     def _uri(self, function: FunctionHandle) -> str:
         with self._lock:
@@ -333,12 +353,13 @@ class GcpProvider(Provider):
     ) -> dict[str, Any]:
         """One request (retried when throttled or transiently refused), decoded."""
         kind = str(payload.get("kind", ""))
-        body = json.dumps(dict(payload)).encode()
+        signed = auth.sign(payload, self._key(function), ttl_s=timeout + auth.DEFAULT_TTL_S)
+        body = json.dumps(signed).encode()
         transfer_key = None
         if len(body) > wire.MAX_INLINE_BYTES:
             store = self.store()
             transfer_key = f"_transfer/payload-{uuid.uuid4().hex}.json"
-            store.put(transfer_key, json.dumps(dict(payload)).encode())
+            store.put(transfer_key, body)  # signed: the handler verifies what it reads back
             reserved = {wire.OPT_PAYLOAD_KEY: transfer_key}
             body = json.dumps({"kind": kind, wire.RESERVED: reserved}).encode()
         uri = self._uri(function)
@@ -397,6 +418,7 @@ class GcpProvider(Provider):
         with self._lock:
             self._seen.pop(function.name, None)
             self._uris.pop(function.name, None)
+            self._keys.pop(function.name, None)
         current = self._api.get(function.name)
         if current is None:
             return
@@ -457,3 +479,11 @@ class GcpProvider(Provider):
     def close(self) -> None:
         self._http.close()
         self._api.close()
+
+
+def _configured_key(function: Any) -> str | None:
+    """The payload key in a deployed function's environment, if it has one."""
+    if function is None:
+        return None
+    key = dict(function.service_config.environment_variables).get(wire.KEY_VAR)
+    return str(key) if key else None

@@ -7,6 +7,7 @@ RUNTIME_VAR = "DAYDREAM_RUNTIME"  # the runtime environment, as JSON
 TIER_VAR = "DAYDREAM_TIER"  # the tier, as JSON
 STORE_VAR = "DAYDREAM_STORE"  # the provider's object store URI (oversized payloads, results)
 THREADS_VAR = "DAYDREAM_THREADS"
+KEY_VAR = "DAYDREAM_PAYLOAD_KEY"  # the per-deployment payload key (`daydream_core.auth`)
 RESERVED = "__daydream__"  # the payload key carrying options for the handler itself
 OPT_PAYLOAD_KEY = "payload_key"  # the payload was too large: read it from the store here
 RESULT_KEY = "__daydream_result__"  # the result was too large: it is in the store here
