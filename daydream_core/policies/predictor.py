@@ -220,7 +220,7 @@ class DayDreamPredictor:
         runs = [totals(run) for run in observation.history]
         current = totals(observation.current)
         k = observation.next_phase
-        column = aligned_column(runs, k, 3, self.alignment)
+        column = aligned_column(runs, k, self.min_samples, self.alignment)
         if column is not None:
             return column
         if current:
@@ -235,12 +235,17 @@ class DayDreamPredictor:
     def predict(self, observation: Observation) -> dict[str, int]:
         samples = self.samples(observation)
         split = shares(observation)
+        runs = [totals(run) for run in observation.history]
+        # Widths of a position that lines up across runs are the distribution itself: their
+        # empirical quantile, however few (a fit would spread what repeats exactly).
+        aligned = aligned_column(runs, observation.next_phase, self.min_samples, self.alignment)
+        floor = 1 if aligned is not None else self.min_empirical
         if len(samples) < self.min_samples:
             last = samples[-1] if samples else 0
             return {t: round(last * split[t]) for t in observation.costs}
         result = {}
         for tier, costs in observation.costs.items():
-            quantile = newsvendor_quantile(samples, costs.critical_ratio, self.min_empirical)
+            quantile = newsvendor_quantile(samples, costs.critical_ratio, floor)
             result[tier] = min(self.max_instances, math.ceil(quantile * split[tier] - 1e-9))
         return result
 
