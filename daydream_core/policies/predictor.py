@@ -159,7 +159,8 @@ def aligned_column(
     if len(runs) < min_runs:
         return None
     column = [float(run[k]) if len(run) > k else 0.0 for run in runs]
-    pooled = [w for run in runs for w in run]
+    longest = max(len(run) for run in runs)
+    pooled = [run[i] if len(run) > i else 0 for run in runs for i in range(longest)]
     total = float(np.var(pooled)) if len(pooled) > 1 else 0.0
     if float(np.var(column)) <= threshold * total or total == 0.0:
         return column
