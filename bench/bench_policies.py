@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from daydream_local.provider import LocalProvider
@@ -90,12 +91,23 @@ def simulate(
     work: Path, chosen: list[str], rows: dict[str, list[RunRecord]]
 ) -> dict[str, tuple[float, float]]:
     """The `local` calibration from every live record; the workload: the `cold` runs."""
+    from daydream_core.simulator import Task, evaluate, load_workload
     from daydream_core.simulator import calibration as calibrations
-    from daydream_core.simulator import evaluate, load_workload
 
     records = [r.to_json() for runs in rows.values() for r in runs]
     cal = calibrations.from_records(calibrations.local(), records)
-    workload = load_workload(records=work / chosen[0] / "out")
+    # The components of the first policy's runs, timed by the kinds' means over every live
+    # run (the host's load differs from one policy's runs to the next).
+    recorded = load_workload(records=work / chosen[0] / "out")
+    workload = replace(
+        recorded,
+        runs=tuple(
+            replace(
+                run, phases=tuple(tuple(Task(t.kind, t.seconds) for t in p) for p in run.phases)
+            )
+            for run in recorded.runs
+        ),
+    )
     specs = {name: policies()[name] for name in chosen}
     result = evaluate(workload, cal, specs)
     return {n: (r.execution_time_s, r.cost) for n, r in result.results.items()}

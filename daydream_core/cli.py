@@ -568,6 +568,65 @@ def conformance(options: Options, provider_name: str | None, pytest_args: tuple[
     sys.exit(int(pytest.main([*args, *pytest_args])))
 
 
+@cli.command()
+@click.option(
+    "--trace",
+    type=click.Path(exists=True, path_type=Path),
+    help="A DayDream trace folder (run-<i>/) or WfFormat JSON file(s) to replay.",
+)
+@click.option(
+    "--records",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Results of `daydream run` (run-<i>/run.json) to replay instead.",
+)
+@click.option("--policies", "policy_names", help="Comma-separated policies [default: all].")
+@click.option(
+    "--calibration",
+    "calibration_name",
+    help="aws, local or trace [default: trace for a DayDream trace, local for --records, "
+    "else aws].",
+)
+@click.option("--runs", type=click.IntRange(min=1), help="Runs to replay [default: all].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the model.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG of time vs cost per policy.",
+)
+def simulate(
+    trace: Path | None,
+    records: Path | None,
+    policy_names: str | None,
+    calibration_name: str | None,
+    runs: int | None,
+    seed: int,
+    as_json: bool,
+    plot: Path | None,
+) -> None:
+    """Every policy on a recorded workload, in virtual time, on a calibrated platform model."""
+    from daydream_core.simulator import evaluate, load_workload
+    from daydream_core.simulator import report as sim_report
+    from daydream_core.simulator.calibration import from_records, named_calibration
+
+    workload = load_workload(trace=trace, records=records).first(runs)
+    default = {"daydream": "trace", "records": "local"}.get(workload.format, "aws")
+    cal = named_calibration(calibration_name or default)
+    if records is not None:
+        runs_json = [json.loads(p.read_text()) for p in sorted(records.glob("run-*/run.json"))]
+        cal = from_records(cal, runs_json)
+    available = plugins.policies()
+    names = policy_names.split(",") if policy_names else list(available)
+    chosen = {n: plugins.lookup("policy", n.strip(), available) for n in names}
+    evaluation = evaluate(workload, cal, {spec.name: spec for spec in chosen.values()}, seed)
+    if plot is not None:
+        sim_report.plot(evaluation, plot)
+    if as_json:
+        click.echo(json.dumps(sim_report.to_json(evaluation), indent=1))
+    else:
+        out_console.print(sim_report.table(evaluation))
+
+
 @contextmanager
 def _one_line_warnings() -> Iterator[None]:
     previous = warnings.formatwarning

@@ -24,9 +24,9 @@ def daydream_policies() -> list[PolicySpec]:
     return [
         PolicySpec(
             "daydream",
-            "Weibull hot-start prediction + cost-minimising placement within 5% slack",
+            "newsvendor hot starts from comparable widths + cheapest placement within 2% slack",
             DayDreamPredictor,
-            lambda: SlackPlacement(pooling=POOLING),
+            lambda: SlackPlacement(slack=0.02, pooling=POOLING),
         ),
         PolicySpec(
             "cold",

@@ -122,66 +122,133 @@ class WeibullFit:
         return float(stats.weibull_min.ppf(conditional, self.shape, scale=self.scale))
 
 
-class DayDreamPredictor:
-    """Weibull fit of observed concurrency; critical-ratio quantile per tier.
+def totals(phases: Sequence[Widths]) -> list[int]:
+    return [sum(phase.values()) for phase in phases]
 
-    The fit is to total phase widths, which do not depend on how placement splits a phase
-    between tiers (placement keeps learning, especially in the first runs). Samples are the
-    widths of the same phase in earlier runs when there are at least `min_samples` of them
-    (workflows repeat their shape; a run that had already ended counts as width zero, so no
-    instances are hot started for a phase past a workflow's usual end), otherwise every phase
-    seen so far in this and earlier runs.
-    Each tier then gets its share of the quantile at its own critical ratio; the share is the
-    tier's in the same phase of the latest earlier run, else in the latest phase of this run.
-    With fewer than `min_samples` widths it predicts the last width seen (persistence).
+
+def shares(observation: Observation) -> dict[str, float]:
+    """Each tier's expected share of the next phase: its share in the same phase of the latest
+    earlier run, else in the latest phase of this run, else even."""
+    latest = [
+        run[observation.next_phase]
+        for run in observation.history
+        if len(run) > observation.next_phase
+    ]
+    reference = latest[-1] if latest else (observation.current[-1] if observation.current else {})
+    total = sum(reference.get(t, 0) for t in observation.costs)
+    if total == 0:
+        return {t: 1.0 / len(observation.costs) for t in observation.costs}
+    return {t: reference.get(t, 0) / total for t in observation.costs}
+
+
+def newsvendor_quantile(samples: Sequence[float], ratio: float, min_empirical: int) -> float:
+    """The critical-ratio quantile: empirical with enough samples (the newsvendor optimum for
+    the distribution seen), else of a Weibull fit (smooths a handful of samples)."""
+    if len(samples) >= min_empirical:
+        return float(np.quantile(np.asarray(samples, dtype=float), ratio, method="inverted_cdf"))
+    return WeibullFit.fit(samples).quantile(ratio)
+
+
+def aligned_column(
+    runs: Sequence[Sequence[int]], k: int, min_runs: int, threshold: float
+) -> list[float] | None:
+    """The widths of phase `k` in earlier runs (zero where a run had ended), if position `k`
+    predicts the width: they vary much less than widths overall (variance below `threshold`
+    x the pooled variance). For a dynamic DAG whose phases do not line up between runs they
+    do not, and None says so."""
+    if len(runs) < min_runs:
+        return None
+    column = [float(run[k]) if len(run) > k else 0.0 for run in runs]
+    longest = max(len(run) for run in runs)
+    pooled = [run[i] if len(run) > i else 0 for run in runs for i in range(longest)]
+    total = float(np.var(pooled)) if len(pooled) > 1 else 0.0
+    if float(np.var(column)) <= threshold * total or total == 0.0:
+        return column
+    return None
+
+
+def conditional_samples(
+    sequences: Sequence[Sequence[int]], last: int, min_pairs: int, min_correlation: float
+) -> list[float] | None:
+    """Widths that follow a phase of width `last`: a line fitted to (width, next width) pairs
+    plus its residuals, when the previous width predicts the next (adaptive workflows, whose
+    next phase depends on the previous one's results); else None."""
+    pairs = [(run[i], run[i + 1]) for run in sequences for i in range(len(run) - 1)]
+    if len(pairs) < min_pairs:
+        return None
+    x = np.array([p[0] for p in pairs], dtype=float)
+    y = np.array([p[1] for p in pairs], dtype=float)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    correlation = float(np.corrcoef(x, y)[0, 1])
+    if not correlation >= min_correlation:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    residuals = y - (slope * x + intercept)
+    centre = slope * last + intercept
+    return [max(0.0, float(centre + r)) for r in residuals]
+
+
+class DayDreamPredictor:
+    """Newsvendor hot starts from the widths that are comparable to the next one.
+
+    Which widths: those of the same phase in earlier runs when that position lines up between
+    runs (`aligned_column`); else those that followed a phase as wide as the last one, when
+    the previous width predicts the next (`conditional_samples`); else every width seen, in
+    this and earlier runs (phases independent of their position: the pooled distribution).
+    How many: the critical-ratio quantile of those widths per tier (empirical with 20 or more,
+    a Weibull fit with fewer), each tier at its share. With fewer than `min_samples` widths it
+    predicts the last width seen (persistence). The platform's concurrency caps the total.
     """
 
     name = "daydream"
 
-    def __init__(self, min_samples: int = 2, max_instances: int = 1000) -> None:
+    def __init__(
+        self,
+        min_samples: int = 2,
+        max_instances: int = 1000,
+        min_empirical: int = 20,
+        alignment: float = 0.5,
+        min_correlation: float = 0.5,
+    ) -> None:
         self.min_samples = min_samples
         self.max_instances = max_instances
+        self.min_empirical = min_empirical
+        self.alignment = alignment
+        self.min_correlation = min_correlation
 
-    def samples(self, observation: Observation) -> list[int]:
-        # An earlier run that had ended by this phase saw it with width zero.
-        same_phase = [
-            sum(run[observation.next_phase].values()) if len(run) > observation.next_phase else 0
-            for run in observation.history
-        ]
-        if len(same_phase) >= self.min_samples:
-            return same_phase
-        pooled = [sum(phase.values()) for run in observation.history for phase in run]
-        return pooled + [sum(phase.values()) for phase in observation.current]
+    def samples(self, observation: Observation) -> list[float]:
+        runs = [totals(run) for run in observation.history]
+        current = totals(observation.current)
+        k = observation.next_phase
+        column = aligned_column(runs, k, self.min_samples, self.alignment)
+        if column is not None:
+            return column
+        if current:
+            following = conditional_samples([*runs, current], current[-1], 8, self.min_correlation)
+            if following is not None:
+                return following
+        return [float(w) for run in runs for w in run] + [float(w) for w in current]
 
     def shares(self, observation: Observation) -> dict[str, float]:
-        """Each tier's expected share of the next phase."""
-        latest = [
-            run[observation.next_phase]
-            for run in observation.history
-            if len(run) > observation.next_phase
-        ]
-        reference = (
-            latest[-1] if latest else (observation.current[-1] if observation.current else {})
-        )
-        total = sum(reference.get(t, 0) for t in observation.costs)
-        if total == 0:
-            return {t: 1.0 / len(observation.costs) for t in observation.costs}
-        return {t: reference.get(t, 0) / total for t in observation.costs}
+        return shares(observation)
 
     def predict(self, observation: Observation) -> dict[str, int]:
         samples = self.samples(observation)
-        shares = self.shares(observation)
+        split = shares(observation)
+        runs = [totals(run) for run in observation.history]
+        # Widths of a position that lines up across runs are the distribution itself: their
+        # empirical quantile, however few (a fit would spread what repeats exactly).
+        aligned = aligned_column(runs, observation.next_phase, self.min_samples, self.alignment)
+        floor = 1 if aligned is not None else self.min_empirical
         if len(samples) < self.min_samples:
             last = samples[-1] if samples else 0
-            return {t: round(last * shares[t]) for t in observation.costs}
-        fit = WeibullFit.fit(samples)
-        return {
-            tier: min(
-                self.max_instances,
-                math.ceil(fit.quantile(costs.critical_ratio) * shares[tier] - 1e-9),
-            )
-            for tier, costs in observation.costs.items()
-        }
+            return {t: round(last * split[t]) for t in observation.costs}
+        result = {}
+        for tier, costs in observation.costs.items():
+            quantile = newsvendor_quantile(samples, costs.critical_ratio, floor)
+            result[tier] = min(self.max_instances, math.ceil(quantile * split[tier] - 1e-9))
+        return result
 
 
 class NoHotStart:

@@ -32,14 +32,14 @@ AWS_MB_PER_VCPU = 1769.0
 class ArtifactConstants:
     """The original DayDream controller's latencies (seconds), per function or dispatch.
 
-    Fitted with `artifact.fit` on runs 1-10 of the shared CCL trace (least squares on run
-    totals, constants >= 0): creating a function through the CLI adds nothing measurable
-    beyond what the trace's service times already hold, deleting one costs 1.76 s (a CLI
+    Fitted with `daydream_core.simulator.artifact_fit` on runs 1-10 of the shared CCL trace
+    (non-negative least squares on run totals): creating a function through the CLI costs
+    0.43 s beyond what the trace's service times already hold, deleting one 1.19 s (a CLI
     subprocess each, one after another).
     """
 
-    create_s: float = 0.0
-    delete_s: float = 1.758
+    create_s: float = 0.427
+    delete_s: float = 1.185
     pause_s: float = 1.0  # after each dispatch (its code: time.sleep(1))
     phase_pause_s: float = 1.0  # after each phase, outside the phase time
     per_s_high: float = 0.0001667  # its own cost accounting: $ per second of service time
@@ -87,6 +87,8 @@ class Calibration:
         if tier in measured_on:
             return measured_on[tier]
         known = self.measured.get(kind, {})
+        if tier in known and not measured_on:
+            return known[tier]
         if tier in known and measured_on:
             # scale the kind's tier ratio onto this task's own measurement
             other, seconds = next(iter(measured_on.items()))

@@ -1,0 +1,202 @@
+"""The table: every policy on one workload, its ratios to the oracle and to each baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from daydream_core.errors import UsageError
+from daydream_core.simulator.evaluate import Evaluation, order
+
+BASELINES = ("cold", "keep-alive", "hybrid-histogram", "artifact", "all-high", "all-low")
+PAPER = {"time": -0.45, "cost": -0.23}  # DayDream (SC'22) against its baselines, published
+
+
+FITTED_RUNS = 10  # runs 1-10 of the shared CCL trace fitted the artifact's constants
+
+
+def _spread(errors: list[float]) -> dict[str, float]:
+    magnitudes = np.abs(errors) if errors else np.zeros(1)
+    return {
+        "median_abs": float(np.median(magnitudes)),
+        "p90_abs": float(np.percentile(magnitudes, 90)),
+        "max_abs": float(magnitudes.max()),
+    }
+
+
+def reproduction(evaluation: Evaluation) -> dict[str, Any] | None:
+    """The artifact policy's simulated totals against what the trace measured: all runs, and
+    the runs after the first 10 (those not used to fit its constants, on the shared trace)."""
+    runs = evaluation.workload.runs
+    result = evaluation.results.get("artifact")
+    measured = [r.measured for r in runs]
+    if result is None or any(m is None for m in measured):
+        return None
+    pairs = [(s, m) for s, m in zip(result.runs, measured, strict=True) if m is not None]
+
+    def totals(chosen: list[Any]) -> dict[str, Any]:
+        sim_time = sum(s.execution_time_s for s, _ in chosen)
+        sim_cost = sum(s.own_cost for s, _ in chosen)
+        real_time = sum(m.execution_time_s for _, m in chosen)
+        real_cost = sum(m.cost for _, m in chosen)
+        return {
+            "runs": len(chosen),
+            "measured_time_s": real_time,
+            "simulated_time_s": sim_time,
+            "time_error": sim_time / real_time - 1 if real_time else 0.0,
+            "measured_cost": real_cost,
+            "simulated_cost": sim_cost,
+            "cost_error": sim_cost / real_cost - 1 if real_cost else 0.0,
+            "per_run_time_error": _spread(
+                [s.execution_time_s / m.execution_time_s - 1 for s, m in chosen]
+            ),
+            "per_run_cost_error": _spread([s.own_cost / m.cost - 1 for s, m in chosen]),
+        }
+
+    data = totals(pairs)
+    if len(pairs) > FITTED_RUNS:
+        data["held_out"] = totals(pairs[FITTED_RUNS:])
+    return data
+
+
+def to_json(evaluation: Evaluation) -> dict[str, Any]:
+    names = order(list(evaluation.results))
+    ratios = {
+        name: {
+            other: dict(zip(("time", "cost"), evaluation.ratio(name, other), strict=True))
+            for other in names
+            if other != name and (other == "oracle" or other in BASELINES)
+        }
+        for name in names
+    }
+    data: dict[str, Any] = {
+        "workload": evaluation.workload.name,
+        "format": evaluation.workload.format,
+        "runs": len(evaluation.workload.runs),
+        "calibration": {
+            "name": evaluation.calibration.name,
+            "source": evaluation.calibration.source,
+        },
+        "seed": evaluation.seed,
+        "policies": [evaluation.results[n].to_json() for n in names],
+        "ratios": ratios,
+    }
+    if "daydream" in evaluation.results and "artifact" in evaluation.results:
+        time, cost = evaluation.ratio("daydream", "artifact")
+        data["daydream_vs_artifact"] = {"time": time - 1, "cost": cost - 1, "paper": PAPER}
+    repro = reproduction(evaluation)
+    if repro is not None:
+        data["artifact_reproduction"] = repro
+    return data
+
+
+def table(evaluation: Evaluation) -> Group:
+    names = order(list(evaluation.results))
+    cal = evaluation.calibration
+    head = Table(
+        "policy",
+        "execution time (s)",
+        "cost ($)",
+        "cold starts",
+        "idle hot GB-s",
+        "width MAE",
+        "time / oracle",
+        "cost / oracle",
+        title=(
+            f"{evaluation.workload.name}: {len(evaluation.workload.runs)} runs, "
+            f"calibration {cal.name}, seed {evaluation.seed}"
+        ),
+    )
+    for name in names:
+        r = evaluation.results[name]
+        t, c = evaluation.ratio(name, "oracle") if "oracle" in evaluation.results else (0, 0)
+        head.add_row(
+            name,
+            f"{r.execution_time_s:,.1f}",
+            f"{r.cost:.4f}",
+            f"{r.cold_fraction:.1%}",
+            f"{r.idle_gb_s:,.1f}",
+            f"{r.width_mae:.2f}",
+            f"{t:.3f}",
+            f"{c:.3f}",
+        )
+    baselines = [b for b in BASELINES if b in evaluation.results]
+    matrix = Table("policy", *[f"vs {b}" for b in baselines], title="time x / cost x")
+    for name in names:
+        cells = []
+        for other in baselines:
+            if other == name:
+                cells.append("-")
+            else:
+                t, c = evaluation.ratio(name, other)
+                cells.append(f"{t:.2f} / {c:.2f}")
+        matrix.add_row(name, *cells)
+    parts: list[Any] = [head, matrix]
+    if "daydream" in evaluation.results and "artifact" in evaluation.results:
+        t, c = evaluation.ratio("daydream", "artifact")
+        parts.append(
+            Text(
+                f"daydream vs artifact ({cal.name} calibration): time {t - 1:+.0%}, "
+                f"cost {c - 1:+.0%}  (paper, on AWS: time {PAPER['time']:+.0%}, "
+                f"cost {PAPER['cost']:+.0%})"
+            )
+        )
+    repro = reproduction(evaluation)
+    if repro is not None:
+        held = repro.get("held_out")
+        if held is not None:
+            parts.append(
+                Text(
+                    f"held out (runs {FITTED_RUNS + 1}-{repro['runs']}): time "
+                    f"{held['time_error']:+.1%}, cost {held['cost_error']:+.1%}; per run "
+                    f"|error| median {held['per_run_time_error']['median_abs']:.1%} time, "
+                    f"{held['per_run_cost_error']['median_abs']:.1%} cost"
+                )
+            )
+        parts.insert(
+            len(parts) - (1 if held is not None else 0),
+            Text(
+                f"artifact reproduction: time {repro['simulated_time_s']:,.0f} s vs measured "
+                f"{repro['measured_time_s']:,.0f} s ({repro['time_error']:+.1%}), cost "
+                f"${repro['simulated_cost']:.3f} vs ${repro['measured_cost']:.3f} "
+                f"({repro['cost_error']:+.1%}); per run |error| median "
+                f"{repro['per_run_time_error']['median_abs']:.1%} time, "
+                f"{repro['per_run_cost_error']['median_abs']:.1%} cost"
+            ),
+        )
+    return Group(*parts)
+
+
+def plot(evaluation: Evaluation, path: Path) -> None:
+    """Execution time against cost, one point per policy (PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'daydream[apps]'") from None
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    for name in order(list(evaluation.results)):
+        r = evaluation.results[name]
+        axes.scatter(r.execution_time_s, r.cost, s=40)
+        axes.annotate(name, (r.execution_time_s, r.cost), textcoords="offset points", xytext=(5, 3))
+    axes.set_xlabel("execution time (s)")
+    axes.set_ylabel("cost ($)")
+    axes.set_title(
+        f"{evaluation.workload.name} ({len(evaluation.workload.runs)} runs, "
+        f"{evaluation.calibration.name} calibration)"
+    )
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    try:
+        figure.savefig(path, dpi=120)
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write ({exc.strerror})") from None
+    finally:
+        plt.close(figure)

@@ -1,0 +1,61 @@
+"""The controller: one run's decisions, shared by the engine and the simulator."""
+
+from __future__ import annotations
+
+from daydream_core.controller import Controller, Upcoming, cap_across_tiers
+from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.plugins import policies
+from daydream_core.policies.predictor import StartCosts
+from daydream_core.pricing import AWS_LAMBDA_X86
+
+TIERS = {HIGH: Tier(HIGH, 10240, 6.0), LOW: Tier(LOW, 5120, 3.0)}
+COSTS = {t: StartCosts(idle_hot_start=0.0002, cold_start=0.0012) for t in TIERS}
+
+
+def _controller(policy: str, history: list[list[dict[str, int]]], limit: int = 1000) -> Controller:
+    return Controller(
+        policy=policies()[policy],
+        tiers=TIERS,
+        prices=AWS_LAMBDA_X86,
+        history=history,
+        timings={"a": {HIGH: 1.0, LOW: 1.9}, "b": {HIGH: 1.0, LOW: 1.0}},
+        costs=COSTS,
+        max_concurrency=limit,
+    )
+
+
+def test_the_cap_is_one_limit_for_all_tiers_together() -> None:
+    assert cap_across_tiers({HIGH: 23, LOW: 23}, 23) == {HIGH: 12, LOW: 11}
+    assert sum(cap_across_tiers({HIGH: 1000, LOW: 3}, 23).values()) == 23
+    assert cap_across_tiers({HIGH: 2, LOW: 3}, 23) == {HIGH: 2, LOW: 3}
+
+
+def test_a_narrow_phase_after_a_wide_one_is_predicted_within_the_limit() -> None:
+    controller = _controller("daydream", [[{HIGH: 500, LOW: 500}, {HIGH: 1, LOW: 0}]] * 3, 23)
+    controller.phase_started(controller.place(["a"] * 1000), ["a"] * 1000)
+    predicted = controller.predict(1)
+    assert sum(predicted.values()) <= 23
+
+
+def test_placement_keeps_the_critical_component_fast_and_the_rest_cheap() -> None:
+    plan = _controller("cold", []).place(["a", "b", "b"])  # daydream's placement, unpooled
+    assert plan.placement == [HIGH, LOW, LOW]
+    assert plan.widths == {HIGH: 1, LOW: 2}
+
+
+def test_only_a_clairvoyant_policy_sees_the_next_phase() -> None:
+    upcoming = Upcoming(["a", "a"], [{HIGH: 1.0, LOW: 1.0}, {HIGH: 1.0, LOW: 3.0}])
+    oracle = _controller("oracle", [])
+    assert oracle.predict(0, upcoming) == {HIGH: 1, LOW: 1}  # exactly what it will place
+    assert oracle.place(["a", "a"], upcoming).placement == [LOW, HIGH]
+    daydream = _controller("daydream", [])
+    assert daydream.predict(0, upcoming) == {HIGH: 0, LOW: 0}  # no history, no peeking
+
+
+def test_the_artifact_takes_pooled_functions_then_creates_high_end_ones() -> None:
+    controller = _controller("artifact", [])
+    controller.created({HIGH: 1, LOW: 1})
+    plan = controller.place(["a", "a", "a", "a"])
+    assert sorted(plan.placement[:2]) == [HIGH, LOW]
+    assert plan.placement[2:] == [HIGH, HIGH]  # cold starts: new high-end functions
+    assert controller.pool == {HIGH: 0, LOW: 0}

@@ -1,0 +1,101 @@
+"""The simulator: deterministic, the same decisions as the engine, the artifact reproduced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daydream_core.cli import main
+from daydream_core.plugins import policies
+from daydream_core.simulator import evaluate, load_workload, named_calibration
+from daydream_core.simulator.artifact_fit import fit
+from daydream_core.simulator.report import reproduction
+from daydream_core.simulator.workload import Task, TraceRun, Workload
+
+TRACE = Path(__file__).resolve().parents[1] / "apps" / "daydream_trace" / "data" / "ccl"
+
+
+def _workload(widths: list[list[float]], runs: int = 3) -> Workload:
+    run = TraceRun(
+        "toy",
+        tuple(tuple(Task(f"k{i % 2}", s) for i, s in enumerate(phase)) for phase in widths),
+    )
+    return Workload("toy", "wfformat", (run,) * runs, Path("toy"))
+
+
+def test_same_seed_same_answer_and_every_policy_meets_the_same_components() -> None:
+    workload = _workload([[2.0, 3.0], [1.0] * 6, [4.0, 4.0, 4.0]])
+    specs = {n: policies()[n] for n in ("daydream", "cold", "oracle")}
+    first = evaluate(workload, named_calibration("aws"), specs, seed=3)
+    again = evaluate(workload, named_calibration("aws"), specs, seed=3)
+    assert {n: r.execution_time_s for n, r in first.results.items()} == {
+        n: r.execution_time_s for n, r in again.results.items()
+    }
+    other = evaluate(workload, named_calibration("aws"), specs, seed=4)
+    assert other.results["cold"].execution_time_s != first.results["cold"].execution_time_s
+
+
+def test_hot_starts_shorten_the_phases_that_would_start_cold() -> None:
+    # Each phase wider than the last: without hot starts every new instance starts cold.
+    workload = _workload([[5.0] * w for w in (1, 2, 4, 8)], runs=4)
+    specs = {n: policies()[n] for n in ("oracle", "cold")}
+    result = evaluate(workload, named_calibration("aws"), specs)
+    oracle, cold = result.results["oracle"], result.results["cold"]
+    assert oracle.cold_fraction < cold.cold_fraction
+    assert oracle.execution_time_s < cold.execution_time_s
+    assert oracle.width_mae == 0.0
+
+
+def test_the_artifact_reproduction_holds_on_runs_not_fitted() -> None:
+    workload = load_workload(trace=TRACE)
+    constants = fit(workload, runs=10)
+    assert constants.delete_s > 0
+    result = evaluate(workload, named_calibration("trace"), {"artifact": policies()["artifact"]})
+    repro = reproduction(result)
+    assert repro is not None
+    held = repro["held_out"]
+    assert abs(held["time_error"]) < 0.10 and abs(held["cost_error"]) < 0.10
+    assert held["per_run_time_error"]["median_abs"] < 0.10
+    assert held["per_run_cost_error"]["median_abs"] < 0.10
+
+
+def test_daydream_against_the_baselines_on_the_shared_trace_with_aws() -> None:
+    workload = load_workload(trace=TRACE)
+    result = evaluate(workload, named_calibration("aws"), policies())
+    daydream = result.results["daydream"]
+    time, cost = result.ratio("daydream", "oracle")
+    assert time <= 1.05 and cost <= 1.10
+    for name in ("artifact", "keep-alive", "hybrid-histogram"):
+        t, c = result.ratio("daydream", name)
+        assert t < 1.0 and c < 1.0, name
+    for name, other in result.results.items():
+        if name not in ("daydream", "oracle"):
+            assert not (
+                other.execution_time_s < daydream.execution_time_s and other.cost < daydream.cost
+            ), name
+
+
+def test_the_command_prints_json_and_a_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plot = tmp_path / "plot.png"
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(TRACE), "--runs", "5", "--json", "--plot", str(plot)])
+    assert exit_.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["calibration"]["name"] == "trace"  # a DayDream trace's own service times
+    assert {p["policy"] for p in data["policies"]} == set(policies())
+    assert "artifact_reproduction" in data and "daydream_vs_artifact" in data
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(TRACE), "--calibration", "mars"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate"])
+    assert exit_.value.code == 2
