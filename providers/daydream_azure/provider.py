@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import logging
 import math
 import re
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.exceptions import ResourceNotFoundError as ArmNotFound
+from azure.identity import CredentialUnavailableError
 from azure.mgmt.web import WebSiteManagementClient
 
 from daydream_azure import wire
@@ -137,15 +139,19 @@ class AzureProvider(Provider):
         self._seen: dict[str, dict[str, float]] = {}  # instance id -> last answer, per app
 
     def _token(self) -> str:
+        # The credential chain logs a many-line warning before it raises: this one line is ours.
+        chain_log = logging.getLogger("azure.identity")
+        level = chain_log.level
+        chain_log.setLevel(logging.ERROR)
         try:
             return str(self._credential.get_token(self._scope).token)
         except ClientAuthenticationError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ConfigurationError(
-                NO_CREDENTIALS
-                if "unavailable" in first.lower() or not first
-                else f"azure: the credentials were refused: {first}"
-            ) from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            if isinstance(exc, CredentialUnavailableError) or "failed to retrieve" in first:
+                raise ConfigurationError(NO_CREDENTIALS) from None
+            raise ConfigurationError(f"azure: the credentials were refused: {first}") from None
+        finally:
+            chain_log.setLevel(level)
 
     # -- what the provider declares ------------------------------------------------------------
 

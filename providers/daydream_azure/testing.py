@@ -139,7 +139,8 @@ class AzureFake:
         self._faults = {"throttle": 0, "unavailable": 0, "kill": 0}
         self._deployments: dict[str, dict[str, Any]] = {}
         self._saved_env: dict[str, str | None] = {}
-        self.requests = 0
+        self.requests = 0  # trigger requests received
+        self.calls: list[tuple[str, str]] = []  # management and SCM requests: (method, path)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -291,8 +292,11 @@ class AzureFake:
     def route(self, method: str, target: str, headers: Any, body: bytes) -> Answer:
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
+        app, _, rest = path.removeprefix("/sites/").partition("/")
+        if not (path.startswith("/sites/") and rest.startswith("api/")):
+            with self._lock:
+                self.calls.append((method, path))
         if path.startswith("/sites/"):
-            app, _, rest = path.removeprefix("/sites/").partition("/")
             if rest.startswith("api/"):
                 return self._trigger(
                     app, rest.removeprefix("api/"), method, target, headers, query, body
