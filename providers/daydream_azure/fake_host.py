@@ -128,7 +128,7 @@ class FunctionHost:
             settings = dict(self._apps[name].settings) if name in self._apps else {}
         process = self._spawn(root, settings, index=True)
         try:
-            ready = fake_instance.read_frame(process.stdout)  # type: ignore[arg-type]
+            ready = fake_instance.read_frame(process.stdout)
         except EOFError:
             ready = {"error": "the package's function app did not start"}
         finally:

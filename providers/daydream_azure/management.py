@@ -277,7 +277,7 @@ def _same_site(current: m.Site, desired: m.Site) -> bool:
         storage = config.deployment.storage if config and config.deployment else None
         return (
             dict(site.tags or {}),
-            site.properties.server_farm_id.lower() if site.properties else None,
+            str(site.properties.server_farm_id or "").lower() if site.properties else None,
             scale.as_dict() if scale else None,
             storage.value if storage else None,
             config.runtime.as_dict() if config and config.runtime else None,

@@ -112,7 +112,7 @@ class AzureProvider(Provider):
         self._token()  # fail now, in one line, rather than halfway through a deploy
         self._sleep = sleep or threading.Event().wait
         self._backoff = backoff or Backoff(
-            options.max_attempts, options.backoff_base_s, options.backoff_cap_s, sleep=self._sleep
+            options.max_attempts, options.backoff_base_s, options.backoff_cap_s, sleep=self._pause
         )
         self._http = requests.Session()
         pool = max(10, options.max_concurrency)
@@ -137,6 +137,9 @@ class AzureProvider(Provider):
         self._packages: dict[RuntimeEnvironment, Package] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._seen: dict[str, dict[str, float]] = {}  # instance id -> last answer, per app
+
+    def _pause(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     def _token(self) -> str:
         # The credential chain logs a many-line warning before it raises: this one line is ours.

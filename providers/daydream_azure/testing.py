@@ -124,7 +124,7 @@ class _TlsServer(http.server.ThreadingHTTPServer):
             wrapped = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
-        self.RequestHandlerClass(wrapped, client_address, self)
+        self.RequestHandlerClass(wrapped, client_address, self)  # type: ignore[arg-type]
 
 
 class AzureFake:
@@ -331,10 +331,10 @@ class AzureFake:
             return ok({"id": deployment["id"]}, status=202)
         if path == "/api/deployments/latest" and method == "GET":
             with self._lock:
-                deployment = self._deployments.get(app)
-            if deployment is None:
+                latest = self._deployments.get(app)
+            if latest is None:
                 return error(404, "NotFound", "no deployment yet")
-            return ok(dict(deployment))
+            return ok(dict(latest))
         return error(404, "NotFound", f"no SCM operation {method} {path}")
 
     def _deploy(self, app: str, container: Any, deployment: dict[str, Any]) -> None:
