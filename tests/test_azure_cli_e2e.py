@@ -62,7 +62,7 @@ def test_run_ccl_on_azure_then_cleanup(fake: AzureFake, tmp_path: Path) -> None:
         assert invocation["billed_ms"] >= invocation["execution_ms"] > 0
         assert invocation["cost"] > 0
     assert any(i["start"] == "cold" and i["init_ms"] > 0 for i in invocations)
-    billed = sum(len(fake.billing(app)) for app in apps)
+    billed = sum(len(fake.metered(app)) for app in apps)
     assert billed >= len(invocations), "every component was a request the platform billed"
 
     daydream(fake, "cleanup")

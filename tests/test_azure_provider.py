@@ -124,9 +124,12 @@ def test_a_fresh_function_starts_cold_then_warm(fake: AzureFake, provider: Azure
     assert (first.start, second.start) == (StartKind.COLD, StartKind.WARM)
     assert first.instance == second.instance
     assert first.init_ms > 0 and second.init_ms == 0
-    billed = fake.billing(function.name)
+    billed = fake.metered(function.name)
     assert [b.environment for b in billed] == [first.instance] * 2
     assert billed[0].init_ms > 0 and billed[1].init_ms == 0
+    # The adapter's billed time is its estimate; Azure Monitor's execution units must agree.
+    estimate = sum(r.billed_ms * r.memory_mb for r in (first, second))
+    assert fake.execution_units(function.name) == pytest.approx(estimate)
     assert first.memory_mb == 4096
     provider.delete(function)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import secrets
 import subprocess
@@ -83,7 +84,6 @@ class App:
     settings: dict[str, str]
     root: Path | None = None  # the extracted package
     instances: list[Instance] = field(default_factory=list)
-    billing: list[BillingView] = field(default_factory=list)
 
 
 class FunctionHost:
@@ -93,6 +93,8 @@ class FunctionHost:
         self.workdir = workdir
         self._apps: dict[str, App] = {}
         self._ended: dict[str, list[Instance]] = {}  # instances of deleted or restarted apps
+        self._billing: dict[str, list[BillingView]] = {}
+        self._next_cpu = 0
         self._lock = threading.Lock()
 
     # -- apps and packages ---------------------------------------------------------------------
@@ -144,10 +146,14 @@ class FunctionHost:
         self.restart(name)
         return dict(ready["functions"])
 
-    def _spawn(self, root: Path, environ: Mapping[str, str], index: bool = False) -> Any:
+    def _spawn(
+        self, root: Path, environ: Mapping[str, str], index: bool = False, memory_mb: int = 0
+    ) -> Any:
         command = [sys.executable, "-I", str(SCRIPT), str(root)]
         if index:
             command.append("--index")
+        else:
+            command += ["--cpus", ",".join(map(str, self._cpus(memory_mb)))]
         return subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -155,6 +161,17 @@ class FunctionHost:
             env={**_base_environment(), **environ},
             cwd=root,
         )
+
+    def _cpus(self, memory_mb: int) -> list[int]:
+        """This machine's CPUs for one instance: its tier's share, at least one CPU, taken in
+        turn so that instances spread over the machine."""
+        available = sorted(os.sched_getaffinity(0))
+        share = FLEX_INSTANCE_VCPUS.get(memory_mb, 1.0)
+        count = max(1, min(len(available), math.floor(share)))
+        with self._lock:
+            first = self._next_cpu
+            self._next_cpu += count
+        return [available[(first + i) % len(available)] for i in range(count)]
 
     def remove(self, name: str) -> None:
         self.restart(name)
@@ -195,7 +212,7 @@ class FunctionHost:
             "FUNCTIONS_WORKER_RUNTIME": "python",
         }
         started = time.perf_counter()
-        process = self._spawn(root, environ)
+        process = self._spawn(root, environ, memory_mb=memory_mb)
         instance = Instance(instance_id, name, memory_mb, process, busy=True)
         with self._lock:
             self._apps[name].instances.append(instance)
@@ -220,18 +237,16 @@ class FunctionHost:
             instance.busy = False
         duration_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
-            app = self._apps.get(instance.app)
-            if app is not None:
-                app.billing.append(
-                    BillingView(
-                        function=instance.app,
-                        environment=instance.id,
-                        duration_ms=duration_ms,
-                        init_ms=instance.init_ms if cold else 0.0,
-                        billed_ms=FLEX_CONSUMPTION.billed_ms(duration_ms),
-                        memory_mb=instance.memory_mb,
-                    )
+            self._billing.setdefault(instance.app, []).append(
+                BillingView(
+                    function=instance.app,
+                    environment=instance.id,
+                    duration_ms=duration_ms,
+                    init_ms=instance.init_ms if cold else 0.0,
+                    billed_ms=FLEX_CONSUMPTION.billed_ms(duration_ms),
+                    memory_mb=instance.memory_mb,
                 )
+            )
         return answer
 
     def kill(self, instance_id: str) -> bool:
@@ -265,9 +280,10 @@ class FunctionHost:
         ]
 
     def billing(self, name: str) -> list[BillingView]:
+        """Each request of `name` as the platform metered it (Azure sums these into the app's
+        execution units; no caller sees them one by one)."""
         with self._lock:
-            app = self._apps.get(name)
-            return list(app.billing) if app else []
+            return list(self._billing.get(name, []))
 
     def instance_ids(self, name: str) -> list[str]:
         return [e.id for e in self.environments(name) if e.alive]

@@ -9,7 +9,9 @@ defines. It then serves one request at a time from its stdin, each turned into a
 ``azure.functions.HttpRequest`` for the indexed function, whose ``HttpResponse`` goes back on
 its stdout. Frames are a 4-byte big-endian length and a JSON object.
 
-``--index`` only imports and indexes, printing the functions found (the fake's deployment
+The fake gives it its envelope as the platform would: ``--cpus`` pins it to its tier's share of
+this machine's CPUs, and the instance memory in ``WEBSITE_MEMORY_LIMIT_MB`` becomes its
+RLIMIT_AS. ``--index`` only imports and indexes, printing the functions found (the fake's deployment
 step, like the host's indexing after a deployment).
 """
 
@@ -62,6 +64,8 @@ def main(argv: list[str]) -> int:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # components may print: keep the protocol pipe apart
     sys.stdout = sys.stderr
+    if "--cpus" in argv:  # the instance's CPU share, before any import can start a thread
+        os.sched_setaffinity(0, {int(c) for c in argv[argv.index("--cpus") + 1].split(",")})
     memory_mb = os.environ.get("WEBSITE_MEMORY_LIMIT_MB")
     if memory_mb and "--index" not in argv:
         import resource

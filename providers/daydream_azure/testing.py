@@ -14,8 +14,11 @@
   `kill_next(n)` ends the instance that takes each of the next n requests while it serves,
   `kill(instance)` ends one.
 
-It is the `PlatformView` of the conformance suite: environments, billing and leftovers, seen
-from the platform's side. Use it as a context manager; it sets the standard Azure variables
+It is the `PlatformView` of the conformance suite: environments and leftovers, seen from the
+platform's side; no per-request bill, since Azure shows none (`billing` is None; `metered`
+and `execution_units` give what it meters, for this package's own tests).
+
+Use it as a context manager; it sets the standard Azure variables
 (subscription, resource group, location, identity, storage) for its lifetime::
 
     with AzureFake() as fake:
@@ -246,8 +249,20 @@ class AzureFake:
     def environments(self, function: str) -> list[EnvironmentView]:
         return self.host.environments(function)
 
-    def billing(self, function: str) -> list[BillingView]:
+    def billing(self, function: str) -> None:
+        """None: Azure keeps no per-request bill a caller can see. It meters each execution
+        and reports sums per app (Azure Monitor's FunctionExecutionUnits and
+        FunctionExecutionCount), so the adapter's per-request billed time is its own estimate
+        and the suite's per-request bill comparisons do not apply (see `metered`)."""
+        return None
+
+    def metered(self, function: str) -> list[BillingView]:
+        """Each request of `function` as the platform metered it, for this fake's own tests."""
         return self.host.billing(function)
+
+    def execution_units(self, function: str) -> float:
+        """What Azure Monitor reports as FunctionExecutionUnits: MB-milliseconds billed."""
+        return sum(b.billed_ms * b.memory_mb for b in self.host.billing(function))
 
     def leftovers(self) -> list[str]:
         """Every plan, app, container and blob on the fake: all of it could be daydream's."""
