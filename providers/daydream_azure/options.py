@@ -59,7 +59,7 @@ class AzureOptions:
 
     subscription_id: str | None = None
     resource_group: str | None = None  # must exist; daydream creates nothing outside it
-    location: str | None = None  # default: the resource group's own region is not looked up
+    location: str | None = None  # the region of the plans and apps (required)
     management_url: str = "https://management.azure.com"
     connection_verify: str = "true"  # "true", "false" or a CA bundle for TLS (a fake's)
     storage_connection_string: str | None = None

@@ -12,7 +12,6 @@ container. The Azure SDKs are imported here, and this module only when the provi
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import logging
 import math
@@ -45,7 +44,13 @@ from daydream_azure.management import (
 )
 from daydream_azure.options import FLEX_INSTANCE_VCPUS, AzureOptions
 from daydream_azure.packaging import Package, build_package
-from daydream_azure.store import BlobObjectStore, service_client
+from daydream_azure.store import (
+    BlobObjectStore,
+    cleanup_containers,
+    delete_container,
+    ensure_container,
+    service_client,
+)
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
@@ -173,19 +178,10 @@ class AzureProvider(Provider):
 
     # -- the store -----------------------------------------------------------------------------
 
-    def _ensure_container(self, name: str) -> Any:
-        """A container daydream uses, created (and marked as daydream's) when missing."""
-        from azure.core.exceptions import ResourceExistsError
-
-        container = self._blob.get_container_client(name)
-        with contextlib.suppress(ResourceExistsError):
-            container.create_container(metadata={wire.METADATA_MANAGED: "true"})
-        return container
-
     def store(self) -> ObjectStore:
         with self._lock:
             if self._store is None:
-                self._ensure_container(self.options.container)
+                ensure_container(self._blob, self.options.container)
                 self._store = BlobObjectStore(
                     self._blob, self.options.container, self.options.prefix
                 )
@@ -209,7 +205,7 @@ class AzureProvider(Provider):
         package = self._package(runtime)
         labels = tags(runtime, tier)
         container = package_container(name)
-        self._ensure_container(container)
+        ensure_container(self._blob, container)
         identity = not self.options.storage_connection_string
         try:
             plan = self._manage.ensure_plan(name, labels)
@@ -438,13 +434,7 @@ class AzureProvider(Provider):
             self._manage.delete_app(function.name)
         except HttpResponseError as exc:
             raise ProviderError(f"deleting {function.name!r} failed: {http_error(exc)}") from None
-        self._delete_container(package_container(function.name))
-
-    def _delete_container(self, name: str) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        with contextlib.suppress(ResourceNotFoundError):
-            self._blob.delete_container(name)
+        delete_container(self._blob, package_container(function.name))
 
     def list(self, prefix: str = NAME_PREFIX) -> list[str]:
         return sorted(str(site.name) for site in self._manage.managed_apps(prefix))
@@ -461,43 +451,18 @@ class AzureProvider(Provider):
                 self._manage.delete_app(str(site.name))
             for plan in plans:
                 self._manage.delete_plan(str(plan.name))
-        removed.extend(self._cleanup_storage(dry_run))
+        removed += cleanup_containers(
+            self._blob,
+            self.options.container,
+            self.options.prefix,
+            PACKAGE_CONTAINER_PREFIX,
+            dry_run,
+        )
         if not dry_run:
             with self._lock:
                 self._endpoints.clear()
                 self._seen.clear()
                 self._store = None
-        return removed
-
-    def _cleanup_storage(self, dry_run: bool) -> builtins.list[str]:
-        removed: builtins.list[str] = []
-        for container in self._blob.list_containers(include_metadata=True):
-            ours = (container.metadata or {}).get(wire.METADATA_MANAGED) == "true"
-            if not ours:
-                continue
-            if container.name.startswith(PACKAGE_CONTAINER_PREFIX):
-                removed.append(f"package container {container.name}")
-                if not dry_run:
-                    self._delete_container(container.name)
-            elif container.name == self.options.container:
-                removed.extend(self._cleanup_data(container.name, dry_run))
-        return removed
-
-    def _cleanup_data(self, name: str, dry_run: bool) -> builtins.list[str]:
-        """Objects under daydream's prefix; the container too when nothing else is in it."""
-        removed: builtins.list[str] = []
-        store = BlobObjectStore(self._blob, name, self.options.prefix)
-        keys = store.list()
-        if keys:
-            removed.append(f"objects {store.uri} ({len(keys)})")
-            if not dry_run:
-                store.delete("")
-        client = self._blob.get_container_client(name)
-        others = [b.name for b in client.list_blobs() if not b.name.startswith(store.prefix + "/")]
-        if not others:
-            removed.append(f"container {name}")
-            if not dry_run:
-                self._delete_container(name)
         return removed
 
     def close(self) -> None:

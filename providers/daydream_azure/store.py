@@ -126,3 +126,50 @@ class BlobObjectStore(ObjectStore):
             with contextlib.suppress(ResourceNotFoundError):  # deleted meanwhile
                 self._container.delete_blob(self._key(key))
         return len(keys)
+
+
+def ensure_container(service: Any, name: str) -> Any:
+    """A container daydream uses, created (and marked as daydream's) when missing."""
+    from azure.core.exceptions import ResourceExistsError
+
+    container = service.get_container_client(name)
+    with contextlib.suppress(ResourceExistsError):
+        container.create_container(metadata={wire.METADATA_MANAGED: "true"})
+    return container
+
+
+def delete_container(service: Any, name: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with contextlib.suppress(ResourceNotFoundError):
+        service.delete_container(name)
+
+
+def cleanup_containers(
+    service: Any, data: str, prefix: str, package_prefix: str, dry_run: bool
+) -> list[str]:
+    """What daydream put in Blob storage, found by container metadata: package containers
+    whole; in the data container, the objects under `prefix`, and the container itself when
+    nothing else is in it."""
+    removed: list[str] = []
+    for container in service.list_containers(include_metadata=True):
+        if (container.metadata or {}).get(wire.METADATA_MANAGED) != "true":
+            continue
+        if container.name.startswith(package_prefix):
+            removed.append(f"package container {container.name}")
+            if not dry_run:
+                delete_container(service, container.name)
+        elif container.name == data:
+            store = BlobObjectStore(service, data, prefix)
+            keys = store.list()
+            if keys:
+                removed.append(f"objects {store.uri} ({len(keys)})")
+                if not dry_run:
+                    store.delete("")
+            client = service.get_container_client(data)
+            others = [b for b in client.list_blobs() if not b.name.startswith(store.prefix + "/")]
+            if not others:
+                removed.append(f"container {data}")
+                if not dry_run:
+                    delete_container(service, data)
+    return removed
