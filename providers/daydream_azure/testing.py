@@ -262,7 +262,7 @@ class AzureFake:
 
     def execution_units(self, function: str) -> float:
         """What Azure Monitor reports as FunctionExecutionUnits: MB-milliseconds billed."""
-        return sum(b.billed_ms * b.memory_mb for b in self.host.billing(function))
+        return float(sum(b.billed_ms * b.memory_mb for b in self.host.billing(function)))
 
     def leftovers(self) -> list[str]:
         """Every plan, app, container and blob on the fake: all of it could be daydream's."""
