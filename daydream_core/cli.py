@@ -583,8 +583,8 @@ def conformance(options: Options, provider_name: str | None, pytest_args: tuple[
 @click.option(
     "--calibration",
     "calibration_name",
-    help="aws, local or trace [default: trace for a DayDream trace, local for --records, "
-    "else aws].",
+    help="aws, aws-snapstart, local or trace [default: trace for a DayDream trace, local for "
+    "--records, else aws; aws adds rows for SnapStart].",
 )
 @click.option("--runs", type=click.IntRange(min=1), help="Runs to replay [default: all].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the model.")
@@ -608,6 +608,7 @@ def simulate(
     from daydream_core.simulator import evaluate, load_workload
     from daydream_core.simulator import report as sim_report
     from daydream_core.simulator.calibration import from_records, named_calibration
+    from daydream_core.simulator.evaluate import add_snapstart
 
     workload = load_workload(trace=trace, records=records).first(runs)
     default = {"daydream": "trace", "records": "local"}.get(workload.format, "aws")
@@ -618,7 +619,9 @@ def simulate(
     available = plugins.policies()
     names = policy_names.split(",") if policy_names else list(available)
     chosen = {n: plugins.lookup("policy", n.strip(), available) for n in names}
-    evaluation = evaluate(workload, cal, {spec.name: spec for spec in chosen.values()}, seed)
+    policies = {spec.name: spec for spec in chosen.values()}
+    evaluation = evaluate(workload, cal, policies, seed)
+    add_snapstart(evaluation, policies)  # aws only: daydream with SnapStart, SnapStart alone
     if plot is not None:
         sim_report.plot(evaluation, plot)
     if as_json:

@@ -99,3 +99,25 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as exit_:
         main(["simulate"])
     assert exit_.value.code == 2
+
+
+def test_snapstart_rows_beside_daydream_under_the_aws_calibration() -> None:
+    from daydream_core.simulator.calibration import aws, aws_snapstart
+    from daydream_core.simulator.evaluate import add_snapstart
+
+    # Growing phases: without hot starts every new instance starts cold (or restores).
+    workload = _workload([[5.0] * w for w in (1, 2, 4, 8)], runs=2)
+    specs = {n: policies()[n] for n in ("daydream", "cold")}
+    result = evaluate(workload, aws(), specs)
+    add_snapstart(result, specs)
+    cold, alone = result.results["cold"], result.results["snapstart alone"]
+    assert "daydream+snapstart" in result.results
+    snap = aws_snapstart()
+    assert snap.init_s["high"] < aws().init_s["high"]  # a restore is shorter than an init
+    assert alone.execution_time_s < cold.execution_time_s
+    assert alone.fixed_cost == snap.fixed_cost > 0  # snapshot caching, whatever runs
+    assert alone.cost > alone.fixed_cost
+    # another calibration gets no SnapStart rows: they are an aws mechanism
+    other = evaluate(workload, named_calibration("trace"), specs)
+    add_snapstart(other, specs)
+    assert set(other.results) == {"daydream", "cold"}

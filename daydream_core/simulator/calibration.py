@@ -69,6 +69,13 @@ class Calibration:
     # The workload's seconds are service times that already hold a Lambda start (a DayDream
     # trace: each of the artifact's invocations went to a newly created function).
     service_includes_start: bool = False
+    # Charged for every new instance, cold or hot, per GB of memory: a SnapStart restore.
+    start_charge_per_gb: float = 0.0
+    # Charged once per evaluation, whatever the policy does: SnapStart's snapshot caching.
+    fixed_cost: float = 0.0
+
+    def start_charge(self, tier: str) -> float:
+        return self.tiers[tier].memory_gb * self.start_charge_per_gb
 
     def speed(self, tier: str) -> float:
         """Execution time on `tier` relative to the reference tier (Amdahl on vCPUs)."""
@@ -117,6 +124,39 @@ def aws() -> Calibration:
         tiers={HIGH: _aws_tier(HIGH, 10240), LOW: _aws_tier(LOW, 5120)},
         prices=AWS_LAMBDA_X86,
         init_s={HIGH: 1.2, LOW: 1.5},
+    )
+
+
+# What a SnapStart restore takes: AWS says sub-second (`daydream_aws.facts.RESTORE_LATENCY`);
+# the median here is half that bound, to be replaced by measured `Restore Duration`s.
+SNAPSTART_RESTORE_S = 0.5
+
+
+def aws_snapstart() -> Calibration:
+    """`aws` with SnapStart: every new instance restores a snapshot instead of running its
+    init, pays the restore charge per GB, and each tier's published version caches its
+    snapshot for at least the 3-hour minimum (`daydream_aws.facts`)."""
+    from daydream_aws.facts import (  # type: ignore[import-untyped]
+        RESTORE_LATENCY,
+        SNAPSTART_PRICES,
+    )
+
+    base = aws()
+    prices = SNAPSTART_PRICES["x86_64"]
+    restore_s = min(SNAPSTART_RESTORE_S, RESTORE_LATENCY.upper_ms / 1000.0)
+    caching = sum(prices.cache_cost(t.memory_mb, 0.0) for t in base.tiers.values())
+    return replace(
+        base,
+        name="aws-snapstart",
+        source=(
+            f"{base.source}; SnapStart: restore {restore_s:.1f} s median instead of init "
+            f"({RESTORE_LATENCY.source}), ${prices.restore_per_gb} per GB restored, snapshot "
+            f"caching of one version per tier for the 3-hour minimum (${caching:.3f}), "
+            f"{prices.source}"
+        ),
+        init_s={t: restore_s for t in base.tiers},
+        start_charge_per_gb=prices.restore_per_gb,
+        fixed_cost=caching,
     )
 
 
@@ -207,12 +247,14 @@ def from_records(base: Calibration, runs: list[dict[str, object]]) -> Calibratio
     return replace(base, init_s=init, measured={**base.measured, **measured})
 
 
-CALIBRATIONS = ("aws", "local", "trace")
+CALIBRATIONS = ("aws", "aws-snapstart", "local", "trace")
 
 
 def named_calibration(name: str) -> Calibration:
     if name == "aws":
         return aws()
+    if name == "aws-snapstart":
+        return aws_snapstart()
     if name == "trace":
         return trace()
     if name == "local":

@@ -26,6 +26,7 @@ from daydream_core.simulator.workload import Workload
 class PolicyResult:
     policy: str
     runs: list[RunOutcome] = field(default_factory=list)
+    fixed_cost: float = 0.0  # charged once, whatever the runs did (SnapStart caching)
 
     @property
     def execution_time_s(self) -> float:
@@ -33,7 +34,7 @@ class PolicyResult:
 
     @property
     def cost(self) -> float:
-        return sum(r.cost for r in self.runs)
+        return sum(r.cost for r in self.runs) + self.fixed_cost
 
     @property
     def own_cost(self) -> float:
@@ -66,6 +67,7 @@ class PolicyResult:
             "cold_start_fraction": self.cold_fraction,
             "idle_hot_start_gb_s": self.idle_gb_s,
             "width_mae": self.width_mae,
+            "fixed_cost": self.fixed_cost,
             "runs": [
                 {"execution_time_s": r.execution_time_s, "cost": r.cost, "own_cost": r.own_cost}
                 for r in self.runs
@@ -102,7 +104,7 @@ def simulate_policy(
 ) -> PolicyResult:
     """Run the workload's runs one after another, on one platform, under `policy`."""
     platform = Platform(cal, np.random.default_rng([seed, 7]))
-    result = PolicyResult(policy.name)
+    result = PolicyResult(policy.name, fixed_cost=cal.fixed_cost)
     history: list[list[dict[str, int]]] = []
     learned = Learned()
     costs = _costs(cal)
@@ -150,3 +152,23 @@ def evaluate(
 def order(names: Sequence[str]) -> list[str]:
     preferred = ["daydream", "oracle"]
     return [n for n in preferred if n in names] + [n for n in names if n not in preferred]
+
+
+SNAPSTART_ROWS = {"daydream": "daydream+snapstart", "cold": "snapstart alone"}
+
+
+def add_snapstart(evaluation: Evaluation, policies: Mapping[str, PolicySpec]) -> None:
+    """Under the `aws` calibration: `daydream` with SnapStart, and SnapStart alone (the
+    `cold` policy: no hot starts, every new instance restored), on the same workload and
+    seed, as rows of the same table, so that one sees whether hot starts still pay when the
+    platform restores snapshots."""
+    from daydream_core.simulator.calibration import aws_snapstart
+
+    if evaluation.calibration.name != "aws":
+        return
+    cal = aws_snapstart()
+    for name, row in SNAPSTART_ROWS.items():
+        if name in policies:
+            result = simulate_policy(policies[name], evaluation.workload, cal, evaluation.seed)
+            result.policy = row
+            evaluation.results[row] = result

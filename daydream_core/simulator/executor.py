@@ -129,6 +129,8 @@ def simulate_daydream(
             spec = cal.tiers[tier]
             init_ms = instance.init_s * 1000.0 if kind is StartKind.COLD else 0.0
             cost += cal.prices.cost(spec.memory_mb, execution * 1000.0, init_ms, spec.vcpus)
+            if kind is StartKind.COLD:
+                cost += cal.start_charge(tier)
             out.billing.starts[kind.value] += 1
         # While the phase runs: the next phase's hot starts, short of what is alive.
         if k + 1 < len(run.phases) or not controller.clairvoyant:

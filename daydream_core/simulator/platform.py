@@ -85,7 +85,7 @@ class Platform:
             self.instances[tier].append(Instance(tier, now, now + init, init, hot=True))
             billing.cost += self.cal.prices.cost(
                 spec.memory_mb, self.cal.hold_s * 1000.0, init_ms=init * 1000.0, vcpus=spec.vcpus
-            )
+            ) + self.cal.start_charge(tier)
             billing.hot_starts += 1
 
     def _idle(self, instance: Instance) -> None:

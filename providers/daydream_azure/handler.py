@@ -88,6 +88,8 @@ class ExecutionEnvironment:
             self.tier,
             threads=int(environ.get(wire.THREADS_VAR, "1")),
             open_store=open_store,
+            store_uri=environ.get(wire.STORE_VAR) or None,  # fixed at deploy, not the payload's
+            key=environ.get(wire.KEY_VAR) or None,
         )
         self.store_uri = environ.get(wire.STORE_VAR, "")
         memory = environ.get(wire.MEMORY_LIMIT_VAR)
@@ -109,8 +111,6 @@ class ExecutionEnvironment:
         payload: Mapping[str, Any] = {k: v for k, v in request.items() if k != wire.RESERVED}
         if options.get(wire.OPT_PAYLOAD_KEY):
             payload = json.loads(open_store(self.store_uri).get(str(options[wire.OPT_PAYLOAD_KEY])))
-        if "store" not in payload and self.store_uri:
-            payload = {**payload, "store": self.store_uri}
         kind = str(payload.get("kind", ""))
         with self._lock:  # one request per instance is configured; the lock keeps it honest
             first = self.requests == 0

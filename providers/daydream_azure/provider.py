@@ -51,6 +51,7 @@ from daydream_azure.store import (
     ensure_container,
     service_client,
 )
+from daydream_core import auth
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
@@ -141,6 +142,7 @@ class AzureProvider(Provider):
         self._store: BlobObjectStore | None = None
         self._packages: dict[RuntimeEnvironment, Package] = {}
         self._endpoints: dict[str, Endpoint] = {}
+        self._keys: dict[str, str] = {}  # payload keys by function app (never logged)
         self._seen: dict[str, dict[str, float]] = {}  # instance id -> last answer, per app
 
     def _pause(self, seconds: float) -> None:
@@ -214,6 +216,8 @@ class AzureProvider(Provider):
             site = self._manage.ensure_site(name, desired)
             settings = self._settings(runtime, tier, store.uri)
             current = self._manage.settings(name)
+            # An existing app keeps its payload key: runs using it meanwhile stay valid.
+            settings[wire.KEY_VAR] = current.get(wire.KEY_VAR) or auth.new_key()
             if current.get(wire.PACKAGE_VAR) != package.sha256:
                 self._manage.publish(site, package)
             settings[wire.PACKAGE_VAR] = package.sha256
@@ -226,7 +230,27 @@ class AzureProvider(Provider):
             ) from None
         with self._lock:
             self._endpoints[name] = endpoint
+            self._keys[name] = settings[wire.KEY_VAR]
         return FunctionHandle(self.name, name, runtime, tier)
+
+    def _key(self, name: str) -> str:
+        """The app's payload key, from its settings (read once)."""
+        with self._lock:
+            key = self._keys.get(name)
+        if key is None:
+            try:
+                key = self._manage.settings(name).get(wire.KEY_VAR)
+            except ArmNotFound:
+                raise FunctionNotFound(f"function app {name!r} does not exist") from None
+            except HttpResponseError as exc:
+                raise ProviderError(f"looking up {name!r} failed: {http_error(exc)}") from None
+            if not key:
+                raise ProviderError(
+                    f"function app {name!r} has no payload key; deploy it again with this daydream"
+                )
+            with self._lock:
+                self._keys[name] = key
+        return key
 
     def _settings(self, runtime: RuntimeEnvironment, tier: Tier, store_uri: str) -> dict[str, str]:
         settings = {
@@ -336,12 +360,13 @@ class AzureProvider(Provider):
         """One request (retried on 429/503), its envelope decoded; typed errors."""
         kind = str(payload.get("kind", ""))
         endpoint = self._endpoint(function.name)
-        body = json.dumps({**payload, wire.RESERVED: {}}).encode()
+        signed = auth.sign(payload, self._key(function.name), ttl_s=timeout + auth.DEFAULT_TTL_S)
+        body = json.dumps({**signed, wire.RESERVED: {}}).encode()
         transfer_key = None
         if len(body) > wire.MAX_INLINE_BYTES:
             store = self.store()
             transfer_key = f"_transfer/payload-{uuid.uuid4().hex}.json"
-            store.put(transfer_key, json.dumps(dict(payload)).encode())
+            store.put(transfer_key, json.dumps(signed).encode())  # verified where it is read
             body = json.dumps(
                 {"kind": kind, wire.RESERVED: {wire.OPT_PAYLOAD_KEY: transfer_key}}
             ).encode()
@@ -430,6 +455,7 @@ class AzureProvider(Provider):
         with self._lock:
             self._seen.pop(function.name, None)
             self._endpoints.pop(function.name, None)
+            self._keys.pop(function.name, None)
         try:
             self._manage.delete_app(function.name)
         except HttpResponseError as exc:

@@ -15,6 +15,7 @@ RUNTIME_VAR = "DAYDREAM_RUNTIME"  # the RuntimeEnvironment, as JSON
 TIER_VAR = "DAYDREAM_TIER"  # the Tier, as JSON
 STORE_VAR = "DAYDREAM_STORE"  # the provider's object store URI
 THREADS_VAR = "DAYDREAM_THREADS"
+KEY_VAR = "DAYDREAM_PAYLOAD_KEY"  # the per-deployment payload key (`daydream_core.auth`)
 STORAGE_CONNECTION_VAR = "DAYDREAM_STORAGE_CONNECTION"  # a Blob connection string, if one
 PACKAGE_VAR = "DAYDREAM_PACKAGE_SHA256"  # digest of the deployed package, set after deploy
 
