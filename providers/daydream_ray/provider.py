@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -51,7 +52,12 @@ from daydream_ray.store import choose_store, warn_if_not_shared
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous limit, so apps behave alike
 REAP_INTERVAL_S = 0.5
-_OOM_MARKERS = ("out of memory", "memory pressure", "oom")
+# How Ray's memory monitor words the death of an actor it killed (a kernel OOM kill looks like
+# any other killed process).
+_OOM_MARKERS = ("running low on memory", "memory usage threshold")
+MAX_CAUSE_CHARS = 400
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ID_FIELDS = {"class_name", "actor_id", "pid", "name", "namespace", "ip"}
 
 
 class _Instance:
@@ -357,7 +363,7 @@ class RayProvider(Provider):
         except RayActorError as exc:
             raise ProviderError(
                 f"ray instance {instance.name} failed to load its runtime environment: "
-                f"{_cause(exc)}"
+                f"{_last_line(exc)}"
             ) from None
         except RayError as exc:
             raise ProviderError(f"ray instance {instance.name} failed to start: {exc}") from None
@@ -382,7 +388,7 @@ class RayProvider(Provider):
         except RayActorError as exc:
             self._discard(instance)
             cause = _cause(exc)
-            if any(marker in cause.lower() for marker in _OOM_MARKERS):
+            if any(marker in str(exc).lower() for marker in _OOM_MARKERS):
                 raise OutOfMemory(f"ray instance {instance.name} was killed: {cause}") from None
             raise ProviderError(f"ray instance {instance.name} died: {cause}") from None
         except RayError as exc:
@@ -488,7 +494,16 @@ class RayProvider(Provider):
                 self._kill(instance)
 
 
+def _last_line(exc: BaseException) -> str:
+    """The exception a creation task raised: the last line of its remote traceback."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    return next((line for line in reversed(lines) if line), type(exc).__name__)
+
+
 def _cause(exc: BaseException) -> str:
-    """The useful part of a Ray error: its last non-empty lines (the remote exception)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " | ".join(lines[-3:]) if lines else type(exc).__name__
+    """The useful part of a Ray error: its message lines without the actor's id fields,
+    shortened (the full text is in Ray's logs)."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).strip().splitlines()]
+    kept = [line for line in lines if line and line.split(":", 1)[0] not in _ID_FIELDS]
+    text = " | ".join(kept or lines[-1:]) or type(exc).__name__
+    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"

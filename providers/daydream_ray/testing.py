@@ -34,7 +34,8 @@ _TASK_EVENT_WAIT_S = 5.0  # task events reach the GCS in batches (about every se
 @contextmanager
 def local_ray(num_cpus: int = TEST_CPUS) -> Iterator[Any]:
     """One local Ray instance for a test session; yields its `Cluster`. On exit it is shut
-    down, and a process of it still running is an error."""
+    down, and a process of it still running is an error. Where this process is connected to
+    Ray already, that connection is used and left alone."""
     from daydream_ray.cluster import Cluster
     from daydream_ray.options import RayOptions
 
@@ -47,7 +48,7 @@ def local_ray(num_cpus: int = TEST_CPUS) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.shutdown()
-        left = wait_for_no_processes(session)
+        left = wait_for_no_processes(session) if cluster.owned else []
         if left:
             raise AssertionError(f"Ray processes left after shutdown: {left}")
 
