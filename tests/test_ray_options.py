@@ -113,7 +113,7 @@ def test_tier_check_names_what_no_node_offers() -> None:
     assert "aaaaaaaa: 4 CPU, 8192 MB" in str(error.value)
     with pytest.raises(ConfigurationError, match="label t=y"):
         check_tiers(nodes, tiers, {}, {HIGH: {"t": "y"}})
-    with pytest.raises(ConfigurationError, match="big=0.001"):
+    with pytest.raises(ConfigurationError, match=r"big=0\.001"):
         check_tiers(nodes, tiers, {LOW: {"big": 0.001}}, {})
 
 

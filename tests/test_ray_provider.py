@@ -113,9 +113,7 @@ def test_hot_starts_are_actors_created_ahead(make: Any, view: RayStateView) -> N
     started = provider.warm(function, 2)
     assert len({w.instance for w in started}) == 2
     assert {e.id for e in view.environments(function.name)} == {w.instance for w in started}
-    results = [
-        provider.invoke(function, payload(provider, "echo"), TIMEOUT_S) for _ in range(3)
-    ]
+    results = [provider.invoke(function, payload(provider, "echo"), TIMEOUT_S) for _ in range(3)]
     assert [r.start for r in results] == [StartKind.HOT, StartKind.HOT, StartKind.WARM]
     assert sorted(provider.instances(function)) == sorted(w.instance for w in started)
 
