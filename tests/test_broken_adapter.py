@@ -1,13 +1,14 @@
-"""The suite can fail: deliberately broken adapters, plugged in through the suite's own hook
-exactly as a third-party provider would plug in its fake, are caught by the right cases.
+"""The suite can fail: deliberately broken adapters (tests/broken_adapters.py), plugged in
+through the suite's own hook exactly as a third-party provider would plug in its fake, are each
+caught by the cases named for what they break.
 
 Each broken adapter is the real aws adapter against the real fake, wrong in one way only; only
-the cases that should catch it are run, to keep this quick.
+the cases that should catch it are run, to keep this quick, and every one of them must fail.
 """
 
 from __future__ import annotations
 
-import textwrap
+import broken_adapters
 
 # Imported here, so that pytester's in-process runs keep them (numpy cannot load twice).
 import daydream_aws.provider
@@ -16,113 +17,54 @@ import daydream_conformance.environment  # noqa: F401
 import moto.server  # noqa: F401
 import pytest
 
+import daydream_core.engine
+import daydream_core.policies.builtin  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
-BROKEN_PLUGIN = textwrap.dedent(
-    """
-    import dataclasses
-    from contextlib import contextmanager
+TIERS = ("[high]", "[low]")
 
-    import pytest
-
-    from daydream_aws.provider import AwsProvider
-    from daydream_aws.testing import conformance_environment
-    from daydream_core.model import StartKind
-
-
-    class IgnoresTierMemory(AwsProvider):
-        '''Deploys every function with Lambda's default 128 MB, whatever its tier says.'''
-
-        def deploy(self, runtime, tier):
-            handle = super().deploy(runtime, tier)
-            self._lambda.update_function_configuration(FunctionName=handle.name, MemorySize=128)
-            return handle
-
-
-    class EveryStartHot(AwsProvider):
-        '''Assumes instead of measuring: reports every start as hot.'''
-
-        def invoke(self, function, payload, timeout):
-            result = super().invoke(function, payload, timeout)
-            return dataclasses.replace(result, start=StartKind.HOT)
-
-
-    class DropsRemoteTraceback(AwsProvider):
-        '''Surfaces component failures typed, but without the remote traceback.'''
-
-        def invoke(self, function, payload, timeout):
-            try:
-                return super().invoke(function, payload, timeout)
-            except Exception as exc:
-                if hasattr(exc, "remote_traceback"):
-                    exc.remote_traceback = ""
-                raise
-
-
-    class CleanupForgetsLayers(AwsProvider):
-        '''Removes functions and objects but leaves its layers behind.'''
-
-        def cleanup(self, dry_run=False):
-            removed = super().cleanup(dry_run=True)
-            kept = [entry for entry in removed if not entry.startswith("layer ")]
-            if not dry_run:
-                for name in self.list():
-                    self._lambda.delete_function(FunctionName=name)
-            return kept
-
-
-    BROKEN = {c.__name__: c for c in (
-        IgnoresTierMemory, EveryStartHot, DropsRemoteTraceback, CleanupForgetsLayers
-    )}
-
-
-    def pytest_addoption(parser):
-        parser.addoption("--broken", required=True)
-
-
-    @pytest.hookimpl
-    def pytest_daydream_conformance_environment(config, provider, workdir):
-        broken = BROKEN[config.getoption("broken")]
-
-        @contextmanager
-        def environment():
-            with conformance_environment(workdir) as env:
-                yield dataclasses.replace(env, factory=broken)
-
-        return environment()
-    """
-)
-
-
-@pytest.mark.parametrize(
-    ("broken", "cases", "caught"),
-    [
-        (
-            "IgnoresTierMemory",
-            "deploy_each_tier",
-            [
-                "test_deploy_each_tier_with_its_memory[high]",
-                "test_deploy_each_tier_with_its_memory[low]",
-            ],
-        ),
-        (
-            "EveryStartHot",
-            "cold_start or hot_started",
-            ["test_cold_start_is_reported_cold", "test_hot_started_instances_are_reported_hot"],
-        ),
-        (
-            "DropsRemoteTraceback",
-            "component_exception",
-            ["test_component_exception_surfaces_typed_with_remote_traceback"],
-        ),
-        ("CleanupForgetsLayers", "cleanup", ["test_cleanup_leaves_nothing"]),
+# broken adapter -> the cases named for what it breaks (each must fail)
+CAUGHT_BY: dict[str, list[str]] = {
+    "IgnoresTierMemory": [f"test_deploy_each_tier_with_its_memory{t}" for t in TIERS],
+    "ReportsTierMemoryRunsAnother": [
+        *(f"test_instances_run_with_their_tier_memory{t}" for t in TIERS),
+        *(f"test_environments_run_with_their_tier_memory{t}" for t in TIERS),
     ],
-)
-def test_the_suite_fails_a_broken_adapter(
-    pytester: pytest.Pytester, broken: str, cases: str, caught: list[str]
-) -> None:
-    pytester.makepyfile(broken_adapters=BROKEN_PLUGIN)
-    pytester.syspathinsert()
+    "EveryStartHot": [
+        "test_cold_start_is_reported_cold",
+        "test_hot_started_instances_are_reported_hot",
+    ],
+    "HidesColdStarts": [
+        "test_cold_start_is_reported_cold",
+        "test_start_kinds_agree_with_the_platform",
+    ],
+    "RequestIdAsInstance": ["test_start_kinds_agree_with_the_platform"],
+    "BillsColdDurationNotInit": [
+        "test_cold_start_bills_its_init",
+        "test_invocations_bill_what_the_platform_billed",
+    ],
+    "BillsAnotherGranularity": ["test_engine_cost_is_the_platform_bill"],
+    "WarmUpsBilledFree": [
+        "test_hot_start_bills_its_warm_up",
+        "test_hot_start_bills_what_the_platform_billed",
+    ],
+    "OverProvisionsWarm": ["test_warm_starts_exactly_n_environments"],
+    "ForgetsServedInstances": ["test_instances_agree_with_the_platform"],
+    "DropsRemoteTraceback": ["test_component_exception_surfaces_typed_with_remote_traceback"],
+    "CleanupForgetsLayers": ["test_cleanup_leaves_nothing"],
+}
+
+
+def test_every_broken_adapter_has_its_cases() -> None:
+    assert set(CAUGHT_BY) == set(broken_adapters.BROKEN)
+    assert len(CAUGHT_BY) >= 10
+
+
+@pytest.mark.parametrize("broken", sorted(CAUGHT_BY))
+def test_the_suite_fails_a_broken_adapter(pytester: pytest.Pytester, broken: str) -> None:
+    caught = CAUGHT_BY[broken]
+    selection = " or ".join(sorted({case.split("[")[0] for case in caught}))
     result = pytester.runpytest_inprocess(
         "--pyargs",
         "daydream_conformance",
@@ -135,7 +77,7 @@ def test_the_suite_fails_a_broken_adapter(
         "--broken",
         broken,
         "-k",
-        cases,
+        selection,
     )
     failed = sorted(
         report.nodeid.rsplit("::", 1)[-1]

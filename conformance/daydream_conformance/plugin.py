@@ -17,6 +17,7 @@ import pytest
 
 if TYPE_CHECKING:
     from daydream_conformance.environment import ConformanceEnvironment
+    from daydream_conformance.view import PlatformView
     from daydream_core.provider import FunctionHandle, Provider
     from daydream_core.workflow import RuntimeEnvironment, Workflow
 
@@ -119,6 +120,33 @@ def daydream_provider(
         except Exception as exc:  # report, but let the real failures speak
             warnings.warn(f"cleanup after the conformance suite failed: {exc}", stacklevel=1)
         provider.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite's cleanup case runs last, whichever module holds it: it removes everything."""
+    last = [
+        item
+        for item in items
+        if item.name == "test_cleanup_leaves_nothing"
+        and getattr(item, "module", None) is not None
+        and item.module.__name__.startswith("daydream_conformance.")  # type: ignore[attr-defined]
+    ]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
+
+
+@pytest.fixture(scope="session")
+def daydream_view(
+    daydream_provider_name: str, daydream_environment: ConformanceEnvironment
+) -> PlatformView:
+    """The platform's own view (`daydream_conformance.view`); cases that compare the adapter
+    with it are skipped, saying so, where the environment has none (a live service)."""
+    if daydream_environment.view is None:
+        pytest.skip(
+            f"{daydream_provider_name}: no platform view here (a live service, or a fake "
+            "without one), and this case compares the adapter with the platform's own records"
+        )
+    return daydream_environment.view
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
 
 import pytest
 
 from daydream_conformance.environment import ConformanceEnvironment
+from daydream_conformance.support import TIMEOUT_S, Payload, variant
 from daydream_conformance.workflow import FAILURE_MARKER
 from daydream_core.errors import ComponentFailed, FunctionNotFound, FunctionTimeout
 from daydream_core.model import HIGH, LOW, TIER_NAMES, StartKind, Tier
@@ -27,18 +25,10 @@ from daydream_core.pricing import PriceTable
 from daydream_core.provider import NAME_PREFIX, FunctionHandle, Provider, function_name
 from daydream_core.workflow import RuntimeEnvironment
 
-TIMEOUT_S = 120.0  # per invocation; generous, for cold starts on a busy machine
 CONCURRENCY = 20
 SLEEP_S = 3.0  # the timeout case: a component that runs for this long ...
 SHORT_TIMEOUT_S = 1.0  # ... under this timeout
 LARGEST_PAYLOAD_TESTED = 64 * 1024 * 1024
-
-Payload = Callable[..., dict[str, Any]]
-
-
-def variant(runtime: RuntimeEnvironment, preload: str) -> RuntimeEnvironment:
-    """The same runtime environment under another hashed name (one more stdlib preload)."""
-    return replace(runtime, preload=(*runtime.preload, preload))
 
 
 # -- what the provider declares --------------------------------------------------------------
@@ -267,6 +257,9 @@ def test_concurrent_invocations(
         )
     assert [r.output["value"] for r in results] == list(range(CONCURRENCY))
     assert all(r.instance for r in results)
+    # Stop the idle instances where the provider can, so later cases have room under its
+    # concurrency limit.
+    daydream_provider.release(function, 0)
 
 
 def test_component_exception_surfaces_typed_with_remote_traceback(

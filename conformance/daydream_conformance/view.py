@@ -15,7 +15,7 @@ the view's. A view never asks the adapter anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -28,7 +28,7 @@ class EnvironmentView:
     function: str  # the deployed function's name
     memory_mb: int  # the memory the platform really runs it with
     vcpus: float  # the CPU share the platform really gives it (0 where it does not say)
-    requests: int  # requests it has received, warm-ups included
+    requests: int | None  # requests it has received, warm-ups included (None: not counted)
     alive: bool  # False once the platform (or a delete, or a release) ended it
 
 
@@ -52,11 +52,25 @@ class PlatformView(Protocol):
         """Every environment `function` has had, alive or ended, in the order created."""
         ...
 
-    def billing(self, function: str) -> Sequence[BillingView]:
-        """Every billed request of `function`, in the order they finished."""
+    def billing(self, function: str) -> Sequence[BillingView] | None:
+        """Every billed request of `function`, in the order they finished (warm-ups, failed
+        and timed-out requests included); None where the platform keeps no bill of its own."""
         ...
 
     def leftovers(self) -> list[str]:
         """Everything daydream could have created that is still on the platform (functions,
         layers or packages, buckets and objects, plans), one line each; [] when clean."""
         ...
+
+
+def alive(environments: Iterable[EnvironmentView]) -> dict[str, EnvironmentView]:
+    """The live environments among `environments`, by id."""
+    return {e.id: e for e in environments if e.alive}
+
+
+def by_environment(records: Iterable[BillingView]) -> dict[str, list[BillingView]]:
+    """Billed requests grouped by the environment that served them, each group in order."""
+    grouped: dict[str, list[BillingView]] = {}
+    for record in records:
+        grouped.setdefault(record.environment, []).append(record)
+    return grouped

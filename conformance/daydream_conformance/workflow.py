@@ -48,19 +48,34 @@ def _cgroup_memory_mb() -> float | None:
     return None if text == "max" else int(text) / 2**20
 
 
+def _boot_id() -> str:
+    """The running kernel's boot id: equal for every process on this machine (and in its
+    containers), so the suite can tell an instance on its own host from a remote one."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def limits() -> dict[str, Any]:
+    """What this process observes of its own limits; the suite calls it on itself too, to
+    tell limits an instance inherits from the host from those the platform set for it."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return {
+        "rlimit_as_mb": None if soft == resource.RLIM_INFINITY else soft / 2**20,
+        "cgroup_memory_mb": _cgroup_memory_mb(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "host": _boot_id(),
+        "pid": os.getpid(),
+    }
+
+
 @workflow.component
 def observe(ctx: ComponentContext) -> dict[str, Any]:
     """What the instance itself observes of its limits, whatever the adapter reports: the
     platform's own word (`ctx.platform`, from e.g. Lambda's context), the address-space limit,
     the cgroup memory limit, and the CPUs it may run on."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return {
-        "platform": dict(ctx.platform),
-        "rlimit_as_mb": None if soft == resource.RLIM_INFINITY else soft / 2**20,
-        "cgroup_memory_mb": _cgroup_memory_mb(),
-        "cpus": len(os.sched_getaffinity(0)),
-        "pid": os.getpid(),
-    }
+    return {"platform": dict(ctx.platform), **limits()}
 
 
 def _raise_inner(message: str) -> None:

@@ -5,8 +5,10 @@ Lambda imports this module once per execution environment (its init phase): that
 the handler then serves one payload per invocation, naming a registered component. Component
 code never travels in a payload.
 
-Every answer carries the environment's id (a uuid made at init) and whether this invocation
-ran the init, so the adapter measures hot, warm and cold starts instead of assuming them:
+Every answer carries the environment's id (Lambda's name for it: the log stream it writes to,
+from ``context.log_stream_name``; a uuid made at init where there is no context) and whether
+this invocation ran the init, so the adapter measures hot, warm and cold starts instead of
+assuming them:
 
 - the first invocation of an environment ran its init: a cold start, unless it is a warm-up;
 - an environment initialised by a warm-up is hot for the first component it serves;
@@ -59,6 +61,13 @@ def open_store(uri: str) -> ObjectStore:
     return core_open_store(uri)
 
 
+def platform_limits(context: Any) -> dict[str, Any]:
+    """What Lambda's context tells the environment about its limits (`ComponentContext.platform`):
+    the memory size it runs with, as configured (``memory_limit_in_mb``)."""
+    memory = getattr(context, "memory_limit_in_mb", None)
+    return {"memory_mb": int(memory)} if memory else {}
+
+
 class ExecutionEnvironment:
     """One execution environment: the loaded runtime environment and what it has served."""
 
@@ -109,13 +118,15 @@ class ExecutionEnvironment:
                     start = "warm"
                 self.components += 1
         identity = {
-            "instance": self.id,
+            "instance": str(getattr(context, "log_stream_name", "") or self.id),
             "first": first,
             "start": start,
             "init_ms": self.init_ms if first else 0.0,
         }
         timeout = options.get(wire.OPT_TIMEOUT)
-        envelope = self._run(payload, float(timeout) if timeout is not None else None)
+        envelope = self._run(
+            payload, float(timeout) if timeout is not None else None, platform_limits(context)
+        )
         envelope.update(identity)
         if not envelope["ok"]:
             raise DaydreamComponentError(json.dumps(envelope))
@@ -126,7 +137,9 @@ class ExecutionEnvironment:
             return {"ok": True, wire.RESULT_KEY: key, **identity}
         return envelope
 
-    def _run(self, payload: Mapping[str, Any], timeout_s: float | None) -> dict[str, Any]:
+    def _run(
+        self, payload: Mapping[str, Any], timeout_s: float | None, platform: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Run the payload, interrupting it at `timeout_s` where signals allow (Lambda runs the
         handler on the main thread; elsewhere the caller's own timeout applies)."""
         if (
@@ -135,7 +148,7 @@ class ExecutionEnvironment:
             or threading.current_thread() is not threading.main_thread()
             or not hasattr(signal, "setitimer")
         ):
-            return self.runtime.handle(payload)
+            return self.runtime.handle(payload, platform=platform)
 
         def alarm(signum: int, frame: Any) -> None:
             raise _DeadlineReached
@@ -143,7 +156,7 @@ class ExecutionEnvironment:
         previous = signal.signal(signal.SIGALRM, alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
-            return self.runtime.handle(payload)
+            return self.runtime.handle(payload, platform=platform)
         except _DeadlineReached:
             raise DaydreamTimeout(
                 f"component {payload.get('kind')!r} ran past its {timeout_s:g} s timeout"

@@ -54,8 +54,10 @@ from urllib.parse import unquote, urlsplit
 from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
+from daydream_conformance.view import BillingView, EnvironmentView
 
 from daydream_aws import wire
+from daydream_aws.options import vcpus as lambda_vcpus
 from daydream_aws.report import Report
 from daydream_core.provider import ProviderSettings
 from daydream_core.runtime import max_rss_mb
@@ -106,26 +108,37 @@ class _RawBody(io.BytesIO):
 class _Context:
     """The Lambda context object handed to a handler."""
 
-    def __init__(self, function: Any, request_id: str, deadline: float) -> None:
+    def __init__(
+        self, function: Any, request_id: str, deadline: float, instance: _Instance
+    ) -> None:
         self.function_name = function.function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function.function_arn
-        self.memory_limit_in_mb = str(function.memory_size)
+        self.memory_limit_in_mb = str(instance.memory_mb)  # as configured when it started
         self.aws_request_id = request_id
         self.log_group_name = f"/aws/lambda/{function.function_name}"
-        self.log_stream_name = f"fake/{request_id}"
+        self.log_stream_name = instance.id  # one log stream per execution environment
         self._deadline = deadline
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _log_stream_name() -> str:
+    """A new environment's log stream, named as Lambda names them."""
+    return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
+
+
 @dataclass
 class _Instance:
     """One simulated execution environment."""
 
+    memory_mb: int = 0  # the function's memory size when the environment started
+    id: str = field(default_factory=_log_stream_name)
     handler: Callable[[Any, Any], Any] | None = None
     init_ms: float = 0.0
+    requests: int = 0
+    alive: bool = True
 
 
 @dataclass
@@ -182,6 +195,10 @@ class LambdaFake:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._functions: dict[str, _FunctionState] = {}
+        # The platform's own view (daydream_conformance.view): every environment a function
+        # has had, with the revision it ran, and every request as billed from its REPORT.
+        self._environments: dict[str, list[tuple[tuple[Any, ...], _Instance]]] = {}
+        self._billing: dict[str, list[BillingView]] = {}
         self._throttle = 0
         self._transient = 0
         self._saved_env: dict[str, str | None] = {}
@@ -256,6 +273,8 @@ class LambdaFake:
             self._mock = None
         with self._lock:
             self._functions.clear()
+            self._environments.clear()
+            self._billing.clear()
             processes, self._processes = self._processes, []
         for process in processes:
             process.close()
@@ -321,6 +340,43 @@ class LambdaFake:
             objects = s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
             found += [f"object s3://{bucket['Name']}/{o['Key']}" for o in objects]
         return found
+
+    # -- the platform's own view (daydream_conformance.view.PlatformView) ----------------------
+
+    def environments(self, function: str) -> list[EnvironmentView]:
+        """Every execution environment `function` has had, by its log stream name, with the
+        memory it was started with; those of a deleted or changed function have ended."""
+        current = self._function(function)
+        with self._lock:
+            revision = self._revision(current) if current is not None else None
+            return [
+                EnvironmentView(
+                    id=instance.id,
+                    function=function,
+                    memory_mb=instance.memory_mb,
+                    vcpus=lambda_vcpus(instance.memory_mb),
+                    requests=instance.requests,
+                    alive=instance.alive and started == revision,
+                )
+                for started, instance in self._environments.get(function, [])
+            ]
+
+    def billing(self, function: str) -> list[BillingView]:
+        """Every request of `function` as its REPORT line billed it, in the order answered."""
+        with self._lock:
+            return list(self._billing.get(function, []))
+
+    def _bill(self, function: str, run: _Run, report: Report) -> None:
+        record = BillingView(
+            function=function,
+            environment=run.instance.id if run.instance else "",
+            duration_ms=report.duration_ms,
+            init_ms=report.init_ms or 0.0,
+            billed_ms=report.billed_ms,
+            memory_mb=report.memory_mb,
+        )
+        with self._lock:
+            self._billing.setdefault(function, []).append(record)
 
     # -- the Invoke path -----------------------------------------------------------------------
 
@@ -396,8 +452,12 @@ class LambdaFake:
                 )
             instance = state.idle.pop() if state.idle else None
             if instance is None:
-                instance = _Instance()
+                instance = _Instance(memory_mb=int(function.memory_size))
                 state.created += 1
+                self._environments.setdefault(function.function_name, []).append(
+                    (state.revision, instance)
+                )
+            instance.requests += 1
             state.busy += 1
         try:
             event = json.loads(body or b"{}")
@@ -432,21 +492,27 @@ class LambdaFake:
 
     def _state(self, function: Any) -> _FunctionState:
         """The function's environments; a changed function starts afresh, as on Lambda."""
-        revision = (
+        revision = self._revision(function)
+        state = self._functions.get(function.function_name)
+        if state is None or state.revision != revision:
+            if state is not None:
+                for instance in state.idle:
+                    _close(instance)
+                for _, instance in self._environments.get(function.function_name, []):
+                    instance.alive = False  # Lambda starts a changed function's afresh
+            state = _FunctionState(revision, package_error=self._check_package(function))
+            self._functions[function.function_name] = state
+        return state
+
+    @staticmethod
+    def _revision(function: Any) -> tuple[Any, ...]:
+        return (
             function.code_sha_256,
             function.last_modified,
             function.memory_size,
             json.dumps(function.environment_vars, sort_keys=True),
             tuple(layer["Arn"] for layer in function.layers),
         )
-        state = self._functions.get(function.function_name)
-        if state is None or state.revision != revision:
-            if state is not None:
-                for instance in state.idle:
-                    _close(instance)
-            state = _FunctionState(revision, package_error=self._check_package(function))
-            self._functions[function.function_name] = state
-        return state
 
     def _check_package(self, function: Any) -> str | None:
         """Why Lambda could not import the handler or the workflow from this package, if so."""
@@ -478,7 +544,7 @@ class LambdaFake:
     ) -> _Run:
         run = _Run(cold=instance.handler is None, instance=instance)
         deadline = time.monotonic() + float(function.timeout)
-        context = _Context(function, request_id, deadline)
+        context = _Context(function, request_id, deadline, instance)
 
         def work() -> None:
             if self.isolation == "serial":
@@ -518,6 +584,8 @@ class LambdaFake:
                     state.busy -= 1
                     if not run.abandoned and not run.init_error and instance.handler is not None:
                         state.idle.append(instance)
+                    else:
+                        instance.alive = False
                 run.initialised.set()
                 run.done.set()
 
@@ -607,6 +675,8 @@ class LambdaFake:
     ) -> AWSResponse:
         with self._lock:
             run.abandoned = True  # Lambda resets an environment that timed out
+            if run.instance is not None:
+                run.instance.alive = False
         _close(run.instance)
         payload = {
             "errorType": "Sandbox.Timedout",
@@ -625,17 +695,20 @@ class LambdaFake:
         status: str | None = None,
     ) -> Report:
         init_ms = run.init_ms if run.cold else None
+        memory_mb = run.instance.memory_mb if run.instance else int(function.memory_size)
         used = run.value.get("max_memory_mb") if isinstance(run.value, dict) else None
         used = float(used) if isinstance(used, (int, float)) else max_rss_mb()
-        return Report(
+        report = Report(
             request_id=request_id,
             duration_ms=duration_ms,
             billed_ms=float(math.ceil(duration_ms + (init_ms or 0.0))),  # init billed since 2025
-            memory_mb=int(function.memory_size),
-            max_memory_used_mb=float(min(int(function.memory_size), math.ceil(used))),
+            memory_mb=memory_mb,
+            max_memory_used_mb=float(min(memory_mb, math.ceil(used))),
             init_ms=init_ms,
             status=status,
         )
+        self._bill(function.function_name, run, report)
+        return report
 
     def _invocation(
         self, request: Any, payload: Any, report: Report, tail: bool, *, unhandled: bool
@@ -734,7 +807,15 @@ class _ProcessHandler:
     def __call__(self, event: Any, context: Any) -> Any:
         remaining = context.get_remaining_time_in_millis()
         try:
-            self._conn.send((json.dumps(event), context.aws_request_id, remaining))
+            self._conn.send(
+                (
+                    json.dumps(event),
+                    context.aws_request_id,
+                    remaining,
+                    context.log_stream_name,
+                    context.memory_limit_in_mb,
+                )
+            )
         except (OSError, ValueError):
             raise _RemoteError("Runtime.ExitError", "Runtime exited", []) from None
         reply = self._receive()
@@ -755,18 +836,31 @@ def _close(instance: _Instance | None) -> None:
 
 
 class _ChildContext:
-    def __init__(self, request_id: str, remaining_ms: int) -> None:
+    def __init__(
+        self, request_id: str, remaining_ms: int, log_stream_name: str, memory_limit_in_mb: str
+    ) -> None:
         self.aws_request_id = request_id
+        self.log_stream_name = log_stream_name
+        self.memory_limit_in_mb = memory_limit_in_mb
         self._deadline = time.monotonic() + remaining_ms / 1000.0
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _pin_cpu_share(memory_mb: int) -> None:
+    """Give the environment the CPUs its memory size buys on Lambda, as far as this host has
+    them (a whole CPU per started vCPU), before any import can start a thread."""
+    cpus = sorted(os.sched_getaffinity(0))
+    share = max(1, min(len(cpus), math.ceil(lambda_vcpus(memory_mb))))
+    os.sched_setaffinity(0, cpus[:share])
+
+
 def _environment_main(conn: Any, environ: dict[str, str], handler: str) -> None:
     """An instance process: the function's variables, its handler imported (the init), then
     one invocation at a time until the fake closes the pipe."""
     os.environ.update(environ)
+    _pin_cpu_share(int(environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]))
     module_name, _, attribute = handler.rpartition(".")
     try:
         fn = getattr(importlib.import_module(module_name), attribute)
@@ -777,11 +871,11 @@ def _environment_main(conn: Any, environ: dict[str, str], handler: str) -> None:
     conn.send(("ready",))
     while True:
         try:
-            event, request_id, remaining_ms = conn.recv()
+            event, *context = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            value = json.dumps(fn(json.loads(event), _ChildContext(request_id, remaining_ms)))
+            value = json.dumps(fn(json.loads(event), _ChildContext(*context)))
         except BaseException as exc:
             stack = traceback.format_list(traceback.extract_tb(exc.__traceback__))
             conn.send(("error", type(exc).__name__, str(exc), stack))
@@ -795,7 +889,7 @@ def conformance_environment(workdir: Path) -> Iterator[Any]:
     127.0.0.1 reached through ``AWS_ENDPOINT_URL``, with `LambdaFake` answering Invoke."""
     from daydream_conformance.environment import ConformanceEnvironment
 
-    with LambdaFake(server=True) as fake:
+    with LambdaFake(server=True, isolation="process") as fake:
         yield ConformanceEnvironment(
             settings=ProviderSettings(state_dir=workdir, options=fake.options()),
             view=fake,

@@ -44,6 +44,7 @@ class Instance:
             "runtime": dataclasses.asdict(function.runtime),
             "tier": dataclasses.asdict(function.tier),
             "cpus": list(envelope.cpus),
+            "instance": instance_id,  # so the platform's own view (/proc) names it the same
         }
         to_child, self._to_child = os.pipe()
         self._from_child, from_child = os.pipe()
