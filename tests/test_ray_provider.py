@@ -67,9 +67,7 @@ def make(cluster: Any, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def view() -> RayStateView:
-    from daydream_ray.options import RayOptions
-
-    return RayStateView(RayOptions().price_table())
+    return RayStateView()
 
 
 def runtime(extra: str) -> RuntimeEnvironment:

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ from daydream_ray.store import choose_store, warn_if_not_shared
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous limit, so apps behave alike
 REAP_INTERVAL_S = 0.5
+END_WAIT_S = 10.0  # how long release/delete wait for Ray to confirm that actors ended
+END_POLL_S = 0.05
 # How Ray's memory monitor words the death of an actor it killed (a kernel OOM kill looks like
 # any other killed process).
 _OOM_MARKERS = ("running low on memory", "memory usage threshold")
@@ -151,8 +154,7 @@ class RayProvider(Provider):
             self._functions.pop(function.name, None)
             doomed = self._instances.pop(function.name, [])
             self._cond.notify_all()
-        for instance in doomed:
-            self._kill(instance)
+        self._end(doomed)
 
     def list(self, prefix: str = NAME_PREFIX) -> list[str]:
         with self._cond:
@@ -173,6 +175,7 @@ class RayProvider(Provider):
                 with contextlib.suppress(ValueError):  # it ended meanwhile
                     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
                 self._killed.add(name)
+            self._await_ended(set(foreign))
         return removed
 
     def named_actors(self) -> builtins.list[str]:
@@ -193,8 +196,8 @@ class RayProvider(Provider):
             for pool in self._instances.values():
                 pool.clear()
             self._cond.notify_all()
-        for instance in doomed:
-            self._kill(instance)
+        if ray.is_initialized():
+            self._end(doomed)
         self._reaper.join(timeout=5)
         self.cluster.shutdown()
 
@@ -281,8 +284,7 @@ class RayProvider(Provider):
             for instance in surplus:
                 self._pool(function).remove(instance)
             self._cond.notify_all()
-        for instance in surplus:
-            self._kill(instance)
+        self._end(surplus)
         return [i.id for i in surplus]
 
     def instance_names(self) -> dict[str, str]:
@@ -468,7 +470,27 @@ class RayProvider(Provider):
             if instance in pool:
                 pool.remove(instance)
             self._cond.notify_all()
-        self._kill(instance)
+        self._end([instance])
+
+    def _end(self, instances: builtins.list[_Instance]) -> None:
+        """Kill actors and return once Ray itself no longer lists them as alive, so that
+        `instances`, `release` and `delete` say what the cluster runs."""
+        for instance in instances:
+            self._kill(instance)
+        self._await_ended({i.name for i in instances})
+
+    def _await_ended(self, names: set[str]) -> None:
+        if not names:
+            return
+        deadline = time.monotonic() + END_WAIT_S
+        while names & set(self.named_actors()):
+            if time.monotonic() > deadline:
+                warnings.warn(
+                    f"ray: {len(names)} killed actor(s) still listed after {END_WAIT_S:g} s",
+                    stacklevel=3,
+                )
+                return
+            time.sleep(END_POLL_S)
 
     def _kill(self, instance: _Instance) -> None:
         self._killed.add(instance.name)

@@ -8,8 +8,8 @@ down and checks that none of its processes is left. `RayStateView` is the confor
 - environments: the actor table the GCS keeps (what ``ray.util.state.list_actors`` serves
   through the dashboard, which the minimal ``ray`` install has not got), with each actor's
   required resources and state;
-- billing and request counts: Ray's task events (``ray.timeline``), one event per actor call
-  with its execution time;
+- billing: none. Ray keeps no bill; what an on-premises run costs is the adapter's price
+  table applied to its own measurements, so the suite's billing comparisons are skipped;
 - leftovers: daydream's named actors still alive.
 """
 
@@ -22,13 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from daydream_core.pricing import PriceTable
 from daydream_core.provider import NAME_PREFIX, ProviderSettings
 
 TEST_CPUS = 8  # logical CPUs of the test instance: 2 physical cores run them fine
 TEST_OBJECT_STORE_MB = 256
 EXIT_WAIT_S = 20.0
-_TASK_EVENT_WAIT_S = 5.0  # task events reach the GCS in batches (about every second)
 
 
 @contextmanager
@@ -79,10 +77,7 @@ def wait_for_no_processes(session: str, timeout_s: float = EXIT_WAIT_S) -> list[
 
 
 class RayStateView:
-    """The conformance suite's view of Ray: its actor table and its task events."""
-
-    def __init__(self, prices: PriceTable) -> None:
-        self.prices = prices
+    """The conformance suite's view of Ray: the actor table its GCS keeps."""
 
     def _actors(self) -> list[Any]:
         """Every actor of daydream's namespace the GCS knows, in the order created."""
@@ -99,28 +94,11 @@ class RayStateView:
         ours = [a for a in table if a.ray_namespace == NAMESPACE and a.name.startswith(NAME_PREFIX)]
         return sorted(ours, key=lambda a: (a.start_time or a.timestamp, a.name))
 
-    def _calls(self, method: str) -> list[dict[str, Any]]:
-        """Finished calls of `method` on daydream's instances, from Ray's task events."""
-        import ray
-
-        events = ray.timeline()
-        return [
-            e
-            for e in events
-            if e.get("ph") == "X" and str(e.get("cat", "")).endswith(f"RayInstance.{method}")
-        ]
-
-    def _worker_of(self, actor: Any) -> str:
-        return str(actor.address.worker_id.hex())
-
     def environments(self, function: str) -> Sequence[Any]:
-        from daydream_conformance.view import EnvironmentView  # type: ignore[import-untyped]
+        from daydream_conformance.view import (  # type: ignore[import-untyped]
+            EnvironmentView,
+        )
 
-        calls = self._calls("serve") + self._calls("ready")
-        per_worker: dict[str, int] = {}
-        for event in calls:
-            worker = str(event.get("tid", "")).removeprefix("worker:")
-            per_worker[worker] = per_worker.get(worker, 0) + 1
         views = []
         for actor in self._actors():
             if actor.name.rpartition(":")[0] != function:
@@ -132,61 +110,17 @@ class RayStateView:
                     function=function,
                     memory_mb=round(resources.get("memory", 0.0) / 2**20),
                     vcpus=float(resources.get("CPU", 0.0)),
-                    requests=per_worker.get(self._worker_of(actor), 0),
+                    requests=None,  # Ray counts an actor's calls only in its task events
                     alive=actor.state != actor.DEAD,
                 )
             )
         return views
 
-    def billing(self, function: str) -> Sequence[Any]:
-        """One entry per component an instance served, as an on-premises cluster bills it:
-        the call's execution time, and the init of a cold start, which the creation task
-        (``__init__``) ran just before, at the memory the actor holds."""
-        from daydream_conformance.view import BillingView
-
-        actors = {
-            self._worker_of(a): a for a in self._actors() if a.name.rpartition(":")[0] == function
-        }
-        inits = {
-            str(e.get("tid", "")).removeprefix("worker:"): float(e.get("dur", 0.0)) / 1000.0
-            for e in self._calls("__init__")
-        }
-        served: set[str] = set()
-        entries = []
-        for event in sorted(self._calls("serve"), key=lambda e: e["ts"] + e.get("dur", 0.0)):
-            worker = str(event.get("tid", "")).removeprefix("worker:")
-            actor = actors.get(worker)
-            if actor is None:
-                continue
-            duration_ms = float(event.get("dur", 0.0)) / 1000.0
-            init_ms = inits.get(worker, 0.0) if worker not in served else 0.0
-            served.add(worker)
-            memory_mb = round(dict(actor.required_resources).get("memory", 0.0) / 2**20)
-            entries.append(
-                BillingView(
-                    function=function,
-                    environment=actor.actor_id.hex(),
-                    duration_ms=duration_ms,
-                    init_ms=init_ms,
-                    billed_ms=self.prices.billed_ms(duration_ms + init_ms),
-                    memory_mb=memory_mb,
-                )
-            )
-        return entries
+    def billing(self, function: str) -> Sequence[Any] | None:
+        return None  # Ray bills nothing: the on-premises bill is the adapter's own
 
     def leftovers(self) -> list[str]:
         return [f"actor {a.name}" for a in self._actors() if a.state != a.DEAD]
-
-    def wait_for_events(
-        self, method: str, count: int, timeout_s: float = _TASK_EVENT_WAIT_S
-    ) -> bool:
-        """Task events arrive in batches: wait until `count` calls of `method` are seen."""
-        deadline = time.monotonic() + timeout_s
-        while len(self._calls(method)) < count:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-        return True
 
 
 @contextmanager
@@ -197,11 +131,9 @@ def conformance_environment(workdir: Path) -> Iterator[Any]:
         ConformanceEnvironment,
     )
 
-    from daydream_ray.options import RayOptions
-
     with local_ray() as cluster:
         yield ConformanceEnvironment(
             settings=ProviderSettings(state_dir=workdir, options={}),
-            view=RayStateView(RayOptions().price_table()),
+            view=RayStateView(),
             fake=cluster,
         )
