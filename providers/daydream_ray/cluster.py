@@ -86,6 +86,9 @@ class Cluster:
                 include_dashboard=False,
                 num_cpus=options.num_cpus,
                 object_store_memory=options.object_store_mb * 2**20,
+                # Ray would prestart one idle worker process per logical CPU for tasks; every
+                # instance is an actor that gets a worker when it is created (its cold start).
+                _system_config={"prestart_worker_first_driver": False},
             )
         else:
             kwargs["address"] = options.address
