@@ -21,6 +21,7 @@ from daydream_aws.testing import conformance_environment
 from daydream_conformance.environment import ConformanceEnvironment
 
 from daydream_core.model import StartKind, Tier
+from daydream_core.pricing import PriceTable
 from daydream_core.provider import FunctionHandle, Invocation, WarmStart
 from daydream_core.workflow import RuntimeEnvironment
 
@@ -104,6 +105,13 @@ class BillsAnotherGranularity(AwsProvider):
         return dataclasses.replace(result, billed_ms=billed)
 
 
+class PricesIgnoreInit(AwsProvider):
+    """Declares a price table that does not bill init, while Lambda bills it."""
+
+    def prices(self) -> PriceTable:
+        return dataclasses.replace(super().prices(), init_billed=False)
+
+
 class WarmUpsBilledFree(AwsProvider):
     """Takes a hot start's warm-up to cost nothing."""
 
@@ -171,6 +179,7 @@ BROKEN: dict[str, type[AwsProvider]] = {
         RequestIdAsInstance,
         BillsColdDurationNotInit,
         BillsAnotherGranularity,
+        PricesIgnoreInit,
         WarmUpsBilledFree,
         OverProvisionsWarm,
         ForgetsServedInstances,

@@ -45,6 +45,7 @@ CAUGHT_BY: dict[str, list[str]] = {
         "test_invocations_bill_what_the_platform_billed",
     ],
     "BillsAnotherGranularity": ["test_engine_cost_is_the_platform_bill"],
+    "PricesIgnoreInit": ["test_price_table_matches_the_platform_bill"],
     "WarmUpsBilledFree": [
         "test_hot_start_bills_its_warm_up",
         "test_hot_start_bills_what_the_platform_billed",

@@ -76,6 +76,36 @@ def test_invocations_bill_what_the_platform_billed(
     daydream_provider.delete(function)
 
 
+def test_price_table_matches_the_platform_bill(
+    daydream_provider: Provider,
+    daydream_runtime: RuntimeEnvironment,
+    daydream_payload: Payload,
+    daydream_view: PlatformView,
+) -> None:
+    """The adapter's price table describes how the platform really bills: its granularity,
+    and whether a cold start's init is billed."""
+    prices = daydream_provider.prices()
+    function = daydream_provider.deploy(
+        variant(daydream_runtime, "shlex"), daydream_provider.tiers()[LOW]
+    )
+    before = len(billing(daydream_view, function.name))
+    for _ in range(2):  # a cold start, then a warm one
+        daydream_provider.invoke(function, daydream_payload("echo"), TIMEOUT_S)
+    bills = new_bills(daydream_view, function.name, before)
+    assert [b.init_ms > 0 for b in bills] == [True, False], "a cold then a warm request"
+    for bill in bills:
+        billable = bill.duration_ms + (bill.init_ms if prices.init_billed else 0.0)
+        low = prices.billed_ms(billable - REPORTED_PRECISION_MS)
+        high = prices.billed_ms(billable + REPORTED_PRECISION_MS)
+        assert low <= bill.billed_ms <= high, (
+            f"the platform billed {bill.billed_ms} ms for {bill.duration_ms:.2f} ms + init "
+            f"{bill.init_ms:.2f} ms; price table {prices.name!r} (granularity "
+            f"{prices.billing_granularity_ms:g} ms, init billed: {prices.init_billed}) says "
+            f"{low:g} ms"
+        )
+    daydream_provider.delete(function)
+
+
 def test_hot_start_bills_its_warm_up(
     daydream_provider: Provider, daydream_runtime: RuntimeEnvironment
 ) -> None:
