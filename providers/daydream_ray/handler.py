@@ -38,6 +38,7 @@ class RayInstance:
         tier: Mapping[str, Any],
         threads: int,
         untrusted_paths: Sequence[str] = (),
+        store_uri: str | None = None,
     ) -> None:
         started = time.perf_counter()
         _strip_paths([*untrusted_paths, os.getcwd()])
@@ -64,6 +65,10 @@ class RayInstance:
             ),
             Tier(**tier),
             threads=threads,
+            # Fixed when the actor is created: a payload naming another store is refused.
+            # (Payloads are not signed: whoever can call a named actor already runs code on
+            # the cluster.)
+            store_uri=store_uri,
         )
         self._init_ms = (time.perf_counter() - started) * 1000.0
 

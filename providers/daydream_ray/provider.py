@@ -344,6 +344,7 @@ class RayProvider(Provider):
             dataclasses.asdict(tier),
             max(1, math.ceil(tier.vcpus)),
             self._untrusted,
+            self.store().uri,
         )
         instance = _Instance(name, function, actor, hot=hot)
         self._pool(function).append(instance)
