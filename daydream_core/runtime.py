@@ -15,6 +15,7 @@ store), so adapters written before them still work; every built-in adapter passe
 from __future__ import annotations
 
 import resource
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -22,12 +23,40 @@ from typing import Any
 
 from daydream_core import auth
 from daydream_core.errors import ComponentFailed, OutOfMemory, PayloadRejected
-from daydream_core.model import Tier
+from daydream_core.model import StartKind, Tier
 from daydream_core.objectstore import ObjectStore, open_store
 from daydream_core.workflow import ComponentContext, RuntimeEnvironment, load_workflow
 
 WARMUP = "__warmup__"
 MAX_HOLD_MS = 900_000.0  # a warm-up holds its instance at most Lambda's longest invocation
+
+
+class StartLedger:
+    """How each request to one instance found it, as the instance itself saw it: the first
+    request initialised it (cold, or hot when it was a warm-up); the first component after a
+    warm-up is hot; every later one is warm. Thread-safe: platforms send one request at a time
+    to an instance, and the lock keeps the counts honest if one does not."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.components = 0
+        self.warmed = False
+
+    def record(self, kind: str) -> tuple[bool, StartKind]:
+        """(whether this is the instance's first request, how this request started)."""
+        with self._lock:
+            first = self.requests == 0
+            self.requests += 1
+            if kind == WARMUP:
+                self.warmed = self.warmed or first
+                return first, StartKind.HOT
+            self.components += 1
+            if first:
+                return first, StartKind.COLD
+            if self.warmed and self.components == 1:
+                return first, StartKind.HOT
+            return first, StartKind.WARM
 
 
 def max_rss_mb() -> float:

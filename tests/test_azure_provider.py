@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from azure.mgmt.web import models
 from daydream_azure import wire
-from daydream_azure.backoff import Backoff
 from daydream_azure.options import FLEX_CONSUMPTION
 from daydream_azure.provider import AzureProvider
 from daydream_azure.testing import AzureFake
 from daydream_conformance.workflow import workflow
 
+from daydream_core.backoff import Backoff
 from daydream_core.errors import FunctionNotFound, ProviderError, Throttled
 from daydream_core.model import HIGH, LOW, StartKind
 from daydream_core.provider import FunctionHandle, ProviderSettings

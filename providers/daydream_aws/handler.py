@@ -35,7 +35,7 @@ from daydream_aws import wire
 from daydream_core.errors import PayloadRejected
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
-from daydream_core.runtime import WARMUP, FunctionRuntime
+from daydream_core.runtime import FunctionRuntime, StartLedger
 from daydream_core.workflow import RuntimeEnvironment
 
 
@@ -93,11 +93,8 @@ class ExecutionEnvironment:
             key=environ.get(wire.KEY_VAR) or None,
         )
         self.default_transfer = environ.get(wire.STORE_VAR, "")
-        self.invocations = 0
-        self.components = 0
-        self.warmed = False
+        self.starts = StartLedger()  # how each request found this instance
         self.init_ms = (time.perf_counter() - started) * 1000.0
-        self._lock = threading.Lock()
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         options = dict(event.get(wire.RESERVED) or {})
@@ -112,20 +109,8 @@ class ExecutionEnvironment:
         if options.get(wire.OPT_PAYLOAD_KEY) and transfer:
             payload = json.loads(open_store(transfer).get(str(options[wire.OPT_PAYLOAD_KEY])))
         kind = str(payload.get("kind", ""))
-        with self._lock:  # Lambda sends one invocation at a time; the lock keeps it honest
-            first = self.invocations == 0
-            self.invocations += 1
-            if kind == WARMUP:
-                self.warmed = self.warmed or first
-                start = "hot"
-            else:
-                if first and not self.warmed:
-                    start = "cold"
-                elif self.warmed and self.components == 0:
-                    start = "hot"
-                else:
-                    start = "warm"
-                self.components += 1
+        first, started = self.starts.record(kind)
+        start = started.value
         identity = {
             "instance": str(getattr(context, "log_stream_name", "") or self.id),
             "first": first,

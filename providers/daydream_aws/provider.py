@@ -39,7 +39,6 @@ from botocore.exceptions import (
 from daydream_aws import faults, wire
 from daydream_aws import provisioned as provisioning
 from daydream_aws.aliases import Aliases
-from daydream_aws.backoff import Backoff
 from daydream_aws.ecr import ImagePublisher
 from daydream_aws.facts import PROVISIONED_PRICES, SNAPSTART_PRICES
 from daydream_aws.options import MAX_MEMORY_MB, MIN_MEMORY_MB, AwsOptions, check_region
@@ -55,6 +54,7 @@ from daydream_aws.plan import ALIAS, describe
 from daydream_aws.report import Report, decode_log_result, parse_report
 from daydream_aws.store import S3ObjectStore, s3_client
 from daydream_core import auth
+from daydream_core.backoff import Backoff
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,

@@ -36,7 +36,7 @@ import azure.functions as func
 from daydream_azure import wire
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
-from daydream_core.runtime import WARMUP, FunctionRuntime
+from daydream_core.runtime import FunctionRuntime, StartLedger
 from daydream_core.workflow import RuntimeEnvironment
 
 
@@ -98,10 +98,7 @@ class ExecutionEnvironment:
             "memory_mb": int(memory) if memory else None,
             "sku": environ.get(wire.SKU_VAR),
         }
-        self.requests = 0
-        self.components = 0
-        self.warmed = False
-        self._lock = threading.Lock()
+        self.starts = StartLedger()  # how each request found this instance
         loaded_ms = (time.perf_counter() - started) * 1000.0
         self.init_ms = max(loaded_ms, process_age_ms() or 0.0)
 
@@ -112,20 +109,8 @@ class ExecutionEnvironment:
         if options.get(wire.OPT_PAYLOAD_KEY):
             payload = json.loads(open_store(self.store_uri).get(str(options[wire.OPT_PAYLOAD_KEY])))
         kind = str(payload.get("kind", ""))
-        with self._lock:  # one request per instance is configured; the lock keeps it honest
-            first = self.requests == 0
-            self.requests += 1
-            if kind == WARMUP:
-                self.warmed = self.warmed or first
-                start = "hot"
-            else:
-                if first and not self.warmed:
-                    start = "cold"
-                elif self.warmed and self.components == 0:
-                    start = "hot"
-                else:
-                    start = "warm"
-                self.components += 1
+        first, started = self.starts.record(kind)
+        start = started.value
         envelope = self.runtime.handle(payload, self.platform)
         envelope.update(
             instance=self.id, first=first, start=start, init_ms=self.init_ms if first else 0.0

@@ -32,7 +32,6 @@ from azure.identity import CredentialUnavailableError
 from azure.mgmt.web import WebSiteManagementClient
 
 from daydream_azure import wire
-from daydream_azure.backoff import Backoff
 from daydream_azure.management import (
     DEPLOYMENT_CONNECTION_SETTING,
     PACKAGE_CONTAINER_PREFIX,
@@ -52,6 +51,7 @@ from daydream_azure.store import (
     service_client,
 )
 from daydream_core import auth
+from daydream_core.backoff import Backoff
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,

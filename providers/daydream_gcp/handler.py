@@ -34,7 +34,7 @@ from typing import Any
 
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
-from daydream_core.runtime import WARMUP, FunctionRuntime
+from daydream_core.runtime import FunctionRuntime, StartLedger
 from daydream_core.workflow import RuntimeEnvironment
 from daydream_gcp import wire
 
@@ -135,12 +135,9 @@ class ExecutionEnvironment:
         )
         self.store_uri = environ.get(wire.STORE_VAR, "")
         self.platform = platform_limits()
-        self.invocations = 0
-        self.components = 0
-        self.warmed = False
+        self.starts = StartLedger()  # how each request found this instance
         age = process_age_ms()
         self.init_ms = age if age is not None else (time.perf_counter() - started) * 1000.0
-        self._lock = threading.Lock()
 
     def __call__(self, event: Mapping[str, Any]) -> dict[str, Any]:
         options = dict(event.get(wire.RESERVED) or {})
@@ -148,20 +145,8 @@ class ExecutionEnvironment:
         if options.get(wire.OPT_PAYLOAD_KEY):
             payload = json.loads(open_store(self.store_uri).get(str(options[wire.OPT_PAYLOAD_KEY])))
         kind = str(payload.get("kind", ""))
-        with self._lock:  # one request per instance; the lock keeps the counts honest
-            first = self.invocations == 0
-            self.invocations += 1
-            if kind == WARMUP:
-                self.warmed = self.warmed or first
-                start = "hot"
-            else:
-                if first and not self.warmed:
-                    start = "cold"
-                elif self.warmed and self.components == 0:
-                    start = "hot"
-                else:
-                    start = "warm"
-                self.components += 1
+        first, started = self.starts.record(kind)
+        start = started.value
         identity = {
             "instance": self.id,
             "first": first,

@@ -31,6 +31,7 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import functions_v2
 
 from daydream_core import auth
+from daydream_core.backoff import Backoff
 from daydream_core.errors import ConfigurationError, FunctionNotFound, ProviderError
 from daydream_core.model import StartKind, Tier
 from daydream_core.objectstore import ObjectStore
@@ -49,7 +50,6 @@ from daydream_core.runtime import WARMUP, raise_for_envelope
 from daydream_core.workflow import RuntimeEnvironment
 from daydream_gcp import faults, wire
 from daydream_gcp.auth import IdTokens, default_credentials
-from daydream_gcp.backoff import Backoff
 from daydream_gcp.functions import FunctionsApi, desired_function, differences
 from daydream_gcp.options import GcpOptions, check_resources
 from daydream_gcp.packaging import Source, build_source

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from daydream_aws import faults
-from daydream_aws.backoff import Backoff
 from daydream_aws.testing import LambdaFake, fake_provider
 from daydream_conformance.workflow import workflow
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daydream_core.backoff import Backoff
 from daydream_core.errors import ProviderError, Throttled
 
 

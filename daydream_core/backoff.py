@@ -1,4 +1,5 @@
-"""Bounded exponential backoff with full jitter, for throttled and transient failures.
+"""Bounded exponential backoff with full jitter, for throttled and transient failures, shared by
+every cloud adapter.
 
 Attempt k (k = 1 after the first failure) waits a uniform random time in
 ``[0, min(cap, base * 2**(k-1))]``, and there are at most `max_attempts` attempts in all. The
