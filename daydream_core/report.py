@@ -16,6 +16,15 @@ def prediction_error(run: RunRecord) -> float:
     return sum(errors) / len(errors) if errors else 0.0
 
 
+def phases_cell(run: RunRecord) -> str:
+    """Phases run, and of how many in the input when the workflow says (a trace replay's
+    result carries ``phases_in_input``): a limited replay never looks complete."""
+    total = run.result.get("phases_in_input") if isinstance(run.result, dict) else None
+    if isinstance(total, int) and not isinstance(total, bool):
+        return f"{len(run.phases)}/{total}"
+    return str(len(run.phases))
+
+
 def summary_table(runs: Sequence[RunRecord]) -> Table:
     table = Table(title="daydream summary", title_justify="left")
     for column in ("run", "phases", "comps", "time (s)", "cost ($)"):
@@ -26,7 +35,7 @@ def summary_table(runs: Sequence[RunRecord]) -> Table:
         starts = run.start_counts()
         table.add_row(
             str(run.index),
-            str(len(run.phases)),
+            phases_cell(run),
             str(sum(p.width for p in run.phases)),
             f"{run.execution_time_s:.2f}",
             f"{run.cost:.6f}",

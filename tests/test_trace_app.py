@@ -50,7 +50,9 @@ def test_plugin_registers_the_workflow() -> None:
     loaded = spec.load()
     assert loaded is workflow
     assert loaded.presets["paper"].runs == 50
-    assert loaded.presets["small"].params["max_phases"] > 0
+    assert "max_phases" not in loaded.presets["small"].params  # the whole trace, by default
+    limited = loaded.presets["first-6-phases"]
+    assert limited.params["max_phases"] == 6 and "LIMITS PHASES" in limited.description
     assert "daydream_trace.calibrate" in loaded.runtime.preload
     assert {f"kind-{n}" for n in range(10)} <= set(loaded.components)
 
@@ -91,13 +93,26 @@ def test_run_index_wraps_and_paths_may_name_a_run_or_its_file() -> None:
     assert by_folder.widths == load_trace(BUNDLED_TRACE, 7).widths
 
 
-def test_small_preset_replays_a_prefix_with_data_flowing_between_phases(tmp_path: Path) -> None:
+def test_a_limited_preset_replays_a_prefix_and_says_so(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    params = {**workflow.preset("first-6-phases").params, **FAST, "scale": 0.002}
+    with pytest.warns(UserWarning, match=r"replaying 6 of its 10 phases"):
+        result, phases, _ = drive(store, params)
+    trace = load_trace(BUNDLED_TRACE, 1)
+    assert [len(p) for p in phases] == trace.widths[: params["max_phases"]]
+    assert result["phases"] == f"{params['max_phases']}/{len(trace.widths)}"
+    assert result["phases_in_input"] == len(trace.widths)
+
+
+def test_small_preset_replays_the_whole_run_with_data_flowing_between_phases(
+    tmp_path: Path,
+) -> None:
     store = LocalObjectStore(tmp_path)
     params = {**workflow.preset("small").params, **FAST, "scale": 0.002}
     result, phases, outputs = drive(store, params)
     trace = load_trace(BUNDLED_TRACE, 1)
-    assert [len(p) for p in phases] == trace.widths[: params["max_phases"]]
-    assert result["phases"] == f"{params['max_phases']}/{len(trace.widths)}"
+    assert [len(p) for p in phases] == trace.widths
+    assert result["phases"] == f"{len(trace.widths)}/{len(trace.widths)}"
     for calls, recorded in zip(phases, trace.phases, strict=False):
         assert [c.kind for c in calls] == [f"kind-{t.category}" for t in recorded]
         for call, task in zip(calls, recorded, strict=True):

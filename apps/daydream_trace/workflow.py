@@ -26,6 +26,7 @@ n-th task category in order of appearance for WfFormat), so the engine learns pe
 from __future__ import annotations
 
 import statistics
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,14 @@ workflow = Workflow(
     ),
     presets={
         "small": Preset(
+            {"scale": 0.1},
+            runs=1,
+            description="a whole bundled CCL run (run-<i> for run i) at scale 0.1",
+        ),
+        "first-6-phases": Preset(
             {"max_phases": 6, "scale": 0.2},
             runs=1,
-            description="the first 6 phases of a bundled CCL run (run-<i> for run i), scale 0.2",
+            description="LIMITS PHASES: only the first 6 phases of a bundled CCL run, scale 0.2",
         ),
         "paper": Preset(
             {"scale": 0.05},
@@ -215,6 +221,12 @@ def _stage_inputs(
 def _replay(run: RunContext, trace: Trace, p: Mapping[str, Any]) -> PhaseGenerator:
     limit = int(p["max_phases"])
     levels = range(len(trace.phases) if limit <= 0 else min(limit, len(trace.phases)))
+    if len(levels) < len(trace.phases):  # never a silent truncation
+        warnings.warn(
+            f"trace {trace.name}: replaying {len(levels)} of its {len(trace.phases)} phases "
+            f"(max_phases={limit}; -p max_phases=0 replays all)",
+            stacklevel=2,
+        )
     needed = {f for level in levels for task in trace.phases[level] for f in task.inputs}
     produced: dict[str, str] = _stage_inputs(run, trace, p, needed)
     widths, units, rates = [], 0, []
@@ -234,6 +246,7 @@ def _replay(run: RunContext, trace: Trace, p: Mapping[str, Any]) -> PhaseGenerat
         "format": trace.format,
         "name": trace.name,
         "phases": f"{len(widths)}/{len(trace.phases)}",
+        "phases_in_input": len(trace.phases),  # the summary shows replayed / in the input
         "widths": widths,
         "recorded_seconds": sum(t.seconds for lv in levels for t in trace.phases[lv]),
         "cpu_seconds": cpu_seconds,
