@@ -9,7 +9,6 @@ client at a compatible endpoint). Every check here is local: bad settings are a 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any
 from daydream_core.errors import ConfigurationError
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.pricing import AWS_LAMBDA_ARM, AWS_LAMBDA_X86, PriceTable
+from daydream_core.provider_options import read_options
 
 ENV_PREFIX = "DAYDREAM_AWS_"
 MIN_MEMORY_MB = 128
@@ -31,8 +31,6 @@ PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
 SNAPSTART_RUNTIMES = ("python3.12", "python3.13")  # SnapStart for Python starts at 3.12
 PACKAGES = ("auto", "layer", "image")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # us-east-1, eu-central-2, us-gov-west-1, ap-southeast-5, cn-north-1, ...
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -81,18 +79,7 @@ class AwsOptions:
     ) -> AwsOptions:
         """Options over ``DAYDREAM_AWS_*`` variables over defaults, checked."""
         environ = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown aws option {unknown[0]!r}; valid options: {', '.join(known)}"
-            )
-        values: dict[str, Any] = {}
-        for name, field in known.items():
-            raw = options.get(name, environ.get(ENV_PREFIX + name.upper()))
-            if raw is None or raw == "":
-                continue
-            values[name] = _convert(name, str(field.type), raw)
+        values = read_options(cls, "aws", options, environ, ENV_PREFIX)
         parsed = cls(**values)
         parsed.validate()
         return parsed
@@ -219,23 +206,3 @@ def _check_endpoint(url: str) -> None:
         raise wrong
     if port == 0:
         raise wrong
-
-
-def _convert(name: str, kind: str, raw: str) -> Any:
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            number = float(raw)
-            if not math.isfinite(number):
-                raise ValueError(raw)
-            return number
-        if kind.startswith("bool"):
-            lowered = raw.strip().lower()
-            if lowered in _TRUE | _FALSE:
-                return lowered in _TRUE
-            raise ValueError(raw)
-    except ValueError:
-        expected = kind.split(" ")[0]
-        raise ConfigurationError(f"aws option {name}={raw!r} is not a valid {expected}") from None
-    return raw

@@ -20,6 +20,7 @@ from typing import Any
 from daydream_core.errors import ConfigurationError
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.pricing import PriceTable
+from daydream_core.provider_options import FALSE, TRUE, read_options
 
 ENV_PREFIX = "DAYDREAM_AZURE_"
 STANDARD_ENV = {
@@ -34,8 +35,6 @@ FLEX_INSTANCE_VCPUS = {512: 0.25, 2048: 1.0, 4096: 2.0}
 PYTHON_VERSIONS = ("3.10", "3.11", "3.12")
 MAX_HTTP_TIMEOUT_S = 230  # Azure's front end ends an HTTP request after 230 s
 MIN_INSTANCES, MAX_INSTANCES = 40, 1000  # Flex Consumption's maximumInstanceCount range
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _GROUP = re.compile(r"^[-\w._()]{1,90}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -92,20 +91,7 @@ class AzureOptions:
     ) -> AzureOptions:
         """Options over ``DAYDREAM_AZURE_*`` over the standard variables over defaults."""
         environ = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown azure option {unknown[0]!r}; valid options: {', '.join(known)}"
-            )
-        values: dict[str, Any] = {}
-        for name, field in known.items():
-            raw = options.get(name, environ.get(ENV_PREFIX + name.upper()))
-            if (raw is None or raw == "") and name in STANDARD_ENV:
-                raw = environ.get(STANDARD_ENV[name])
-            if raw is None or raw == "":
-                continue
-            values[name] = _convert(name, str(field.type), raw)
+        values = read_options(cls, "azure", options, environ, ENV_PREFIX, STANDARD_ENV)
         parsed = cls(**values)
         parsed.validate()
         return parsed
@@ -191,9 +177,9 @@ class AzureOptions:
     def verify(self) -> bool | str:
         """What azure-core and requests take as ``connection_verify`` / ``verify``."""
         lowered = self.connection_verify.strip().lower()
-        if lowered in _TRUE:
+        if lowered in TRUE:
             return True
-        if lowered in _FALSE:
+        if lowered in FALSE:
             return False
         return self.connection_verify
 
@@ -210,20 +196,3 @@ class AzureOptions:
 
     def prices(self) -> PriceTable:
         return FLEX_CONSUMPTION
-
-
-def _convert(name: str, kind: str, raw: str) -> Any:
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind.startswith("bool"):
-            lowered = raw.strip().lower()
-            if lowered in _TRUE | _FALSE:
-                return lowered in _TRUE
-            raise ValueError(raw)
-    except ValueError:
-        expected = kind.split(" ")[0]
-        raise ConfigurationError(f"azure option {name}={raw!r} is not a valid {expected}") from None
-    return raw

@@ -19,6 +19,7 @@ from typing import Any
 from daydream_core.errors import ConfigurationError
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.pricing import PriceTable
+from daydream_core.provider_options import read_options
 
 ENV_PREFIX = "DAYDREAM_GCP_"
 PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -38,8 +39,6 @@ MEMORY_RANGE_MB = {
 }
 MAX_FUNCTION_TIMEOUT_S = 3600  # HTTP functions of the 2nd generation
 PYTHON_RUNTIMES = ("python310", "python311", "python312", "python313")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[a-z0-9.:-]{1,100}$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -130,18 +129,7 @@ class GcpOptions:
     ) -> GcpOptions:
         """Options over ``DAYDREAM_GCP_*`` variables over the standard ones and defaults."""
         environ = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown gcp option {unknown[0]!r}; valid options: {', '.join(known)}"
-            )
-        values: dict[str, Any] = {}
-        for name, field in known.items():
-            raw = options.get(name, environ.get(ENV_PREFIX + name.upper()))
-            if raw is None or raw == "":
-                continue
-            values[name] = _convert(name, str(field.type), raw)
+        values = read_options(cls, "gcp", options, environ, ENV_PREFIX)
         values.setdefault("project", _first(environ, PROJECT_VARS))
         values.setdefault("region", _first(environ, REGION_VARS) or DEFAULT_REGION)
         parsed = cls(**values)
@@ -260,20 +248,3 @@ def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
         if environ.get(name):
             return environ[name]
     return None
-
-
-def _convert(name: str, kind: str, raw: str) -> Any:
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind.startswith("bool"):
-            lowered = raw.strip().lower()
-            if lowered in _TRUE | _FALSE:
-                return lowered in _TRUE
-            raise ValueError(raw)
-    except ValueError:
-        expected = kind.split(" ")[0]
-        raise ConfigurationError(f"gcp option {name}={raw!r} is not a valid {expected}") from None
-    return raw

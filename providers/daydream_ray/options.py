@@ -18,14 +18,13 @@ from typing import Any
 from daydream_core.errors import ConfigurationError
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.pricing import AWS_LAMBDA_ARM, AWS_LAMBDA_X86, PriceTable
+from daydream_core.provider_options import read_options
 
 ENV_PREFIX = "DAYDREAM_RAY_"
 NAMESPACE = "daydream"  # every actor daydream creates lives in this Ray namespace
 _ADDRESS = re.compile(r"^(auto|ray://[A-Za-z0-9.\-\[\]:]+:\d{1,5}|[A-Za-z0-9.\-\[\]:]+:\d{1,5})$")
 _RESOURCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*(=\d+(\.\d+)?)?$")
 _LABEL = re.compile(r"^[A-Za-z0-9_.\-/]+=[A-Za-z0-9_.\-]+$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 # The default on-premises table prices a core-hour and a GB-hour like a cloud VM's parts, as a
 # stand-in for a cluster's amortised cost (set yours with core_hour_usd / gb_hour_usd).
@@ -75,18 +74,7 @@ class RayOptions:
     ) -> RayOptions:
         """Options over ``DAYDREAM_RAY_*`` variables over defaults, checked."""
         environ = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown ray option {unknown[0]!r}; valid options: {', '.join(known)}"
-            )
-        values: dict[str, Any] = {}
-        for name, field in known.items():
-            raw = options.get(name, environ.get(ENV_PREFIX + name.upper()))
-            if raw is None or raw == "":
-                continue
-            values[name] = _convert(name, str(field.type), raw)
+        values = read_options(cls, "ray", options, environ, ENV_PREFIX)
         parsed = cls(**values)
         parsed.validate()
         return parsed
@@ -200,20 +188,3 @@ def onprem_prices(core_hour_usd: float, gb_hour_usd: float) -> PriceTable:
         per_vcpu_second=core_hour_usd / 3600.0,
         source=source,
     )
-
-
-def _convert(name: str, kind: str, raw: str) -> Any:
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind.startswith("bool"):
-            lowered = raw.strip().lower()
-            if lowered in _TRUE | _FALSE:
-                return lowered in _TRUE
-            raise ValueError(raw)
-    except ValueError:
-        expected = kind.split(" ")[0]
-        raise ConfigurationError(f"ray option {name}={raw!r} is not a valid {expected}") from None
-    return raw
