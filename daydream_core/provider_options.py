@@ -54,7 +54,7 @@ def convert(provider: str, name: str, kind: str, raw: str) -> Any:
         if kind.startswith("float"):
             number = float(raw)
             if not math.isfinite(number):
-                raise ValueError(raw)
+                raise ConfigurationError(f"{provider} option {name}={raw!r} is not a finite number")
             return number
         if kind.startswith("bool"):
             lowered = raw.strip().lower()
@@ -65,6 +65,5 @@ def convert(provider: str, name: str, kind: str, raw: str) -> Any:
         expected = kind.split(" ")[0]
         raise ConfigurationError(
             f"{provider} option {name}={raw!r} is not a valid {expected}"
-            + (" (finite)" if expected == "float" else "")
         ) from None
     return raw
