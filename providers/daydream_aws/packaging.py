@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -28,15 +27,16 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from daydream_aws import wire
 from daydream_aws.slim import SLIM_VERSION, PackageSize, SlimReport, slim_site
-from daydream_core.errors import ConfigurationError, ProviderError
+from daydream_core.errors import ProviderError
 from daydream_core.model import Tier
+from daydream_core.sources import package_files, top_level
 from daydream_core.workflow import RuntimeEnvironment
 
 DIRECT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
@@ -84,33 +84,6 @@ def choose_package_why(bundle: Bundle, image_uri: str | None) -> tuple[Package, 
             f"{unzipped} fits a layer; {zipped} is over 50 MB for a direct upload",
         )
     return "layer", f"{unzipped} fits a layer; {zipped} uploads directly"
-
-
-def top_level(module: str) -> str:
-    return module.partition(".")[0]
-
-
-def package_files(name: str) -> Iterator[tuple[str, Path]]:
-    """(path inside ``python/``, file) for every file of the importable top-level `name`."""
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        raise ConfigurationError(f"cannot package {name!r}: it is not importable here")
-    locations = list(spec.submodule_search_locations or [])
-    if not locations:
-        if spec.origin is None:
-            raise ConfigurationError(f"cannot package {name!r}: it has no source file")
-        origin = Path(spec.origin)
-        yield origin.name, origin
-        return
-    for location in locations:
-        root = Path(location)
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(root)
-            if path.is_dir() or _SKIP_DIRS.intersection(relative.parts):
-                continue
-            if path.suffix in (".pyc", ".pyo"):
-                continue
-            yield (Path(name) / relative).as_posix(), path
 
 
 def requirements(runtime: RuntimeEnvironment) -> tuple[str, ...]:

@@ -11,7 +11,6 @@ inputs, same bytes, same SHA-256: a package is deployed once and recognised by t
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -20,11 +19,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daydream_core.errors import ConfigurationError, ProviderError
+from daydream_core.errors import ProviderError
+from daydream_core.sources import package_files
 from daydream_core.workflow import RuntimeEnvironment
 
 SITE_PACKAGES = ".python_packages/lib/site-packages"
@@ -62,29 +62,6 @@ class Package:
 
 def requirements(runtime: RuntimeEnvironment) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*CORE_REQUIREMENTS, *runtime.requirements)))
-
-
-def package_files(name: str) -> Iterator[tuple[str, Path]]:
-    """(path under site-packages, file) for every file of the importable top-level `name`."""
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        raise ConfigurationError(f"cannot package {name!r}: it is not importable here")
-    locations = list(spec.submodule_search_locations or [])
-    if not locations:
-        if spec.origin is None:
-            raise ConfigurationError(f"cannot package {name!r}: it has no source file")
-        origin = Path(spec.origin)
-        yield origin.name, origin
-        return
-    for location in locations:
-        root = Path(location)
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(root)
-            if path.is_dir() or _SKIP_DIRS.intersection(relative.parts):
-                continue
-            if path.suffix in (".pyc", ".pyo"):
-                continue
-            yield (Path(name) / relative).as_posix(), path
 
 
 def install_requirements(wanted: Iterable[str], python_version: str, cache_dir: Path) -> Path:

@@ -12,14 +12,12 @@ same inputs give the same bytes, and the zip's SHA-256 names the source.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from daydream_core.errors import ConfigurationError
+from daydream_core.sources import package_files, top_level
 from daydream_core.workflow import RuntimeEnvironment
 from daydream_gcp import wire
 
@@ -28,7 +26,6 @@ CORE_PACKAGES = ("daydream_core", "daydream_gcp")
 CORE_REQUIREMENTS = ("numpy>=1.24", "google-cloud-storage>=2.14", "functions-framework>=3.5")
 MAX_SOURCE_BYTES = 100 * 1024 * 1024  # generateUploadUrl's limit on the uploaded archive
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-_SKIP_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 
 MAIN = f'''"""daydream's entry point on Cloud Functions (generated; do not edit)."""
 
@@ -50,33 +47,6 @@ class Source:
     data: bytes
     sha256: str
     unzipped_bytes: int
-
-
-def top_level(module: str) -> str:
-    return module.partition(".")[0]
-
-
-def package_files(name: str) -> Iterator[tuple[str, Path]]:
-    """(path inside the zip, file) for every file of the importable top-level `name`."""
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        raise ConfigurationError(f"cannot package {name!r}: it is not importable here")
-    locations = list(spec.submodule_search_locations or [])
-    if not locations:
-        if spec.origin is None:
-            raise ConfigurationError(f"cannot package {name!r}: it has no source file")
-        origin = Path(spec.origin)
-        yield origin.name, origin
-        return
-    for location in locations:
-        root = Path(location)
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(root)
-            if path.is_dir() or _SKIP_DIRS.intersection(relative.parts):
-                continue
-            if path.suffix in (".pyc", ".pyo"):
-                continue
-            yield (Path(name) / relative).as_posix(), path
 
 
 def requirements_txt(runtime: RuntimeEnvironment) -> str:
