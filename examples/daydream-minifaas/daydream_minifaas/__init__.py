@@ -1,0 +1,2 @@
+"""minifaas, a small function-as-a-service platform, and the daydream provider plugin for it:
+the example of docs/writing-a-provider.md."""
