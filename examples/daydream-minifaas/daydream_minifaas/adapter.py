@@ -66,7 +66,7 @@ class MiniFaasProvider(Provider):
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
         try:
             platform = self._call("GET", "/", timeout=10.0)
-        except errors.ProviderError as exc:
+        except (errors.ProviderError, ValueError) as exc:  # ValueError: not minifaas's JSON
             raise errors.ConfigurationError(f"minifaas endpoint={self._endpoint}: {exc}") from None
         cpus = int(platform["cpus"])  # high: every CPU of the platform's host; low: half
         self._tiers = {
@@ -91,7 +91,7 @@ class MiniFaasProvider(Provider):
         except TimeoutError:
             raise errors.FunctionTimeout(f"minifaas did not answer {method} {path}") from None
         except OSError as exc:  # URLError included: nothing listens there
-            raise errors.ProviderError(f"minifaas is unreachable: {exc}") from None
+            raise errors.ProviderError(f"unreachable ({getattr(exc, 'reason', exc)})") from None
 
     # -- the contract -----------------------------------------------------------------------
 

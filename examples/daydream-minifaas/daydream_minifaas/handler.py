@@ -12,9 +12,11 @@ from daydream_core.model import Tier
 from daydream_core.runtime import FunctionRuntime
 from daydream_core.workflow import RuntimeEnvironment
 
-_runtime = json.loads(os.environ["DAYDREAM_RUNTIME"])
+_spec = json.loads(os.environ["DAYDREAM_RUNTIME"])
 runtime = FunctionRuntime(
-    RuntimeEnvironment(**{k: tuple(v) if isinstance(v, list) else v for k, v in _runtime.items()}),
+    RuntimeEnvironment(
+        _spec["name"], _spec["module"], tuple(_spec["preload"]), tuple(_spec["requirements"])
+    ),
     Tier(**json.loads(os.environ["DAYDREAM_TIER"])),
     threads=len(os.sched_getaffinity(0)),
     store_uri=os.environ["DAYDREAM_STORE"],

@@ -1,4 +1,4 @@
-"""minifaas's HTTP API (JSON), and ``minifaas serve``.
+"""minifaas's HTTP API (JSON), and the `minifaas` command that serves it.
 
     GET    /                               the platform: CPUs, instance limit, billing rule
     GET    /functions                      {"functions": [{"name", "labels"}, ...]}
@@ -21,6 +21,8 @@ import argparse
 import contextlib
 import json
 import re
+import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     platform = Platform(
         args.state_dir, max_instances=args.max_instances, keep_alive_s=args.keep_alive
     )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that its instances stop too
     with serving(platform, args.host, args.port) as url:
         print(f"minifaas serving on {url} (Ctrl-C stops it and its instances)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
