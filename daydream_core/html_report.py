@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.errors import UsageError
+from daydream_core.summary import width_error
 
 START_COLOURS = {"hot": "#d95f02", "warm": "#1b9e77", "cold": "#7570b3"}
 TIER_COLOURS = {"high": "#e7298a", "low": "#66a61e", "hot starts": "#e6ab02"}
@@ -66,12 +67,6 @@ def load_folder(folder: Path) -> FolderRuns:
 
 def _invocations(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for phase in run["phases"] for r in phase.get("invocations", [])]
-
-
-def width_error(run: dict[str, Any]) -> float:
-    """Mean absolute difference between predicted and actual width per phase."""
-    errors = [abs(sum(p.get("predicted", {}).values()) - p["width"]) for p in run["phases"]]
-    return sum(errors) / len(errors) if errors else 0.0
 
 
 def cost_split(run: dict[str, Any]) -> dict[str, float]:
