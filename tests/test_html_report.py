@@ -177,7 +177,7 @@ def test_the_timeline_puts_each_component_on_its_instance_at_its_time(tmp_path: 
     # low-9 holds the hot starts' inits, issued 0.2 s into the run, 250 ms each
     assert [s["kind"] for s in lanes["low-9"]] == ["init"] * 3
     assert lanes["low-9"][0]["end"] == pytest.approx(0.2 + 0.25)
-    assert list(lanes)[0] == "low-0"  # lanes in order of first use
+    assert next(iter(lanes)) == "low-0"  # lanes in order of first use
     assert sum(len(spans) for spans in lanes.values()) == 2 + 4 + 1 + 3
     assert base64.b64decode(timeline("1", run) or "").startswith(PNG_MAGIC)
 
