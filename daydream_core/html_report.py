@@ -3,8 +3,9 @@
 Everything shown is derived from the runs' ``run.json`` records: execution time and cost per
 run, the service-time distribution by start kind, predicted against actual width per phase,
 tier mix and cost split, what was learned across runs (cold starts and width error per run),
-a timeline per run (components per instance over time) and each workflow's own result. matplotlib is imported only here (it comes with the ``apps``
-extra), with the non-interactive Agg backend.
+a timeline per run (components per instance over time) and each workflow's own result.
+matplotlib is imported only here (it comes with the ``apps`` extra), with the non-interactive
+Agg backend.
 """
 
 from __future__ import annotations

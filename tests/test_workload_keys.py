@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from daydream_trace.workflow import BUNDLED_TRACE
+from daydream_trace.workflow import workflow as trace_app
 
 from daydream_core.cli import main
 from daydream_core.params import Param, Parameters, content_hash
 from daydream_core.profile import ProfileStore, workload
 from daydream_core.workflow import Preset, Workflow
-from daydream_trace.workflow import BUNDLED_TRACE
-from daydream_trace.workflow import workflow as trace_app
 
 ONE_RUN = BUNDLED_TRACE / "run-1"
 
