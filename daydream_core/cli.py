@@ -484,11 +484,15 @@ def profile_show(options: Options, app: str | None, as_json: bool) -> None:
     inits = Table("app", "provider", "tier", "samples", "mean init (s)")
     for i in learned["inits"]:
         inits.add_row(i["app"], i["provider"], i["tier"], str(i["samples"]), f"{i['mean_s']:.3f}")
-    widths = Table("workload", "runs", "phases", "components", "hot starts predicted")
+    widths = Table("workload", "DAG parameters", "runs", "phases", "components",
+                   "hot starts predicted")  # fmt: skip
+    widths.columns[0].no_wrap = True
+    widths.columns[1].overflow, widths.columns[1].min_width = "fold", 28  # long values fold
     for w in learned["workloads"]:
+        name, _, shape = w["workload"].partition(" ")  # app:preset, then what shapes the DAG
         widths.add_row(
-            w["workload"], str(w["runs"]), str(w["phases"]), str(w["components"]),
-            str(w["hot_starts_predicted"]),
+            name, shape.replace(" ", "\n") or "-", str(w["runs"]), str(w["phases"]),
+            str(w["components"]), str(w["hot_starts_predicted"]),
         )  # fmt: skip
     runs = Table("app", "provider", "policy", "runs", "time (s)", "cost ($)", "hot/warm/cold")
     for r in learned["runs"]:

@@ -72,7 +72,7 @@ def headline(result: Mapping[str, Any]) -> str:
     state = "converged" if result["converged"] else "not converged"
     return (
         f"best fit {fit}; chi2_min={result['chi2_min']:.2f} ({result['n_data']} data), "
-        f"{state} after {result['iterations']} rounds"
+        f"{state} after {result['iterations']} round{'s' * (result['iterations'] != 1)}"
     )
 
 
