@@ -206,6 +206,10 @@ def cli(
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show a failed component's traceback on the terminal."
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the folder's summary as JSON, nothing else."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no table (errors still show).")
 @click.pass_obj
 def run(
     options: Options,
@@ -222,12 +226,15 @@ def run(
     max_width: int,
     keep: bool,
     verbose: bool,
+    as_json: bool = False,
+    quiet: bool = False,
 ) -> None:
-    """Run APP (see `apps`) and write run-<i>/ results."""
+    """Run APP (see `apps`) and write run-<i>/ results; run-<i>/run.log has the details."""
     from daydream_core.engine import Engine, RunStopped
-    from daydream_core.outputs import reserve_run, write_error_log, write_summary
+    from daydream_core.outputs import reserve_run, summarise_folder, write_error_log, write_summary
     from daydream_core.progress import ProgressDisplay
-    from daydream_core.report import summary_table
+    from daydream_core.report import folder_table
+    from daydream_core.runlog import Broadcast, RunLog
 
     workflow = plugins.lookup("app", app, plugins.apps()).load()
     policy_spec = plugins.lookup("policy", policy, plugins.policies())
@@ -245,19 +252,28 @@ def run(
     provider = options.create_provider(out_dir)  # checks its configuration first
     finished: list[RunRecord] = []
     failed = True
-    with ProgressDisplay(err_console) as display:
+    command = _command_id()
+    runlog = RunLog(out_dir)
+    header = [f"command {command}: daydream {' '.join(sys.argv[1:])}".rstrip()]
+    header.append(f"app {app}, preset {preset}, policy {policy}, provider {provider.name}")
+    header.append(f"workload {workflow.workload(preset, parameters)}")
+    header.append(f"parameters {json.dumps(parameters, sort_keys=True, default=str)}")
+    progress = Console(stderr=True, quiet=True) if quiet or as_json else err_console
+    with ProgressDisplay(progress) as display, runlog.capturing():
         engine = Engine(
             provider,
             profile,
             policy_spec,
             timeout_s=timeout,
-            events=display,
+            events=Broadcast(display, runlog),
             max_width=max_width,
+            command=command,
         )
         try:
             for offset in range(total):
                 index = _reserve(reserve_run, out_dir)
                 display.run_started(offset + 1, total)
+                runlog.run_started(index, header)
                 try:
                     record = engine.run(
                         workflow,
@@ -268,8 +284,11 @@ def run(
                         out_dir=out_dir,
                     )
                 except RunStopped as failure:
+                    if failure.remote_traceback:
+                        runlog.write(f"traceback:\n{failure.remote_traceback}")
                     if failure.run is not None:
                         display.run_finished(failure.run)
+                        runlog.run_finished(failure.run)
                     if failure.remote_traceback:
                         log = write_error_log(out_dir, index, failure.remote_traceback)
                         if not verbose:
@@ -277,8 +296,12 @@ def run(
                                 f"{failure} (traceback in {log}; --verbose shows it here)"
                             ) from failure
                     raise
+                except BaseException as stopped:
+                    runlog.write(f"run {index} stopped: {_brief(stopped) or 'interrupted'}")
+                    raise
                 finished.append(record)
                 display.run_finished(record)
+                runlog.run_finished(record)
             failed = False
         finally:
             if failed and not keep:
@@ -289,8 +312,20 @@ def run(
             _best_effort("closing the provider", provider.close)
             _best_effort("stopping the engine", engine.close)
             _best_effort("writing summary.json", lambda: write_summary(out_dir))
-    out_console.print(summary_table(finished))
-    out_console.print(f"results: {out_dir}")
+    summary = summarise_folder(out_dir)
+    if as_json:
+        click.echo(json.dumps({"folder": str(out_dir), "command": command, **summary}, indent=1))
+    elif not quiet:
+        out_console.print(folder_table(summary, command))
+        out_console.print(f"results: {out_dir}")
+
+
+def _command_id() -> str:
+    """Names one `daydream run` command in its runs' records (several may share a folder)."""
+    import secrets
+    import time
+
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def _reserve(reserve: Callable[[Path], int], out_dir: Path) -> int:
@@ -449,11 +484,15 @@ def profile_show(options: Options, app: str | None, as_json: bool) -> None:
     inits = Table("app", "provider", "tier", "samples", "mean init (s)")
     for i in learned["inits"]:
         inits.add_row(i["app"], i["provider"], i["tier"], str(i["samples"]), f"{i['mean_s']:.3f}")
-    widths = Table("workload", "runs", "phases", "components", "hot starts predicted")
+    widths = Table("workload", "DAG parameters", "runs", "phases", "components",
+                   "hot starts predicted")  # fmt: skip
+    widths.columns[0].no_wrap = True
+    widths.columns[1].overflow, widths.columns[1].min_width = "fold", 28  # long values fold
     for w in learned["workloads"]:
+        name, _, shape = w["workload"].partition(" ")  # app:preset, then what shapes the DAG
         widths.add_row(
-            w["workload"], str(w["runs"]), str(w["phases"]), str(w["components"]),
-            str(w["hot_starts_predicted"]),
+            name, shape.replace(" ", "\n") or "-", str(w["runs"]), str(w["phases"]),
+            str(w["components"]), str(w["hot_starts_predicted"]),
         )  # fmt: skip
     runs = Table("app", "provider", "policy", "runs", "time (s)", "cost ($)", "hot/warm/cold")
     for r in learned["runs"]:

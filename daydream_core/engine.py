@@ -39,7 +39,7 @@ from daydream_core.policies.predictor import (
 )
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
-from daydream_core.profile import ProfileStore, workload
+from daydream_core.profile import ProfileStore
 from daydream_core.provider import FunctionHandle, Provider
 from daydream_core.workflow import RunContext, Workflow
 
@@ -112,8 +112,10 @@ class Engine:
         time_value_per_s: float = DEFAULT_TIME_VALUE_PER_S,
         events: EngineEvents | None = None,
         max_width: int = DEFAULT_MAX_WIDTH,
+        command: str | None = None,
     ) -> None:
         self.provider = provider
+        self.command = command  # recorded in each run, so a shared folder says who made what
         self.max_width = max_width
         self.deployments = Deployments(provider)  # what a failed run may remove
         self.profile = profile
@@ -183,9 +185,10 @@ class Engine:
             policy=self.policy.name,
             preset=preset,
             seed=seed,
+            command=self.command,
         )
-        pool.begin_run(run_index)
-        key = workload(workflow.name, preset)
+        pool.begin_run(run_index, origin_s=run.origin_s)
+        key = workflow.workload(preset, params)
         controller = self.controller(workflow, self.profile.width_history(key))
         controller.first(alive=pool.alive())
         context = RunContext(
@@ -229,6 +232,7 @@ class Engine:
                 calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
+            run.headline = workflow.headline(run.result)
         except RunStopped as failure:
             run.error = str(failure)
             failure.run = run
@@ -325,6 +329,7 @@ class Engine:
             billed_ms=0.0,
             cost=0.0,
             service_ms=0.0,
+            started_s=started - run.origin_s,
         )
         try:
             result = self.provider.invoke(function, payload, self.timeout_s)

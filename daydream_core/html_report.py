@@ -3,8 +3,9 @@
 Everything shown is derived from the runs' ``run.json`` records: execution time and cost per
 run, the service-time distribution by start kind, predicted against actual width per phase,
 tier mix and cost split, what was learned across runs (cold starts and width error per run),
-and each workflow's own result. matplotlib is imported only here (it comes with the ``apps``
-extra), with the non-interactive Agg backend.
+a timeline per run (components per instance over time) and each workflow's own result.
+matplotlib is imported only here (it comes with the ``apps`` extra), with the non-interactive
+Agg backend.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.errors import UsageError
+from daydream_core.summary import width_error
 
 START_COLOURS = {"hot": "#d95f02", "warm": "#1b9e77", "cold": "#7570b3"}
+INIT_COLOUR = "#bbbbbb"
+TIMELINES = 4  # runs whose timeline is drawn (the latest ones)
 TIER_COLOURS = {"high": "#e7298a", "low": "#66a61e", "hot starts": "#e6ab02"}
 RESULT_CHARS = 1200  # of a workflow's result shown per run; the rest is in run.json
 
@@ -66,12 +70,6 @@ def load_folder(folder: Path) -> FolderRuns:
 
 def _invocations(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for phase in run["phases"] for r in phase.get("invocations", [])]
-
-
-def width_error(run: dict[str, Any]) -> float:
-    """Mean absolute difference between predicted and actual width per phase."""
-    errors = [abs(sum(p.get("predicted", {}).values()) - p["width"]) for p in run["phases"]]
-    return sum(errors) / len(errors) if errors else 0.0
 
 
 def cost_split(run: dict[str, Any]) -> dict[str, float]:
@@ -200,6 +198,75 @@ def tier_mix(folders: Sequence[FolderRuns]) -> str:
             axes.legend(fontsize=7)
 
     return _png(draw)
+
+
+def timeline_lanes(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per instance (in order of first use), its spans: invocations and hot-start inits, each
+    with start and end seconds from the run's start. Records without offsets are left out."""
+    lanes: dict[str, list[dict[str, Any]]] = {}
+    for phase in run["phases"]:
+        for hot in phase.get("hot_starts", []):
+            if hot.get("started_s") is not None:
+                end = float(hot["started_s"]) + float(hot["init_ms"]) / 1e3
+                lanes.setdefault(hot["instance"], []).append(
+                    {"kind": "init", "tier": hot["tier"], "start": hot["started_s"], "end": end}
+                )
+        for record in phase.get("invocations", []):
+            if record.get("started_s") is not None:
+                lane = record["instance"] or f"(failed) {record['component']}"
+                start = float(record["started_s"])
+                lanes.setdefault(lane, []).append(
+                    {
+                        "kind": record["start"],
+                        "tier": record["tier"],
+                        "start": start,
+                        "end": start + float(record["service_ms"]) / 1e3,
+                        "phase": phase["index"],
+                    }
+                )
+    order = sorted(lanes, key=lambda lane: min(span["start"] for span in lanes[lane]))
+    return {lane: lanes[lane] for lane in order}
+
+
+def timeline(label: str, run: dict[str, Any]) -> str | None:
+    """Components per instance over time, coloured by how the instance started, low tier
+    hatched; hot starts' inits in grey ahead of their first use. None: no offsets recorded."""
+    lanes = timeline_lanes(run)
+    if not lanes:
+        return None
+
+    def draw(figure: Any) -> None:
+        from matplotlib.patches import Patch
+
+        axes = figure.subplots()
+        for y, spans in enumerate(lanes.values()):
+            for span in spans:
+                init = span["kind"] == "init"
+                axes.broken_barh(
+                    [(span["start"], max(span["end"] - span["start"], 1e-3))],
+                    (y - 0.4, 0.8),
+                    facecolors=INIT_COLOUR if init else START_COLOURS.get(span["kind"], "grey"),
+                    edgecolor="white" if init else "black",
+                    linewidth=0.3,
+                    hatch="///" if span["tier"] == "low" else None,
+                )
+        starts = sorted(
+            {
+                min(s["start"] for spans in lanes.values() for s in spans if s.get("phase") == k)
+                for k in {s.get("phase") for spans in lanes.values() for s in spans} - {None}
+            }
+        )
+        for x in starts[1:]:
+            axes.axvline(x, color="#999", linestyle=":", linewidth=0.8)
+        axes.set_yticks(range(len(lanes)), list(lanes), fontsize=6 if len(lanes) > 20 else 7)
+        axes.invert_yaxis()
+        axes.set(title=f"run {label}: components per instance", xlabel="seconds from run start")
+        handles = [Patch(color=c, label=k) for k, c in START_COLOURS.items()]
+        handles.append(Patch(color=INIT_COLOUR, label="hot start (init)"))
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="low tier"))
+        axes.legend(handles=handles, fontsize=7, loc="upper right", ncol=5)
+
+    return _png(draw, (8.0, min(12.0, 1.6 + 0.22 * len(lanes))))
 
 
 def learning(folders: Sequence[FolderRuns]) -> str:
@@ -350,6 +417,19 @@ def render(folders: Sequence[FolderRuns]) -> str:
     for title, png, note in figures:
         parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>")
         parts.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")
+    parts.append(
+        "<h2>Timelines</h2><p class='note'>Components per instance over time (the latest "
+        f"{TIMELINES} runs): colour by how the instance started, low tier hatched, hot "
+        "starts' inits in grey; dotted lines start phases.</p>"
+    )
+    shown = list(zip(_run_labels(folders), _all_runs(folders), strict=True))[-TIMELINES:]
+    for label, run in shown:
+        drawn = timeline(label, run)
+        if drawn is None:
+            parts.append(f"<p class='note'>run {html.escape(label)}: recorded without times.</p>")
+        else:
+            alt = html.escape(f"timeline of run {label}")
+            parts.append(f"<img alt='{alt}' src='data:image/png;base64,{drawn}'>")
     parts.append("<h2>The workflows' results</h2>")
     for folder in folders:
         for run in folder.runs:

@@ -7,6 +7,7 @@ the profile store are all derived from records.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -76,10 +77,18 @@ class InvocationRecord:
     service_ms: float
     max_memory_mb: float = 0.0
     error: str | None = None
+    # Seconds from the run's start to the dispatch (the live engine's clock or the
+    # simulator's virtual one); it ends `service_ms` later. None in records made before.
+    started_s: float | None = None
+
+    @property
+    def ended_s(self) -> float | None:
+        return None if self.started_s is None else self.started_s + self.service_ms / 1000.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["start"] = self.start.value
+        data["ended_s"] = self.ended_s
         return data
 
 
@@ -93,9 +102,13 @@ class HotStartRecord:
     init_ms: float
     billed_ms: float
     cost: float
+    # Seconds from the run's start to when it was issued; ready `init_ms` later.
+    started_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["ready_s"] = None if self.started_s is None else self.started_s + self.init_ms / 1e3
+        return data
 
 
 @dataclass
@@ -150,6 +163,11 @@ class RunRecord:
     result: Any = None
     error: str | None = None
     instances: list[dict[str, Any]] = field(default_factory=list)
+    command: str | None = None  # the id of the command that made the run (many share a folder)
+    headline: str | None = None  # the workflow's scientific result in one line
+    started_at: float = field(default_factory=time.time)  # wall clock, for people
+    # The run's origin on the monotonic clock: records' offsets (started_s) count from it.
+    origin_s: float = field(default_factory=time.perf_counter, repr=False, compare=False)
 
     @property
     def execution_time_s(self) -> float:
@@ -175,6 +193,9 @@ class RunRecord:
             "policy": self.policy,
             "preset": self.preset,
             "seed": self.seed,
+            "command": self.command,
+            "started_at": self.started_at,
+            "headline": self.headline,
             "execution_time_s": self.execution_time_s,
             "cost": self.cost,
             "starts": self.start_counts(),

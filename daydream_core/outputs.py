@@ -94,13 +94,19 @@ def write_error_log(out_dir: Path, index: int, text: str) -> Path:
 
 
 def summarise_folder(out_dir: Path) -> dict[str, Any]:
-    """Totals over every run recorded in `out_dir`, whichever command made it."""
+    """Totals over every run recorded in `out_dir`, whichever command made it, and a row per
+    run (`summary.run_row`: its command, status, headline result)."""
+    from daydream_core.summary import INTERRUPTED, command_labels, run_row, status
+
     runs: list[dict[str, Any]] = []
+    unrecorded: list[int] = []
     for index in _indices(out_dir):
         try:
             runs.append(json.loads((run_dir(out_dir, index) / "run.json").read_text()))
         except (OSError, ValueError):
-            continue  # reserved by a run that has not written yet, or not ours
+            unrecorded.append(index)  # reserved by a run not written yet (or killed first)
+            continue
+    rows = [run_row(run) for run in runs]
     starts = {"hot": 0, "warm": 0, "cold": 0}
     for run in runs:
         for kind, count in run.get("starts", {}).items():
@@ -112,6 +118,10 @@ def summarise_folder(out_dir: Path) -> dict[str, Any]:
         "execution_time_s": sum(float(r.get("execution_time_s", 0.0)) for r in runs),
         "cost": sum(float(r.get("cost", 0.0)) for r in runs),
         "starts": starts,
+        "interrupted": [r["index"] for r in runs if status(r) == INTERRUPTED],
+        "unrecorded": unrecorded,
+        "commands": [c for c in command_labels(rows) if c is not None],
+        "table": rows,
     }
 
 

@@ -16,6 +16,8 @@ stay with `Workflow.validator`, which runs after this.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import stat
@@ -30,6 +32,7 @@ from daydream_core.errors import UsageError
 TYPES: tuple[type, ...] = (int, float, bool, str, list, dict)
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 _NAMES.update({list: "a list", dict: "a mapping"})
+IDENTITY_CHARS = 40  # a DAG-shaping value longer than this keys its workload by its hash
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class Param:
     keys of a mapping (unknown keys rejected; given keys checked, absent ones left absent);
     `nullable` admits ``null``; `check` is a last test that raises `ValueError` with what is
     wrong (e.g. `readable_path`). Numbers must be finite.
+
+    `shapes_dag` says the value changes the workflow's DAG (its phases and their widths), so
+    runs that differ in it never share a concurrency history: ``True`` keys the history by the
+    value itself, a function by what it returns for the value (e.g. `content_hash` of a
+    path, so that the same file under two names is one workload and an edited file another).
     """
 
     type: type
@@ -56,6 +64,18 @@ class Param:
     fields: Mapping[str, Param] | None = None
     nullable: bool = False
     check: Callable[[Any], None] | None = field(default=None, compare=False)
+    shapes_dag: bool | Callable[[Any], str] = field(default=False, compare=False)
+
+    def identity(self, value: Any) -> str | None:
+        """What `value` contributes to a workload's key (None: it does not shape the DAG)."""
+        if self.shapes_dag is False:
+            return None
+        if self.shapes_dag is True:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+            if len(text) <= IDENTITY_CHARS:
+                return text
+            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]  # a long list
+        return str(self.shapes_dag(value))
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -169,6 +189,14 @@ class Parameters:
     def names(self) -> str:
         return ", ".join(sorted(self.params))
 
+    def shape(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """The values of the parameters that shape the DAG, as they key a workload."""
+        shape = {}
+        for name in sorted(self.params):
+            if name in values and (ident := self.params[name].identity(values[name])) is not None:
+                shape[name] = ident
+        return shape
+
     def unknown(self, values: Mapping[str, Any]) -> list[str]:
         return sorted(set(values) - set(self.params))
 
@@ -227,6 +255,22 @@ def readable_path(path: str | os.PathLike[str], *, kind: str = "file or director
     if not readable:
         raise ValueError(f"{target} is not readable")
     return target
+
+
+def content_hash(path: str | os.PathLike[str], length: int = 12) -> str:
+    """A short SHA-256 of a file's bytes, or of a directory's files (relative names and
+    bytes, in sorted order): what a path *is*, whatever it is called."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for file in files:
+        if root.is_dir():
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()[:length]}"
 
 
 def writable_dir(path: str | os.PathLike[str]) -> Path:

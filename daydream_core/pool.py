@@ -8,6 +8,7 @@ end instances on their own (keep-alive expiry, eviction).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,13 +49,15 @@ class PoolManager:
         self.releases = capabilities.releases_instances and capabilities.idle_costs
         self.lives: dict[str, InstanceLife] = {}
         self.run_index = 0
-        self._pending: dict[int, list[tuple[str, Future[list[WarmStart]]]]] = {}
+        self.origin_s = time.perf_counter()  # the run's start: hot starts' offsets count from it
+        self._pending: dict[int, list[tuple[str, float, Future[list[WarmStart]]]]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, len(self.functions)), thread_name_prefix="daydream-warm"
         )
 
-    def begin_run(self, run_index: int) -> None:
+    def begin_run(self, run_index: int, origin_s: float | None = None) -> None:
         self.run_index = run_index
+        self.origin_s = time.perf_counter() if origin_s is None else origin_s
 
     def lives_of_run(self, run_index: int) -> list[InstanceLife]:
         """Instances started in, or used by, a run."""
@@ -84,15 +87,16 @@ class PoolManager:
                 continue
             shortfall = wanted - self.live(tier, phase - 1)
             if shortfall > 0:
+                issued_at = time.perf_counter()
                 future = self._executor.submit(self.provider.warm, self.functions[tier], shortfall)
-                self._pending.setdefault(phase, []).append((tier, future))
+                self._pending.setdefault(phase, []).append((tier, issued_at, future))
                 issued[tier] = shortfall
         return issued
 
     def hot_starts(self, phase: int) -> list[HotStartRecord]:
         """Wait for the hot starts issued for `phase`; record and return them."""
         records = []
-        for tier, future in self._pending.pop(phase, []):
+        for tier, issued_at, future in self._pending.pop(phase, []):
             try:
                 started = future.result()
             except DaydreamError as exc:
@@ -113,6 +117,7 @@ class PoolManager:
                         billed_ms=warm.billed_ms,
                         cost=self.prices.cost(spec.memory_mb, warm.billed_ms, vcpus=spec.vcpus)
                         + warm.surcharge,
+                        started_s=issued_at - self.origin_s,
                     )
                 )
         return records

@@ -55,9 +55,16 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("daydream")) / "profile.sqlite"
 
 
-def workload(app: str, preset: str) -> str:
-    """Runs of the same app and preset share a concurrency history."""
-    return f"{app}:{preset}"
+def workload(app: str, preset: str, shape: Mapping[str, str] | None = None) -> str:
+    """Runs of the same app, preset and DAG-shaping parameters (`Parameters.shape`: e.g. the
+    trace's content hash) share a concurrency history; any other difference starts a new one.
+
+    ``ccl:small`` when nothing shapes the DAG, else e.g. ``trace:small max_phases=0
+    trace=sha256:0e4c1f…``: readable in `profile show`, and still ``app:`` first, so keys
+    made before parameters shaped them (plain ``app:preset``) keep their rows and reset."""
+    if not shape:
+        return f"{app}:{preset}"
+    return f"{app}:{preset} " + " ".join(f"{k}={v}" for k, v in sorted(shape.items()))
 
 
 # The columns every table must have, checked at open: a file that is SQLite but not a

@@ -1,13 +1,16 @@
-"""The summary of runs, as a table and as JSON."""
+"""The summary of runs, as a table and as JSON (`folder_table`: every run in a folder)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.box import SIMPLE_HEAD
+from rich.markup import escape
 from rich.table import Table
 
 from daydream_core.model import RunRecord, StartKind
+from daydream_core.summary import command_labels
 
 
 def prediction_error(run: RunRecord) -> float:
@@ -73,3 +76,67 @@ def summary_json(runs: Sequence[RunRecord]) -> dict[str, Any]:
         "cost": sum(r.cost for r in runs),
         "starts": starts,
     }
+
+
+def _phases_cell(row: Mapping[str, Any]) -> str:
+    total = row.get("phases_in_input")
+    return f"{row['phases']}/{total}" if total is not None else str(row["phases"])
+
+
+def folder_table(summary: Mapping[str, Any], command: str | None = None) -> Table:
+    """Every run in a folder (`outputs.summarise_folder`), whichever command made it: its
+    command (a letter; this command's runs in bold), status and figures, and below the table
+    each run's headline result."""
+    rows = summary.get("table", [])
+    labels = command_labels(rows)
+    table = Table(
+        title="daydream summary: every run in the folder",
+        title_justify="left",
+        box=SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),  # nine columns fit an 80-column terminal
+        show_edge=False,
+    )
+    for column in ("run", "cmd", "status", "phases", "comps", "time (s)", "cost ($)"):
+        table.add_column(
+            column, justify="left" if column in ("cmd", "status") else "right", no_wrap=True
+        )
+    table.add_column("hot/warm/cold", justify="right", no_wrap=True)
+    table.add_column("width err", justify="right", no_wrap=True)
+    for row in rows:
+        starts = row["starts"]
+        state = row["status"]
+        table.add_row(
+            str(row["run"]),
+            labels[row.get("command")],
+            {"ok": "ok", "failed": "[red]failed[/red]"}.get(state, f"[yellow]{state}[/yellow]"),
+            _phases_cell(row),
+            str(row["components"]),
+            f"{row['execution_time_s']:.2f}",
+            f"{row['cost']:.6f}",
+            "/".join(str(starts.get(k, 0)) for k in ("hot", "warm", "cold")),
+            f"{row['width_error']:.2f}",
+            style="bold" if command is not None and row.get("command") == command else None,
+        )
+    if len(rows) > 1:
+        table.add_row(
+            "total", "", "", str(sum(r["phases"] for r in rows)), str(summary["components"]),
+            f"{summary['execution_time_s']:.2f}", f"{summary['cost']:.6f}",
+            "/".join(str(summary["starts"].get(k, 0)) for k in ("hot", "warm", "cold")), "",
+            end_section=False, style="bold",
+        )  # fmt: skip
+    notes = [
+        f"run {row['run']}: {escape(row['headline'] or row['error'] or '')}"
+        for row in rows
+        if row["headline"] or row["error"]
+    ]
+    notes += [
+        f"cmd {label}: {cmd}" + (" (this command)" if cmd == command else "")
+        for cmd, label in labels.items()
+        if cmd is not None
+    ]
+    if summary.get("unrecorded"):
+        runs = ", ".join(str(i) for i in summary["unrecorded"])
+        notes.append(f"run {runs}: reserved, no records (running elsewhere, or killed)")
+    notes.append("width err: mean over phases of |instances hot started - components|")
+    table.caption, table.caption_justify = "\n".join(notes), "left"
+    return table

@@ -22,7 +22,9 @@ payload, so any initialised instance of the runtime environment can serve any co
 from __future__ import annotations
 
 import importlib
+import json
 import re
+import warnings
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +142,7 @@ class Workflow:
         self._components: dict[str, ComponentFn] = {}
         self._plan: Callable[[RunContext], PhaseGenerator] | None = None
         self._validate: Callable[[Mapping[str, Any]], None] | None = None
+        self._headline: Callable[[Any], str] | None = None
         _REGISTRY[name] = self
 
     def component(self, fn: ComponentFn | None = None, *, name: str | None = None) -> Any:
@@ -168,6 +171,21 @@ class Workflow:
         self._validate = fn
         return fn
 
+    def headliner(self, fn: Callable[[Any], str]) -> Callable[[Any], str]:
+        """Register how a run's result reads in one line (its scientific result: a best fit,
+        a completeness), shown in the summary table."""
+        self._headline = fn
+        return fn
+
+    def headline(self, result: Any) -> str:
+        """The run's result in one line: the workflow's own words, else its first scalars."""
+        if self._headline is not None:
+            try:
+                return " ".join(str(self._headline(result)).split())
+            except Exception as exc:  # a bug in a summary line never costs the run
+                warnings.warn(f"{self.name}: headline of the result failed: {exc}", stacklevel=2)
+        return default_headline(result)
+
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The run parameters checked: parsed against the declared parameters (unknown keys
         and bad values are a one-line `UsageError`, defaults filled), then the validator."""
@@ -178,6 +196,14 @@ class Workflow:
         if self._validate is not None:
             self._validate(parsed)
         return parsed
+
+    def workload(self, preset: str, params: Mapping[str, Any]) -> str:
+        """The key of this workload's concurrency history: app, preset and the values of the
+        parameters declared to shape the DAG (`Param.shapes_dag`)."""
+        from daydream_core.profile import workload
+
+        shape = self.parameters.shape(params) if self.parameters is not None else None
+        return workload(self.name, preset, shape)
 
     @property
     def components(self) -> Mapping[str, ComponentFn]:
@@ -216,6 +242,24 @@ class Workflow:
         if self._plan is None:
             raise ValueError(f"workflow {self.name!r} has no phase generator")
         return self._plan(run)
+
+
+def _scalar(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
+
+
+def default_headline(result: Any, most: int = 3, width: int = 80) -> str:
+    """A result's first few scalar entries (``key=value``), or the result itself, cut short."""
+    if isinstance(result, Mapping):
+        scalars = [
+            f"{key}={_scalar(value)}"
+            for key, value in result.items()
+            if isinstance(value, str | int | float | bool) or value is None
+        ]
+        text = " ".join(scalars[:most])
+    else:
+        text = "" if result is None else _scalar(result)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def load_workflow(runtime: RuntimeEnvironment) -> Workflow:

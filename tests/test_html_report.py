@@ -14,7 +14,15 @@ import pytest
 
 from daydream_core.cli import main
 from daydream_core.errors import UsageError
-from daydream_core.html_report import cost_split, load_folder, render, width_error
+from daydream_core.html_report import (
+    TIMELINES,
+    cost_split,
+    load_folder,
+    render,
+    timeline,
+    timeline_lanes,
+    width_error,
+)
 from daydream_core.model import (
     HotStartRecord,
     InvocationRecord,
@@ -25,6 +33,9 @@ from daydream_core.model import (
 from daydream_core.outputs import write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+PHASE_STARTS = (0.0, 1.5, 4.0)  # seconds from the run's start: phase times 1.5, 2.5, 3.5
 
 
 def _record(phase: int, i: int, tier: str, start: StartKind, cost: float) -> InvocationRecord:
@@ -40,6 +51,7 @@ def _record(phase: int, i: int, tier: str, start: StartKind, cost: float) -> Inv
         billed_ms=1300.0,
         cost=cost,
         service_ms=1400.0 + 100 * i,
+        started_s=PHASE_STARTS[phase] + 0.01 * i,
     )
 
 
@@ -60,7 +72,9 @@ def _results(folder: Path, runs: int = 3) -> Path:
                     placement={r.component: r.tier for r in records},
                     phase_time_s=1.5 + phase,
                     invocations=records,
-                    hot_starts=[HotStartRecord(phase, "low", "low-9", 250.0, 250.0, 0.0005)],
+                    hot_starts=[
+                        HotStartRecord(phase, "low", "low-9", 250.0, 250.0, 0.0005, started_s=0.2)
+                    ],
                 )
             )
         run.result = {"best_fit": [0.31, 0.81], "widths": [2, 4, 1], "note": "<b>escaped</b>"}
@@ -82,7 +96,7 @@ def test_figures_are_derived_from_the_records(tmp_path: Path) -> None:
 def test_page_is_self_contained(tmp_path: Path) -> None:
     page = render([load_folder(_results(tmp_path / "a")), load_folder(_results(tmp_path / "b"))])
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
-    assert len(images) == 5
+    assert len(images) == 5 + TIMELINES  # the latest runs' timelines
     assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
     assert "http://" not in page and "https://" not in page  # nothing fetched from anywhere
     assert "&lt;b&gt;escaped&lt;/b&gt;" in page and "<b>escaped" not in page
@@ -149,5 +163,29 @@ def test_the_page_renders_in_a_browser(tmp_path: Path) -> None:
             check=False,
         )
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert 'id="probe">images=5 drawn=5<' in shown.stdout, shown.stdout[-2000:]
+    assert 'id="probe">images=8 drawn=8<' in shown.stdout, shown.stdout[-2000:]  # 3 timelines
     assert "daydream report" in shown.stdout
+
+
+def test_the_timeline_puts_each_component_on_its_instance_at_its_time(tmp_path: Path) -> None:
+    run = load_folder(_results(tmp_path / "out", runs=1)).runs[0]
+    lanes = timeline_lanes(run)
+    # phase 3's one component (a cold start in run 1) ran on low-0 at 4.0 s for 1.4 s
+    last = lanes["low-0"][-1]
+    assert (last["kind"], last["tier"], last["phase"]) == ("cold", "low", 2)
+    assert (last["start"], last["end"]) == pytest.approx((4.0, 5.4))
+    # low-9 holds the hot starts' inits, issued 0.2 s into the run, 250 ms each
+    assert [s["kind"] for s in lanes["low-9"]] == ["init"] * 3
+    assert lanes["low-9"][0]["end"] == pytest.approx(0.2 + 0.25)
+    assert next(iter(lanes)) == "low-0"  # lanes in order of first use
+    assert sum(len(spans) for spans in lanes.values()) == 2 + 4 + 1 + 3
+    assert base64.b64decode(timeline("1", run) or "").startswith(PNG_MAGIC)
+
+
+def test_runs_recorded_without_times_say_so(tmp_path: Path) -> None:
+    folder = _results(tmp_path / "out", runs=1)
+    path = folder / "run-1" / "run.json"
+    path.write_text(re.sub(r'"started_s": [0-9.e-]+', '"started_s": null', path.read_text()))
+    run = load_folder(folder).runs[0]
+    assert timeline_lanes(run) == {} and timeline("1", run) is None
+    assert "run 1: recorded without times" in render([load_folder(folder)])

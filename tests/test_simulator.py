@@ -121,3 +121,26 @@ def test_snapstart_rows_beside_daydream_under_the_aws_calibration() -> None:
     other = evaluate(workload, named_calibration("trace"), specs)
     add_snapstart(other, specs)
     assert set(other.results) == {"daydream", "cold"}
+
+
+def test_simulated_runs_carry_the_engines_records_in_virtual_time() -> None:
+    widths = [[2.0, 3.0], [1.0] * 6, [4.0, 4.0, 4.0]]
+    result = evaluate(_workload(widths, runs=2), named_calibration("aws"),
+                      {"daydream": policies()["daydream"]}, seed=1)  # fmt: skip
+    seen: set[str] = set()
+    for run in result.results["daydream"].runs:
+        assert [len([r for r in run.invocations if r.phase == k]) for k in range(3)] == [2, 6, 3]
+        assert sum(r.start.value == "cold" for r in run.invocations) == run.billing.starts["cold"]
+        phase_start = 0.0
+        for k, phase_time in enumerate(run.phase_times):
+            spans = [(r.started_s, r.ended_s) for r in run.invocations if r.phase == k]
+            assert all(s is not None and e is not None for s, e in spans)
+            assert min(s for s, _ in spans) == pytest.approx(phase_start)  # dispatched at once
+            assert max(e for _, e in spans) == pytest.approx(phase_start + phase_time)
+            phase_start += phase_time
+        # instances are named by tier; a warm start reuses one seen before (runs share them)
+        assert all(r.instance.startswith(f"{r.tier}-") for r in run.invocations)
+        for r in sorted(run.invocations, key=lambda r: (r.phase, r.started_s or 0.0)):
+            if r.start.value == "warm":
+                assert r.instance in seen
+            seen.add(r.instance)

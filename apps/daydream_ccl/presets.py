@@ -30,8 +30,9 @@ def _positive(default: float, help: str, le: float = 1.0e6) -> Param:
 
 PARAMS: dict[str, Param] = {
     # the rounds
-    "n_initial": Param(int, 4, "cosmologies of the first round", ge=2, le=256),
-    "max_rounds": Param(int, 2, "evaluation rounds (four phases each)", ge=1, le=50),
+    "n_initial": Param(int, 4, "cosmologies of the first round", ge=2, le=256, shapes_dag=True),
+    "max_rounds": Param(int, 2, "evaluation rounds (four phases each)", ge=1, le=50,
+                        shapes_dag=True),
     "prior": Param(
         dict,
         {k: list(v) for k, v in PRIOR.items()},
@@ -40,7 +41,7 @@ PARAMS: dict[str, Param] = {
     ),
     # AnalysisConfig
     "probes": Param(list, list(PROBES), "3x2pt probes", items=Param(str, choices=PROBES),
-                    length=(1, len(PROBES))),
+                    length=(1, len(PROBES)), shapes_dag=True),
     "fiducial": Param(dict, dict(FIDUCIAL), "fiducial cosmology", fields={
         "Omega_c": Param(float, ge=0.05, le=0.6),
         "Omega_b": Param(float, ge=0.01, le=0.1),
@@ -65,8 +66,8 @@ PARAMS: dict[str, Param] = {
     "n_ell_cov": Param(int, 1500, "multipoles of the Gaussian covariance", ge=10, le=100_000),
     "mock_noise": Param(bool, False, "add noise to the mock data vector"),
     # Survey
-    "n_source_bins": Param(int, 3, "tomographic source bins", ge=1, le=20),
-    "n_lens_bins": Param(int, 2, "tomographic lens bins", ge=1, le=20),
+    "n_source_bins": Param(int, 3, "tomographic source bins", ge=1, le=20, shapes_dag=True),
+    "n_lens_bins": Param(int, 2, "tomographic lens bins", ge=1, le=20, shapes_dag=True),
     "source_z0": _positive(0.13, "Smail z0 of sources", le=5.0),
     "source_alpha": _positive(0.78, "Smail alpha of sources", le=10.0),
     "lens_z0": _positive(0.26, "Smail z0 of lenses", le=5.0),
@@ -85,8 +86,8 @@ PARAMS: dict[str, Param] = {
     # RefineSettings
     "delta_chi2": _positive(6.17, "good points lie within this of the best chi^2", le=1e4),
     "per_good": _positive(1.0, "new cosmologies per good point", le=100.0),
-    "min_new": Param(int, 2, "fewest new cosmologies per round", ge=1, le=256),
-    "max_new": Param(int, 6, "most new cosmologies per round", ge=1, le=256),
+    "min_new": Param(int, 2, "fewest new cosmologies per round", ge=1, le=256, shapes_dag=True),
+    "max_new": Param(int, 6, "most new cosmologies per round", ge=1, le=256, shapes_dag=True),
     "initial_radius": Param(float, 0.4, "trust radius, unit cube", gt=0, le=1.0),
     "shrink": Param(float, 0.6, "trust radius shrink factor", gt=0, lt=1.0),
     "min_radius": Param(float, 0.005, "smallest trust radius", gt=0, le=1.0),

@@ -65,6 +65,17 @@ def check(params: Mapping[str, Any]) -> None:
             raise UsageError(f"ccl prior of {name} is [{lo:g}, {hi:g}]; low must be below high")
 
 
+@workflow.headliner
+def headline(result: Mapping[str, Any]) -> str:
+    """The best fit, its chi-squared, and whether the refinement converged."""
+    fit = " ".join(f"{name}={value:.4f}" for name, value in result["best_fit"].items())
+    state = "converged" if result["converged"] else "not converged"
+    return (
+        f"best fit {fit}; chi2_min={result['chi2_min']:.2f} ({result['n_data']} data), "
+        f"{state} after {result['iterations']} round{'s' * (result['iterations'] != 1)}"
+    )
+
+
 @workflow.phases
 def plan(run: RunContext) -> PhaseGenerator:
     params = run.params

@@ -118,7 +118,7 @@ def _nside(default: int, help: str) -> Param:
 
 
 PARAMS: dict[str, Param] = {
-    "planet": Param(str, DEFAULTS["planet"], "the body", choices=tuple(PLANETS)),
+    "planet": Param(str, DEFAULTS["planet"], "the body", choices=tuple(PLANETS), shapes_dag=True),
     "epoch": Param(str, DEFAULTS["epoch"], "scene time of run 1, ISO 8601", check=_iso_time),
     "hours_per_run": Param(float, 7.0, "scene time between runs", ge=0, le=1.0e5),
     "elevation_nside": _nside(512, "HEALPix nside of the elevation map"),
@@ -132,18 +132,18 @@ PARAMS: dict[str, Param] = {
     "albedo_rms": Param(float, 0.05, "rms albedo", ge=0, le=1.0),
     "resolution": Param(int, 64, "samples a side of a tile", ge=2, le=1024,
                         check=_power_of_two),
-    "pyramid_levels": Param(int, 2, "levels prepared up front", ge=0, le=12),
-    "max_level": Param(int, 9, "deepest tile level", ge=0, le=20),
+    "pyramid_levels": Param(int, 2, "levels prepared up front", ge=0, le=12, shapes_dag=True),
+    "max_level": Param(int, 9, "deepest tile level", ge=0, le=20, shapes_dag=True),
     "max_crater_level": Param(int, 13, "deepest level with craters", ge=0, le=29),
     "threshold_px": Param(float, 1.5, "screen-space error that asks for refinement", gt=0,
-                          le=1000.0),
-    "max_refine": Param(int, 8, "most tiles refined per phase", ge=0, le=100_000),
-    "refine_phases": Param(int, 4, "refinement phases", ge=0, le=100),
+                          le=1000.0, shapes_dag=True),
+    "max_refine": Param(int, 8, "most tiles refined per phase", ge=0, le=100_000, shapes_dag=True),
+    "refine_phases": Param(int, 4, "refinement phases", ge=0, le=100, shapes_dag=True),
     "image_width": Param(int, 400, "rendered width, pixels", ge=8, le=8192),
     "image_height": Param(int, 300, "rendered height, pixels", ge=8, le=8192),
     "exaggeration": Param(float, 6.0, "vertical exaggeration", gt=0, le=1000.0),
     "views": Param(list, list(DEFAULT_VIEWS), "cameras", length=(1, 64),
-                   items=Param(dict, fields=_view_fields())),
+                   items=Param(dict, fields=_view_fields()), shapes_dag=True),
 }  # fmt: skip
 
 
@@ -419,6 +419,16 @@ class TileIndex:
             tile = (level, first + i)
             self.errors[tile] = float(error)
             self.where[tile] = (str(block["elevation_key"]), str(block["albedo_key"]), i * samples)
+
+
+@workflow.headliner
+def headline(result: Mapping[str, Any]) -> str:
+    """The level-of-detail selection reached and the views rendered."""
+    return (
+        f"{result['leaves']} tiles after {result['refinements']} refinements "
+        f"({result['unrefined_candidates']} left unrefined), {len(result['images'])} views; "
+        f"relief rms {result['relief_rms_km']:.2f} km"
+    )
 
 
 @workflow.phases

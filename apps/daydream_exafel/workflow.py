@@ -121,18 +121,22 @@ PARAMS: dict[str, Param] = {
         min_partiality=_fraction(), cycles=_count(1, 1000), n_shells=_count(1, 100)
     ),
     "first_batch": Param(int, DEFAULTS["first_batch"], "shots of the first batch", ge=1,
-                         le=100_000),
+                         le=100_000, shapes_dag=True),
     "min_batch": Param(int, DEFAULTS["min_batch"], "fewest shots of a later batch", ge=1,
-                       le=100_000),
+                       le=100_000, shapes_dag=True),
     "max_batch": Param(int, DEFAULTS["max_batch"], "most shots of a later batch", ge=1,
-                       le=100_000),
+                       le=100_000, shapes_dag=True),
     "shots_per_component": Param(int, DEFAULTS["shots_per_component"],
-                                 "shots simulated by one component", ge=1, le=10_000),
+                                 "shots simulated by one component", ge=1, le=10_000,
+                                 shapes_dag=True),
     "hits_per_component": Param(int, DEFAULTS["hits_per_component"],
-                                "hits processed by one component", ge=1, le=10_000),
+                                "hits processed by one component", ge=1, le=10_000,
+                                shapes_dag=True),
     "completeness_target": Param(float, DEFAULTS["completeness_target"],
-                                 "stop once the merged data are this complete", gt=0, le=1.0),
-    "max_batches": Param(int, DEFAULTS["max_batches"], "most batches of shots", ge=1, le=1000),
+                                 "stop once the merged data are this complete", gt=0, le=1.0,
+                                 shapes_dag=True),
+    "max_batches": Param(int, DEFAULTS["max_batches"], "most batches of shots", ge=1, le=1000,
+                         shapes_dag=True),
 }  # fmt: skip
 workflow = Workflow(
     "exafel",
@@ -460,6 +464,19 @@ def next_batch_size(
         need = math.ceil(1.1 * more_indexed * shots / indexed)
     need = int(min(maximum, max(minimum, need)))
     return int(math.ceil(need / multiple) * multiple)
+
+
+@workflow.headliner
+def headline(result: Mapping[str, Any]) -> str:
+    """Completeness of the merged data against its target, and what it took."""
+    final = result.get("final") or {}
+    reached = "target reached" if result["target_reached"] else "below target"
+    cc_half = final.get("cc_half")
+    quality = f", CC1/2 {cc_half:.3f}" if isinstance(cc_half, float) else ""
+    return (
+        f"completeness {float(final.get('completeness', 0.0)):.3f} ({reached}){quality}; "
+        f"{result['indexed']} of {result['shots']} shots indexed in {result['batches']} batches"
+    )
 
 
 @workflow.phases

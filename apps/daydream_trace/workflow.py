@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.model import Call
-from daydream_core.params import Param, readable_path
+from daydream_core.params import Param, content_hash, readable_path
 from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, RunContext, Workflow
 from daydream_trace import work
 from daydream_trace.formats import KINDS, Trace, load_trace
@@ -58,10 +58,10 @@ def _trace_path(value: str) -> None:
 
 PARAMS: dict[str, Param] = {
     "trace": Param(str, DEFAULTS["trace"], "a DayDream trace folder or a WfFormat JSON file",
-                   check=_trace_path),
+                   check=_trace_path, shapes_dag=content_hash),
     "scale": Param(float, 0.05, "scale factor of replayed work", gt=0, le=1.0e6),
     "max_phases": Param(int, 0, "replay at most this many phases (0: all)", ge=0,
-                        le=1_000_000),
+                        le=1_000_000, shapes_dag=True),
     "memory_mb": Param(float, 64.0, "memory held by a task with none recorded", ge=0,
                        le=1.0e6),
     "io_mb": Param(float, 1.0, "size of an output with none recorded", ge=0, le=1.0e6),
@@ -158,6 +158,15 @@ def check(params: Mapping[str, Any]) -> None:
     """Read the trace before anything is deployed: a bad file is one line, exit 2."""
     p = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
     load_trace(str(p["trace"]), 1)
+
+
+@workflow.headliner
+def headline(result: Mapping[str, Any]) -> str:
+    """What was replayed of the input: phases, components, calibrated CPU seconds."""
+    return (
+        f"{result['name']}: {result['phases']} phases, {sum(result['widths'])} components, "
+        f"{result['cpu_seconds']:.1f} s of CPU work ({result['recorded_seconds']:.1f} s recorded)"
+    )
 
 
 @workflow.phases

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
-from daydream_core.model import StartKind
+from daydream_core.model import InvocationRecord, StartKind
 from daydream_core.simulator.calibration import Calibration
-from daydream_core.simulator.platform import Billing, Platform
+from daydream_core.simulator.platform import Billing, Instance, Platform
 from daydream_core.simulator.workload import TraceRun
 
 
@@ -42,6 +42,9 @@ class RunOutcome:
     billing: Billing = field(default_factory=Billing)
     idle_gb_s: float = 0.0
     own_cost: float = 0.0  # the artifact's own accounting (summed service x its tier mix)
+    # One record per component, as the live engine makes them, in virtual time (started_s
+    # from the run's start): what a timeline of a simulated run is drawn from.
+    invocations: list[InvocationRecord] = field(default_factory=list)
 
     @property
     def execution_time_s(self) -> float:
@@ -109,6 +112,7 @@ def simulate_daydream(
 ) -> tuple[RunOutcome, float]:
     cal = platform.cal
     out = RunOutcome()
+    origin = clock
     controller.first(_upcoming(controller, run, seconds, 0), platform.alive())
     for k, phase in enumerate(run.phases):
         start = clock
@@ -132,6 +136,8 @@ def simulate_daydream(
             if kind is StartKind.COLD:
                 cost += cal.start_charge(tier)
             out.billing.starts[kind.value] += 1
+            span = (start - origin, finished + cal.dispatch_s - start, execution)
+            out.invocations.append(_record(k, i, kinds[i], tier, instance, kind, span))
         # While the phase runs: the next phase's hot starts, short of what is alive.
         if k + 1 < len(run.phases) or not controller.clairvoyant:
             alive = platform.alive()
@@ -149,6 +155,35 @@ def simulate_daydream(
         out.phase_costs.append(cost)
         clock = end
     return out, clock
+
+
+def _record(
+    phase: int,
+    i: int,
+    kind: str,
+    tier: str,
+    instance: Instance,
+    start: StartKind,
+    span: tuple[float, float, float],
+) -> InvocationRecord:
+    """A live engine's record of a simulated component; `span` is (started_s, service_s,
+    execution_s) in virtual time."""
+    started_s, service_s, execution_s = span
+    init_ms = instance.init_s * 1000.0 if start is StartKind.COLD else 0.0
+    return InvocationRecord(
+        component=f"p{phase + 1}-c{i + 1}",
+        kind=kind,
+        phase=phase,
+        tier=tier,
+        instance=instance.name,
+        start=start,
+        init_ms=init_ms,
+        execution_ms=execution_s * 1000.0,
+        billed_ms=execution_s * 1000.0 + init_ms,
+        cost=0.0,  # priced per phase (phase_costs); these records carry the times
+        service_ms=service_s * 1000.0,
+        started_s=started_s,
+    )
 
 
 def simulate_artifact(

@@ -30,6 +30,7 @@ class Instance:
     free_at: float = 0.0
     served: int = 0
     ended: bool = False
+    name: str = ""  # "<tier>-<n>", in order of creation on the platform
 
     def __post_init__(self) -> None:
         self.free_at = self.ready_at
@@ -54,6 +55,7 @@ class Platform:
         self.instances: dict[str, list[Instance]] = {t: [] for t in calibration.tiers}
         self._busy_until: list[float] = []  # heap of execution ends (concurrency accounting)
         self.idle_gb_s = 0.0  # billed GB-seconds of hot starts never used
+        self._created = 0
 
     def init_draw(self, tier: str) -> float:
         z = float(self.rng.standard_normal())
@@ -82,11 +84,17 @@ class Platform:
         room = max(0, self.cal.concurrency - sum(self.alive().values()))
         for _ in range(min(n, room)):
             init = self.init_draw(tier)
-            self.instances[tier].append(Instance(tier, now, now + init, init, hot=True))
+            self.instances[tier].append(
+                Instance(tier, now, now + init, init, hot=True, name=self._name(tier))
+            )
             billing.cost += self.cal.prices.cost(
                 spec.memory_mb, self.cal.hold_s * 1000.0, init_ms=init * 1000.0, vcpus=spec.vcpus
             ) + self.cal.start_charge(tier)
             billing.hot_starts += 1
+
+    def _name(self, tier: str) -> str:
+        self._created += 1
+        return f"{tier}-{self._created:04d}"
 
     def _idle(self, instance: Instance) -> None:
         spec = self.cal.tiers[instance.tier]
@@ -116,7 +124,7 @@ class Platform:
             instance = min(pending, key=lambda i: i.ready_at)
             return instance, StartKind.HOT, instance.ready_at
         init = self.init_draw(tier)
-        instance = Instance(tier, arrival, arrival + init, init, hot=False)
+        instance = Instance(tier, arrival, arrival + init, init, hot=False, name=self._name(tier))
         pool.append(instance)
         return instance, StartKind.COLD, arrival + init
 
