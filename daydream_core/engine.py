@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daydream_core.accounting import RunClock
 from daydream_core.controller import Controller
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
@@ -39,7 +40,7 @@ from daydream_core.policies.predictor import (
 )
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
-from daydream_core.profile import ProfileStore, workload
+from daydream_core.profile import PhaseWidths, ProfileStore, workload
 from daydream_core.provider import FunctionHandle, Provider
 from daydream_core.workflow import RunContext, Workflow
 
@@ -175,6 +176,7 @@ class Engine:
     ) -> RunRecord:
         pool = self._pool(workflow)
         store = self.provider.store()
+        clock = RunClock()  # wall time = setup + phases + the controller between them
         run = RunRecord(
             run_id=f"{workflow.name}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}",
             index=run_index,
@@ -208,25 +210,34 @@ class Engine:
             return calls
 
         try:
-            calls = advance(None)
+            with clock.part("plan"):
+                calls = advance(None)
             while True:
-                phase, outputs, failure = self._run_phase(run, pool, controller, calls, store.uri)
-                run.phases.append(phase)
-                write_run(run, out_dir)  # first: the run's own files land whatever follows
-                self._learn(run.app, phase)
-                timings = self.profile.timings(run.app, self.provider.name)
-                controller.phase_done(phase.phase_time_s, timings)
-                if pool.releases:
-                    pool.release(phase.index, controller.keep())
-                self.profile.record_phase(
-                    key, run.run_id, phase.index, phase.widths, phase.predicted
+                phase, outputs, failure = self._run_phase(
+                    run, pool, controller, calls, store.uri, clock=clock
                 )
-                self.events.phase_done(run, phase)
+                run.phases.append(phase)
+                with clock.part("write"):
+                    write_run(run, out_dir)  # first: the run's own files land whatever follows
+                with clock.part("learn"):
+                    timings = self._learn(
+                        run.app,
+                        phase,
+                        PhaseWidths(key, run.run_id, phase.index, phase.widths, phase.predicted),
+                    )
+                    controller.phase_done(phase.phase_time_s, timings)
+                if pool.releases:
+                    with clock.part("release"):
+                        pool.release(phase.index, controller.keep())
+                with clock.part("events"):
+                    self.events.phase_done(run, phase)
                 if failure is not None:
                     raise failure
                 if self.policy.phase_pause_s:
-                    time.sleep(self.policy.phase_pause_s)  # the artifact's controller does
-                calls = advance(outputs)
+                    with clock.part("pause"):
+                        time.sleep(self.policy.phase_pause_s)  # the artifact's controller does
+                with clock.part("plan"):
+                    calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
         except RunStopped as failure:
@@ -252,6 +263,7 @@ class Engine:
                     pool.release(len(run.phases), controller.keep_between_runs())
             finally:
                 run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
+                clock.finish(run)  # the wall time as recorded: all but this last write
                 write_run(run, out_dir)
         return run
 
@@ -262,17 +274,30 @@ class Engine:
         controller: Controller,
         calls: Sequence[Call],
         store_uri: str,
+        clock: RunClock | None = None,
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
+        clock = clock or RunClock()
         index = len(run.phases)
-        components = [Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)]
-        kinds = [c.kind for c in components]
-        plan = controller.place(kinds)
-        self.events.phase_started(run, index, plan.placement)
-        started = time.perf_counter()
+        with clock.part("place"):
+            components = [
+                Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)
+            ]
+            kinds = [c.kind for c in components]
+            plan = controller.place(kinds)
+        with clock.part("events"):
+            self.events.phase_started(run, index, plan.placement)
+        started = clock.dispatching(run)
         futures: list[Future[_Outcome]] = []
         for component, tier in zip(components, plan.placement, strict=True):
             futures.append(
-                self._dispatch.submit(self._invoke, pool.functions[tier], component, run, store_uri)
+                self._dispatch.submit(
+                    self._invoke,
+                    pool.functions[tier],
+                    component,
+                    run,
+                    store_uri,
+                    dispatched_at=time.perf_counter(),
+                )
             )
             if self.policy.dispatch_pause_s:
                 time.sleep(self.policy.dispatch_pause_s)  # the artifact's serial dispatch
@@ -286,14 +311,15 @@ class Engine:
             outcomes.append(outcome)
             pool.observe(outcome.record)
             self.events.invocation_done(run, outcome.record)
+        hot_starts = pool.hot_starts(index)
         phase = PhaseRecord(
             index=index,
             width=len(components),
             predicted=plan.predicted,
             placement={c.id: t for c, t in zip(components, plan.placement, strict=True)},
-            phase_time_s=time.perf_counter() - started,
+            phase_time_s=clock.phase_ended() - started,
             invocations=[o.record for o in outcomes],
-            hot_starts=pool.hot_starts(index),
+            hot_starts=hot_starts,
         )
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
@@ -302,7 +328,12 @@ class Engine:
         return phase, outputs, None
 
     def _invoke(
-        self, function: FunctionHandle, component: Component, run: RunRecord, store_uri: str
+        self,
+        function: FunctionHandle,
+        component: Component,
+        run: RunRecord,
+        store_uri: str,
+        dispatched_at: float | None = None,
     ) -> _Outcome:
         payload = {
             "component": component.id,
@@ -313,6 +344,8 @@ class Engine:
             "store": store_uri,
         }
         started = time.perf_counter()
+        # Service time runs from the dispatch: a wait for a slot under the limit is in it.
+        dispatched_at = started if dispatched_at is None else dispatched_at
         record = InvocationRecord(
             component=component.id,
             kind=component.kind,
@@ -325,16 +358,17 @@ class Engine:
             billed_ms=0.0,
             cost=0.0,
             service_ms=0.0,
+            queued_ms=(started - dispatched_at) * 1000.0,
         )
         try:
             result = self.provider.invoke(function, payload, self.timeout_s)
         except DaydreamError as exc:
-            record.service_ms = (time.perf_counter() - started) * 1000.0
+            record.service_ms = (time.perf_counter() - dispatched_at) * 1000.0
             record.error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, ComponentFailed):
                 record.error += "\n" + exc.remote_traceback
             return _Outcome(record, error=exc)
-        record.service_ms = (time.perf_counter() - started) * 1000.0
+        record.service_ms = (time.perf_counter() - dispatched_at) * 1000.0
         record.instance = result.instance
         record.start = result.start
         record.init_ms = result.init_ms
@@ -361,13 +395,15 @@ class Engine:
             for name, tier in self.tiers.items()
         }
 
-    def _learn(self, app: str, phase: PhaseRecord) -> None:
+    def _learn(
+        self, app: str, phase: PhaseRecord, widths: PhaseWidths
+    ) -> dict[str, dict[str, float]]:
+        """What the phase taught, into the profile store in one transaction; the timings now."""
         executions = [
             (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
         ]
         inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
-        if executions:
-            self.profile.record_executions(app, self.provider.name, executions)
-        if inits:
-            self.profile.record_inits(app, self.provider.name, [i for i in inits if i[1] > 0])
+        return self.profile.learn_phase(
+            app, self.provider.name, executions, [i for i in inits if i[1] > 0], widths
+        )

@@ -185,7 +185,7 @@ def test_a_profile_failing_mid_run_keeps_the_runs_files(
     def broken(self: ProfileStore, *args: object) -> None:
         raise ProfileError(f"profile store {self.path} failed: disk I/O error")
 
-    monkeypatch.setattr(ProfileStore, "record_phase", broken)
+    monkeypatch.setattr(ProfileStore, "learn_phase", broken)
     plugin = _DemoApp()
     plugins.plugin_manager().register(plugin)
     out = tmp_path / "out"
