@@ -58,12 +58,13 @@ class RunClock:
         now = self._now()
         gap = now - self._mark
         if run.phases:
-            last = run.phases[-1]
-            last.controller_time_s += gap
-            for name, seconds in self._parts.items():
-                last.controller_parts[name] = last.controller_parts.get(name, 0.0) + seconds
+            run.phases[-1].controller_time_s += gap
+            parts = run.phases[-1].controller_parts
         else:
             run.setup_time_s += gap
+            parts = run.setup_parts
+        for name, seconds in self._parts.items():
+            parts[name] = parts.get(name, 0.0) + seconds
         self._mark = now
         self._parts = {}
         return now

@@ -160,6 +160,7 @@ class RunRecord:
     error: str | None = None
     instances: list[dict[str, Any]] = field(default_factory=list)
     setup_time_s: float = 0.0  # the controller's time before the first phase's dispatch
+    setup_parts: dict[str, float] = field(default_factory=dict)  # what it went to (plan, place)
     wall_time_s: float = 0.0  # from the run's start to its end, as the engine measured
 
     @property
@@ -199,6 +200,7 @@ class RunRecord:
             "execution_time_s": self.execution_time_s,
             "controller_time_s": self.controller_time_s,
             "setup_time_s": self.setup_time_s,
+            "setup_parts": self.setup_parts,
             "wall_time_s": self.wall_time_s,
             "cost": self.cost,
             "starts": self.start_counts(),
