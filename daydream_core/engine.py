@@ -21,6 +21,7 @@ from daydream_core.accounting import RunClock
 from daydream_core.controller import Controller
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
+from daydream_core.learning import RunLearning
 from daydream_core.model import (
     HIGH,
     LOW,
@@ -133,9 +134,12 @@ class Engine:
             max_workers=provider.capabilities().max_concurrency, thread_name_prefix="daydream"
         )
         self._pools: dict[str, PoolManager] = {}
+        # What a phase taught is written while the next one runs (daydream_core.learning).
+        self._persist = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daydream-profile")
 
     def close(self) -> None:
         self._dispatch.shutdown(wait=True, cancel_futures=True)
+        self._persist.shutdown(wait=True)
         for pool in self._pools.values():
             pool.close()
 
@@ -189,6 +193,7 @@ class Engine:
         pool.begin_run(run_index)
         key = workload(workflow.name, preset)
         controller = self.controller(workflow, self.profile.width_history(key))
+        learning = RunLearning(self.profile, workflow.name, self.provider.name, self._persist)
         controller.first(alive=pool.alive())
         context = RunContext(
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
@@ -221,7 +226,7 @@ class Engine:
                     write_run(run, out_dir)  # first: the run's own files land whatever follows
                 with clock.part("learn"):
                     timings = self._learn(
-                        run.app,
+                        learning,
                         phase,
                         PhaseWidths(key, run.run_id, phase.index, phase.widths, phase.predicted),
                     )
@@ -258,6 +263,7 @@ class Engine:
                 run.phases[-1].hot_starts.extend(unused)
             write_run(run, out_dir)  # before the profile, which may be what failed
             try:
+                learning.wait()  # the last phase's learning is in the store
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
                     pool.release(len(run.phases), controller.keep_between_runs())
@@ -396,14 +402,13 @@ class Engine:
         }
 
     def _learn(
-        self, app: str, phase: PhaseRecord, widths: PhaseWidths
+        self, learning: RunLearning, phase: PhaseRecord, widths: PhaseWidths
     ) -> dict[str, dict[str, float]]:
-        """What the phase taught, into the profile store in one transaction; the timings now."""
+        """What the phase taught: the timings now, and one profile-store transaction in the
+        background."""
         executions = [
             (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
         ]
         inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
-        return self.profile.learn_phase(
-            app, self.provider.name, executions, [i for i in inits if i[1] > 0], widths
-        )
+        return learning.learn(executions, [i for i in inits if i[1] > 0], widths)

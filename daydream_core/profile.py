@@ -247,8 +247,8 @@ class ProfileStore:
         (kind -> tier -> mean seconds). The samples are folded per (kind, tier) first and
         merged into the running moments (Chan et al.), so the work in SQLite is one read and
         one write per kind and tier, whatever the phase's width."""
-        folded = _fold(executions)
-        folded_inits = _fold([("", tier, ms) for tier, ms in inits])
+        folded = fold_moments(executions)
+        folded_inits = fold_moments([("", tier, ms) for tier, ms in inits])
         with self._write() as db:
             rows = db.execute(
                 "SELECT kind, tier, n, mean_ms, m2 FROM kind_timing WHERE app=? AND provider=?",
@@ -256,7 +256,7 @@ class ProfileStore:
             ).fetchall()
             moments = {(k, t): (n, mean, m2) for k, t, n, mean, m2 in rows}
             for key, batch in folded.items():
-                moments[key] = _merge(moments.get(key, (0, 0.0, 0.0)), batch)
+                moments[key] = merge_moments(moments.get(key, (0, 0.0, 0.0)), batch)
             db.executemany(
                 "INSERT OR REPLACE INTO kind_timing VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(app, provider, k, t, *moments[(k, t)]) for k, t in folded],
@@ -270,7 +270,7 @@ class ProfileStore:
                 merged = []
                 for (_, tier), batch in folded_inits.items():
                     n, mean = known.get(tier, (0, 0.0))
-                    total, new_mean, _ = _merge((n, mean, 0.0), batch)
+                    total, new_mean, _ = merge_moments((n, mean, 0.0), batch)
                     merged.append((app, provider, tier, total, new_mean))
                 db.executemany("INSERT OR REPLACE INTO init_timing VALUES (?, ?, ?, ?, ?)", merged)
             if phase is not None:
@@ -282,6 +282,15 @@ class ProfileStore:
         for (kind, tier), (_, mean_ms, _) in moments.items():
             timings.setdefault(kind, {})[tier] = mean_ms / 1000.0
         return timings
+
+    def moments(self, app: str, provider: str) -> dict[tuple[str, str], Moments]:
+        """Per (kind, tier): samples, mean ms and Welford's M2, as stored."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT kind, tier, n, mean_ms, m2 FROM kind_timing WHERE app=? AND provider=?",
+                (app, provider),
+            ).fetchall()
+        return {(k, t): (n, mean, m2) for k, t, n, mean, m2 in rows}
 
     # -- concurrency history -------------------------------------------------------------------
 
@@ -469,7 +478,7 @@ class PhaseWidths:
 Moments = tuple[int, float, float]  # samples, mean, sum of squared deviations (Welford's M2)
 
 
-def _fold(samples: Sequence[tuple[str, str, float]]) -> dict[tuple[str, str], Moments]:
+def fold_moments(samples: Sequence[tuple[str, str, float]]) -> dict[tuple[str, str], Moments]:
     """Running moments of each (kind, tier)'s samples (Welford, in order)."""
     folded: dict[tuple[str, str], Moments] = {}
     for kind, tier, value in samples:
@@ -481,7 +490,7 @@ def _fold(samples: Sequence[tuple[str, str, float]]) -> dict[tuple[str, str], Mo
     return folded
 
 
-def _merge(a: Moments, b: Moments) -> Moments:
+def merge_moments(a: Moments, b: Moments) -> Moments:
     """The moments of two sample sets together (Chan, Golub and LeVeque's pairwise update)."""
     n = a[0] + b[0]
     if n == 0:
