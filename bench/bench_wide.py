@@ -35,7 +35,7 @@ from daydream_core.engine import Engine
 from daydream_core.model import HIGH, Call, Component, InvocationRecord, PhaseRecord, StartKind
 from daydream_core.plugins import policies
 from daydream_core.policies.predictor import start_costs
-from daydream_core.profile import ProfileStore, _fold
+from daydream_core.profile import ProfileStore, fold_moments
 
 SHARED_CCL = Path("/work/shared/data/daydream-trace/ccl")  # the same as the bundled copy
 WIDTHS = (100, 1000, 10_000)
@@ -134,7 +134,7 @@ def planning_cpu(width: int, work: Path, repeats: int = 3) -> tuple[float, float
             1.0,
             records,
         )
-        _fold([(r.kind, r.tier, r.execution_ms) for r in phase.invocations])
+        fold_moments([(r.kind, r.tier, r.execution_ms) for r in phase.invocations])
         controller.phase_done(phase.phase_time_s, {"kind-0": {HIGH: 0.1}})
         best = min(best, time.process_time() - begun)
         store = ProfileStore(work / f"cpu-{width}-{repeat}.sqlite")
@@ -148,6 +148,34 @@ def planning_cpu(width: int, work: Path, repeats: int = 3) -> tuple[float, float
     return best, learn, dump
 
 
+def simulated(instance: Path) -> None:
+    """The same 1,000-wide instance in the simulator (aws calibration), at two limits."""
+    from dataclasses import replace
+
+    from daydream_core.simulator.calibration import aws
+    from daydream_core.simulator.evaluate import simulate_policy
+    from daydream_core.simulator.workload import load_workload
+
+    workload = load_workload(trace=instance)
+    print(
+        "| simulated (aws calibration) | limit | time (s) | vs all-high | cost ($) | vs all-high "
+        "| cold starts | widths phase 1 |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for limit in (23, 1000):
+        cal = replace(aws(), concurrency=limit)
+        results = {p: simulate_policy(policies()[p], workload, cal, seed=0) for p in POLICIES}
+        base = results["all-high"]
+        for policy, r in results.items():
+            print(
+                f"| {policy} | {limit} | {r.execution_time_s:.1f} | "
+                f"{r.execution_time_s / base.execution_time_s:.2f} | {r.cost:.4f} | "
+                f"{r.cost / base.cost:.2f} | {r.runs[0].billing.starts['cold']} | "
+                f"{r.runs[0].widths[0]} |"
+            )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.02, help="of the 1,000-wide instance")
@@ -156,7 +184,7 @@ def main() -> None:
         "--ccl", type=Path, default=SHARED_CCL if SHARED_CCL.is_dir() else BUNDLED_TRACE
     )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--only", default="overhead,cpu,wide")
+    parser.add_argument("--only", default="overhead,cpu,sim,wide")
     parser.add_argument("--keep", type=Path, help="keep the runs' records in this directory")
     options = parser.parse_args()
     parts = set(options.only.split(","))
@@ -208,6 +236,8 @@ def main() -> None:
                     f"{dump:.4f} |"
                 )
             print()
+        if "sim" in parts:
+            simulated(instance)
         if "wide" in parts:
             print(
                 "| policy | time (s) | vs all-high | cost ($) | vs all-high | hot | warm | cold "
