@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daydream_core.accounting import RunClock
 from daydream_core.controller import Controller
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
+from daydream_core.learning import RunLearning
 from daydream_core.model import (
     HIGH,
     LOW,
@@ -39,7 +41,7 @@ from daydream_core.policies.predictor import (
 )
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
-from daydream_core.profile import ProfileStore
+from daydream_core.profile import PhaseWidths, ProfileStore
 from daydream_core.provider import FunctionHandle, Provider
 from daydream_core.workflow import RunContext, Workflow
 
@@ -134,9 +136,12 @@ class Engine:
             max_workers=provider.capabilities().max_concurrency, thread_name_prefix="daydream"
         )
         self._pools: dict[str, PoolManager] = {}
+        # What a phase taught is written while the next one runs (daydream_core.learning).
+        self._persist = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daydream-profile")
 
     def close(self) -> None:
         self._dispatch.shutdown(wait=True, cancel_futures=True)
+        self._persist.shutdown(wait=True)
         for pool in self._pools.values():
             pool.close()
 
@@ -177,6 +182,7 @@ class Engine:
     ) -> RunRecord:
         pool = self._pool(workflow)
         store = self.provider.store()
+        clock = RunClock()  # wall time = setup + phases + the controller between them
         run = RunRecord(
             run_id=f"{workflow.name}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}",
             index=run_index,
@@ -190,6 +196,7 @@ class Engine:
         pool.begin_run(run_index, origin_s=run.origin_s)
         key = workflow.workload(preset, params)
         controller = self.controller(workflow, self.profile.width_history(key))
+        learning = RunLearning(self.profile, workflow.name, self.provider.name, self._persist)
         controller.first(alive=pool.alive())
         context = RunContext(
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
@@ -211,25 +218,34 @@ class Engine:
             return calls
 
         try:
-            calls = advance(None)
+            with clock.part("plan"):
+                calls = advance(None)
             while True:
-                phase, outputs, failure = self._run_phase(run, pool, controller, calls, store.uri)
-                run.phases.append(phase)
-                write_run(run, out_dir)  # first: the run's own files land whatever follows
-                self._learn(run.app, phase)
-                timings = self.profile.timings(run.app, self.provider.name)
-                controller.phase_done(phase.phase_time_s, timings)
-                if pool.releases:
-                    pool.release(phase.index, controller.keep())
-                self.profile.record_phase(
-                    key, run.run_id, phase.index, phase.widths, phase.predicted
+                phase, outputs, failure = self._run_phase(
+                    run, pool, controller, calls, store.uri, clock=clock
                 )
-                self.events.phase_done(run, phase)
+                run.phases.append(phase)
+                with clock.part("write"):
+                    write_run(run, out_dir)  # first: the run's own files land whatever follows
+                with clock.part("learn"):
+                    timings = self._learn(
+                        learning,
+                        phase,
+                        PhaseWidths(key, run.run_id, phase.index, phase.widths, phase.predicted),
+                    )
+                    controller.phase_done(phase.phase_time_s, timings)
+                if pool.releases:
+                    with clock.part("release"):
+                        pool.release(phase.index, controller.keep())
+                with clock.part("events"):
+                    self.events.phase_done(run, phase)
                 if failure is not None:
                     raise failure
                 if self.policy.phase_pause_s:
-                    time.sleep(self.policy.phase_pause_s)  # the artifact's controller does
-                calls = advance(outputs)
+                    with clock.part("pause"):
+                        time.sleep(self.policy.phase_pause_s)  # the artifact's controller does
+                with clock.part("plan"):
+                    calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
             run.headline = workflow.headline(run.result)
@@ -251,11 +267,13 @@ class Engine:
                 run.phases[-1].hot_starts.extend(unused)
             write_run(run, out_dir)  # before the profile, which may be what failed
             try:
+                learning.wait()  # the last phase's learning is in the store
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
                     pool.release(len(run.phases), controller.keep_between_runs())
             finally:
                 run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
+                clock.finish(run)  # the wall time as recorded: all but this last write
                 write_run(run, out_dir)
         return run
 
@@ -266,17 +284,30 @@ class Engine:
         controller: Controller,
         calls: Sequence[Call],
         store_uri: str,
+        clock: RunClock | None = None,
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
+        clock = clock or RunClock()
         index = len(run.phases)
-        components = [Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)]
-        kinds = [c.kind for c in components]
-        plan = controller.place(kinds)
-        self.events.phase_started(run, index, plan.placement)
-        started = time.perf_counter()
+        with clock.part("place"):
+            components = [
+                Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)
+            ]
+            kinds = [c.kind for c in components]
+            plan = controller.place(kinds)
+        with clock.part("events"):
+            self.events.phase_started(run, index, plan.placement)
+        started = clock.dispatching(run)
         futures: list[Future[_Outcome]] = []
         for component, tier in zip(components, plan.placement, strict=True):
             futures.append(
-                self._dispatch.submit(self._invoke, pool.functions[tier], component, run, store_uri)
+                self._dispatch.submit(
+                    self._invoke,
+                    pool.functions[tier],
+                    component,
+                    run,
+                    store_uri,
+                    dispatched_at=time.perf_counter(),
+                )
             )
             if self.policy.dispatch_pause_s:
                 time.sleep(self.policy.dispatch_pause_s)  # the artifact's serial dispatch
@@ -290,14 +321,15 @@ class Engine:
             outcomes.append(outcome)
             pool.observe(outcome.record)
             self.events.invocation_done(run, outcome.record)
+        hot_starts = pool.hot_starts(index)
         phase = PhaseRecord(
             index=index,
             width=len(components),
             predicted=plan.predicted,
             placement={c.id: t for c, t in zip(components, plan.placement, strict=True)},
-            phase_time_s=time.perf_counter() - started,
+            phase_time_s=clock.phase_ended() - started,
             invocations=[o.record for o in outcomes],
-            hot_starts=pool.hot_starts(index),
+            hot_starts=hot_starts,
         )
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
@@ -306,7 +338,12 @@ class Engine:
         return phase, outputs, None
 
     def _invoke(
-        self, function: FunctionHandle, component: Component, run: RunRecord, store_uri: str
+        self,
+        function: FunctionHandle,
+        component: Component,
+        run: RunRecord,
+        store_uri: str,
+        dispatched_at: float | None = None,
     ) -> _Outcome:
         payload = {
             "component": component.id,
@@ -317,6 +354,8 @@ class Engine:
             "store": store_uri,
         }
         started = time.perf_counter()
+        # Service time runs from the dispatch: a wait for a slot under the limit is in it.
+        dispatched_at = started if dispatched_at is None else dispatched_at
         record = InvocationRecord(
             component=component.id,
             kind=component.kind,
@@ -330,16 +369,17 @@ class Engine:
             cost=0.0,
             service_ms=0.0,
             started_s=started - run.origin_s,
+            queued_ms=(started - dispatched_at) * 1000.0,
         )
         try:
             result = self.provider.invoke(function, payload, self.timeout_s)
         except DaydreamError as exc:
-            record.service_ms = (time.perf_counter() - started) * 1000.0
+            record.service_ms = (time.perf_counter() - dispatched_at) * 1000.0
             record.error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, ComponentFailed):
                 record.error += "\n" + exc.remote_traceback
             return _Outcome(record, error=exc)
-        record.service_ms = (time.perf_counter() - started) * 1000.0
+        record.service_ms = (time.perf_counter() - dispatched_at) * 1000.0
         record.instance = result.instance
         record.start = result.start
         record.init_ms = result.init_ms
@@ -366,13 +406,14 @@ class Engine:
             for name, tier in self.tiers.items()
         }
 
-    def _learn(self, app: str, phase: PhaseRecord) -> None:
+    def _learn(
+        self, learning: RunLearning, phase: PhaseRecord, widths: PhaseWidths
+    ) -> dict[str, dict[str, float]]:
+        """What the phase taught: the timings now, and one profile-store transaction in the
+        background."""
         executions = [
             (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
         ]
         inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
-        if executions:
-            self.profile.record_executions(app, self.provider.name, executions)
-        if inits:
-            self.profile.record_inits(app, self.provider.name, [i for i in inits if i[1] > 0])
+        return learning.learn(executions, [i for i in inits if i[1] > 0], widths)

@@ -84,6 +84,9 @@ class InvocationRecord:
     @property
     def ended_s(self) -> float | None:
         return None if self.started_s is None else self.started_s + self.service_ms / 1000.0
+    # Of service_ms, the wait for a dispatch slot (the platform's concurrency limit) before
+    # the request was sent: a phase wider than the limit queues.
+    queued_ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -122,6 +125,10 @@ class PhaseRecord:
     phase_time_s: float
     invocations: list[InvocationRecord] = field(default_factory=list)
     hot_starts: list[HotStartRecord] = field(default_factory=list)
+    # The controller's time after this phase, to the next phase's dispatch (or the run's end),
+    # and what it went to (learn, write, plan, place, ...): see daydream_core.accounting.
+    controller_time_s: float = 0.0
+    controller_parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def widths(self) -> dict[str, int]:
@@ -145,6 +152,8 @@ class PhaseRecord:
             "cost": self.cost,
             "invocations": [r.to_json() for r in self.invocations],
             "hot_starts": [h.to_json() for h in self.hot_starts],
+            "controller_time_s": self.controller_time_s,
+            "controller_parts": self.controller_parts,
         }
 
 
@@ -168,10 +177,23 @@ class RunRecord:
     started_at: float = field(default_factory=time.time)  # wall clock, for people
     # The run's origin on the monotonic clock: records' offsets (started_s) count from it.
     origin_s: float = field(default_factory=time.perf_counter, repr=False, compare=False)
+    setup_time_s: float = 0.0  # the controller's time before the first phase's dispatch
+    setup_parts: dict[str, float] = field(default_factory=dict)  # what it went to (plan, place)
+    wall_time_s: float = 0.0  # from the run's start to its end, as the engine measured
 
     @property
     def execution_time_s(self) -> float:
         return sum(p.phase_time_s for p in self.phases)
+
+    @property
+    def controller_time_s(self) -> float:
+        """The controller's time outside phases: setup and between (and after) phases."""
+        return self.setup_time_s + sum(p.controller_time_s for p in self.phases)
+
+    @property
+    def accounted_s(self) -> float:
+        """Phase times plus controller time: the wall time, interval by interval."""
+        return self.execution_time_s + self.controller_time_s
 
     @property
     def cost(self) -> float:
@@ -197,6 +219,10 @@ class RunRecord:
             "started_at": self.started_at,
             "headline": self.headline,
             "execution_time_s": self.execution_time_s,
+            "controller_time_s": self.controller_time_s,
+            "setup_time_s": self.setup_time_s,
+            "setup_parts": self.setup_parts,
+            "wall_time_s": self.wall_time_s,
             "cost": self.cost,
             "starts": self.start_counts(),
             "result": self.result,

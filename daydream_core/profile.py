@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,64 @@ class ProfileStore:
             ).fetchall()
         return {tier: mean for tier, mean in rows}
 
+    def learn_phase(
+        self,
+        app: str,
+        provider: str,
+        executions: Sequence[tuple[str, str, float]],
+        inits: Sequence[tuple[str, float]],
+        phase: PhaseWidths | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """Everything one phase teaches, in one transaction: (kind, tier, execution ms)
+        samples, (tier, init ms) samples and the phase's widths; returns the timings now
+        (kind -> tier -> mean seconds). The samples are folded per (kind, tier) first and
+        merged into the running moments (Chan et al.), so the work in SQLite is one read and
+        one write per kind and tier, whatever the phase's width."""
+        folded = fold_moments(executions)
+        folded_inits = fold_moments([("", tier, ms) for tier, ms in inits])
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT kind, tier, n, mean_ms, m2 FROM kind_timing WHERE app=? AND provider=?",
+                (app, provider),
+            ).fetchall()
+            moments = {(k, t): (n, mean, m2) for k, t, n, mean, m2 in rows}
+            for key, batch in folded.items():
+                moments[key] = merge_moments(moments.get(key, (0, 0.0, 0.0)), batch)
+            db.executemany(
+                "INSERT OR REPLACE INTO kind_timing VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(app, provider, k, t, *moments[(k, t)]) for k, t in folded],
+            )
+            if folded_inits:
+                rows = db.execute(
+                    "SELECT tier, n, mean_ms FROM init_timing WHERE app=? AND provider=?",
+                    (app, provider),
+                ).fetchall()
+                known = {t: (n, mean) for t, n, mean in rows}
+                merged = []
+                for (_, tier), batch in folded_inits.items():
+                    n, mean = known.get(tier, (0, 0.0))
+                    total, new_mean, _ = merge_moments((n, mean, 0.0), batch)
+                    merged.append((app, provider, tier, total, new_mean))
+                db.executemany("INSERT OR REPLACE INTO init_timing VALUES (?, ?, ?, ?, ?)", merged)
+            if phase is not None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO phase_width VALUES (?, ?, ?, ?, ?, ?)",
+                    phase.rows(),
+                )
+        timings: dict[str, dict[str, float]] = {}
+        for (kind, tier), (_, mean_ms, _) in moments.items():
+            timings.setdefault(kind, {})[tier] = mean_ms / 1000.0
+        return timings
+
+    def moments(self, app: str, provider: str) -> dict[tuple[str, str], Moments]:
+        """Per (kind, tier): samples, mean ms and Welford's M2, as stored."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT kind, tier, n, mean_ms, m2 FROM kind_timing WHERE app=? AND provider=?",
+                (app, provider),
+            ).fetchall()
+        return {(k, t): (n, mean, m2) for k, t, n, mean, m2 in rows}
+
     # -- concurrency history -------------------------------------------------------------------
 
     def record_phase(
@@ -397,3 +456,51 @@ class ProfileStore:
                     "DELETE FROM phase_width WHERE workload LIKE ?", (f"{app}:%",)
                 ).rowcount
         return removed
+
+
+@dataclass(frozen=True)
+class PhaseWidths:
+    """One phase's actual and predicted widths per tier, as the concurrency history keeps them."""
+
+    workload: str
+    run_id: str
+    phase: int
+    widths: Mapping[str, int]
+    predicted: Mapping[str, int]
+
+    def rows(self) -> list[tuple[str, str, int, str, int, int]]:
+        return [
+            (
+                self.workload,
+                self.run_id,
+                self.phase,
+                tier,
+                self.widths.get(tier, 0),
+                self.predicted.get(tier, 0),
+            )
+            for tier in sorted(set(self.widths) | set(self.predicted))
+        ]
+
+
+Moments = tuple[int, float, float]  # samples, mean, sum of squared deviations (Welford's M2)
+
+
+def fold_moments(samples: Sequence[tuple[str, str, float]]) -> dict[tuple[str, str], Moments]:
+    """Running moments of each (kind, tier)'s samples (Welford, in order)."""
+    folded: dict[tuple[str, str], Moments] = {}
+    for kind, tier, value in samples:
+        n, mean, m2 = folded.get((kind, tier), (0, 0.0, 0.0))
+        n += 1
+        delta = value - mean
+        mean += delta / n
+        folded[(kind, tier)] = (n, mean, m2 + delta * (value - mean))
+    return folded
+
+
+def merge_moments(a: Moments, b: Moments) -> Moments:
+    """The moments of two sample sets together (Chan, Golub and LeVeque's pairwise update)."""
+    n = a[0] + b[0]
+    if n == 0:
+        return a
+    delta = b[1] - a[1]
+    return n, a[1] + delta * b[0] / n, a[2] + b[2] + delta * delta * a[0] * b[0] / n

@@ -30,7 +30,7 @@ def phases_cell(run: RunRecord) -> str:
 
 def summary_table(runs: Sequence[RunRecord]) -> Table:
     table = Table(title="daydream summary", title_justify="left")
-    for column in ("run", "phases", "comps", "time (s)", "cost ($)"):
+    for column in ("run", "phases", "comps", "time (s)", "ctrl (s)", "cost ($)"):
         table.add_column(column, justify="right")
     for column in ("hot", "warm", "cold", "width err"):
         table.add_column(column, justify="right")
@@ -41,6 +41,7 @@ def summary_table(runs: Sequence[RunRecord]) -> Table:
             phases_cell(run),
             str(sum(p.width for p in run.phases)),
             f"{run.execution_time_s:.2f}",
+            f"{run.controller_time_s:.2f}",  # outside phases: time + ctrl = wall time
             f"{run.cost:.6f}",
             str(starts["hot"]),
             str(starts["warm"]),
@@ -54,6 +55,7 @@ def summary_table(runs: Sequence[RunRecord]) -> Table:
             str(sum(len(r.phases) for r in runs)),
             str(totals["components"]),
             f"{totals['execution_time_s']:.2f}",
+            f"{totals['controller_time_s']:.2f}",
             f"{totals['cost']:.6f}",
             str(totals["starts"]["hot"]),
             str(totals["starts"]["warm"]),
@@ -73,6 +75,7 @@ def summary_json(runs: Sequence[RunRecord]) -> dict[str, Any]:
         "runs": [r.index for r in runs],
         "components": sum(p.width for r in runs for p in r.phases),
         "execution_time_s": sum(r.execution_time_s for r in runs),
+        "controller_time_s": sum(r.controller_time_s for r in runs),
         "cost": sum(r.cost for r in runs),
         "starts": starts,
     }

@@ -185,7 +185,7 @@ def test_a_profile_failing_mid_run_keeps_the_runs_files(
     def broken(self: ProfileStore, *args: object) -> None:
         raise ProfileError(f"profile store {self.path} failed: disk I/O error")
 
-    monkeypatch.setattr(ProfileStore, "record_phase", broken)
+    monkeypatch.setattr(ProfileStore, "learn_phase", broken)
     plugin = _DemoApp()
     plugins.plugin_manager().register(plugin)
     out = tmp_path / "out"
@@ -198,9 +198,10 @@ def test_a_profile_failing_mid_run_keeps_the_runs_files(
     assert exit_info.value.code == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("daydream: error: profile store ") and "disk I/O error" in line
-    assert (out / "run-1" / "phase_time.txt").read_text().count("\n") == 1
+    # Phase 1's learning is written while phase 2 runs: its failure stops the run there.
+    assert (out / "run-1" / "phase_time.txt").read_text().count("\n") == 2
     run = json.loads((out / "run-1" / "run.json").read_text())
-    assert "disk I/O error" in run["error"] and len(run["phases"]) == 1
+    assert "disk I/O error" in run["error"] and len(run["phases"]) == 2
 
 
 def test_a_sqlite_file_that_is_not_a_profile_is_refused_at_open(tmp_path: Path) -> None:

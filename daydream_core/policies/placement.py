@@ -4,6 +4,9 @@ A phase is only as fast as its slowest component, so the cheapest placement that
 within `slack` of its fastest achievable time puts each component on the cheapest tier that
 finishes within that budget. The constraint is a maximum over components, so the choice
 decomposes per component and the greedy choice is exactly optimal.
+
+A kind with no data for a tier is explored there with a bounded sample of its components, and
+a tier's missing time is estimated from what is known (`daydream_core.policies.exploration`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from daydream_core.model import Tier
+from daydream_core.policies.exploration import (
+    Timings,
+    cheapest_within,
+    estimated,
+    explore,
+    tier_ratios,
+)
 from daydream_core.pricing import PriceTable
 
-Timings = Mapping[str, Mapping[str, float]]  # kind -> tier -> learned execution seconds
+__all__ = ["AllTier", "Placement", "SlackPlacement", "Timings", "pooled_timings"]
 
 
 class Placement(Protocol):
@@ -57,48 +67,29 @@ class SlackPlacement:
         prices: PriceTable,
     ) -> list[str]:
         names = sorted(tiers, key=lambda t: -tiers[t].memory_mb)  # fastest-first tie-break
-        placement: list[str | None] = [None] * len(kinds)
-
-        # Explore: a kind gets one component on each tier it has no data for; a kind with no
-        # data at all alternates tiers, so that one phase teaches both.
-        explored: dict[str, list[str]] = {}
-        for i, kind in enumerate(kinds):
-            known = timings.get(kind, {})
-            tried = explored.setdefault(kind, [])
-            if not known:
-                placement[i] = names[len(tried) % len(names)]
-                tried.append(placement[i] or "")
-                continue
-            missing = [t for t in names if t not in known and t not in tried]
-            if missing:
-                placement[i] = missing[0]
-                tried.append(missing[0])
-
-        decided = [i for i, tier in enumerate(placement) if tier is None]
-        if not decided:
-            return [tier for tier in placement if tier is not None]
-
         if self.pooling > 0:
             timings = pooled_timings(timings, names[0], self.pooling)
+        ratios = tier_ratios(timings, tiers, names[0])
+        # A kind with no data at all: its time is unknown, so it may be the phase's critical
+        # path; it goes to the cheapest tier within the slack of its own fastest (by ratio).
+        prior_tier = cheapest_within(
+            ratios, names, (1.0 + self.slack) * min(ratios.values()), tiers, prices
+        )
+        placement = explore(kinds, timings, names, prior_tier)
 
-        def seconds(i: int, tier: str) -> float | None:
-            return timings.get(kinds[i], {}).get(tier)
-
-        def fastest(i: int) -> float:
-            return min(s for t in names if (s := seconds(i, t)) is not None)
-
-        budget = (1.0 + self.slack) * max(fastest(i) for i in decided)
-        for i in decided:
-            feasible = [
-                t for t in names if (s := seconds(i, t)) is not None and s <= budget + 1e-12
+        known = estimated(timings, ratios)
+        decided = {
+            kinds[i] for i, tier in enumerate(placement) if tier is None and kinds[i] in known
+        }
+        if decided:
+            budget = (1.0 + self.slack) * max(min(known[k].values()) for k in decided)
+            # The budget is the phase's, so a kind's choice is the same for all its components.
+            choice = {k: cheapest_within(known[k], names, budget, tiers, prices) for k in decided}
+            placement = [
+                choice.get(kinds[i], prior_tier) if tier is None else tier
+                for i, tier in enumerate(placement)
             ]
-            placement[i] = min(
-                feasible,
-                key=lambda t: prices.gb_second_cost(
-                    tiers[t].memory_mb, seconds(i, t) or 0.0, tiers[t].vcpus
-                ),
-            )
-        return [tier or names[0] for tier in placement]
+        return [tier or prior_tier for tier in placement]
 
 
 def pooled_timings(timings: Timings, reference: str, weight: float) -> Timings:

@@ -1,0 +1,123 @@
+"""Exploration: what placement does for a kind with no data on a tier, and what it assumes.
+
+A kind with no data for a tier is explored there with a bounded sample of its components,
+`sample_size(n)` of the phase's n components of that kind:
+
+    sample_size(n) = min(ceil(log2(n + 1)), max(1, n // 2))
+
+1 component for a phase of 1 to 3, 2 for 4 to 7, 4 for 10, 7 for 100, 10 for 1,000 and 14 for
+10,000: enough for a mean, growing with the logarithm of the width, so a wide phase of a new
+kind neither splits in half between tiers (twice the instances, twice the cold starts under a
+concurrency limit) nor pays for long on a tier that turns out slow.
+
+The rest of the kind goes where the phase's expected time and cost are lowest given what is
+known (`SlackPlacement`); a tier with no data for the kind is estimated from a ratio to the
+reference (largest) tier (`tier_ratios`): the median of the ratios learned for other kinds
+where any kind has data on both, else a prior from the tiers' vCPU shares (Amdahl's law with
+half of a component's work parallel, `PRIOR_PARALLEL_FRACTION`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+from daydream_core.model import Tier
+from daydream_core.pricing import PriceTable
+
+Timings = Mapping[str, Mapping[str, float]]  # kind -> tier -> learned execution seconds
+
+# Share of a component's work assumed to scale with vCPUs where nothing has been learned.
+PRIOR_PARALLEL_FRACTION = 0.5
+
+
+def sample_size(n: int) -> int:
+    """Components of a kind (n in the phase) that explore one tier with no data for it."""
+    if n <= 0:
+        return 0
+    return min(math.ceil(math.log2(n + 1)), max(1, n // 2))
+
+
+def tier_ratios(timings: Timings, tiers: Mapping[str, Tier], reference: str) -> dict[str, float]:
+    """Execution time on each tier relative to `reference`: learned where possible (median
+    over kinds with data on both), else the vCPU prior."""
+    ratios = {reference: 1.0}
+    ref_vcpus = tiers[reference].vcpus
+    for tier in tiers:
+        if tier == reference:
+            continue
+        learned = [
+            times[tier] / times[reference]
+            for times in timings.values()
+            if times.get(reference, 0.0) > 0 and times.get(tier, 0.0) > 0
+        ]
+        if learned:
+            ratios[tier] = statistics.median(learned)
+        elif tiers[tier].vcpus > 0 and ref_vcpus > 0:
+            p = PRIOR_PARALLEL_FRACTION
+            ratios[tier] = (1.0 - p) + p * ref_vcpus / tiers[tier].vcpus
+        else:
+            ratios[tier] = 1.0
+    return ratios
+
+
+def estimated(timings: Timings, ratios: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Each kind with any data, on every tier: learned where known, else scaled by the ratios
+    from the tier it is known on (the fastest-known, for a stable estimate)."""
+    result: dict[str, dict[str, float]] = {}
+    for kind, known in timings.items():
+        if not known:
+            continue
+        base_tier = min(known, key=lambda t: ratios.get(t, 1.0))
+        base = known[base_tier] / ratios.get(base_tier, 1.0)  # seconds on the reference tier
+        result[kind] = {t: known.get(t, base * r) for t, r in ratios.items()}
+    return result
+
+
+def cheapest_within(
+    seconds: Mapping[str, float],
+    order: Sequence[str],
+    budget: float,
+    tiers: Mapping[str, Tier],
+    prices: PriceTable,
+) -> str:
+    """The cheapest tier that finishes within `budget` (ties: the earlier in `order`)."""
+    feasible = [t for t in order if t in seconds and seconds[t] <= budget + 1e-12]
+    if not feasible:
+        return min((t for t in order if t in seconds), key=lambda t: seconds[t])
+    return min(
+        feasible,
+        key=lambda t: prices.gb_second_cost(tiers[t].memory_mb, seconds[t], tiers[t].vcpus),
+    )
+
+
+def explore(
+    kinds: Sequence[str], timings: Timings, order: Sequence[str], prior_tier: str
+) -> list[str | None]:
+    """The exploration samples: a tier for each component that explores one, else None.
+
+    Each kind's sample for a tier is its first components in the phase, so they are
+    dispatched first and their time on a tier that may be slower overlaps the rest of the
+    phase. A kind with no data at all keeps at least one component for its bulk, which goes
+    to `prior_tier` and teaches that tier.
+    """
+    placement: list[str | None] = [None] * len(kinds)
+    members: dict[str, list[int]] = {}
+    for i, kind in enumerate(kinds):
+        members.setdefault(kind, []).append(i)
+    for kind, indices in members.items():
+        known = timings.get(kind, {})
+        missing = [t for t in order if t not in known]
+        room = len(indices)
+        if not known:
+            missing.remove(prior_tier)
+            room -= 1
+        take = sample_size(len(indices))
+        position = 0
+        for tier in missing:
+            count = max(0, min(take, room - position))
+            for i in indices[position : position + count]:
+                placement[i] = tier
+            position += count
+    return placement
