@@ -14,6 +14,7 @@ from typing import Any
 HIGH = "high"
 LOW = "low"
 TIER_NAMES = (HIGH, LOW)
+INTERRUPTED = "interrupted"  # the error of a run stopped before it finished or failed
 
 
 class StartKind(str, enum.Enum):
@@ -150,6 +151,12 @@ class RunRecord:
     result: Any = None
     error: str | None = None
     instances: list[dict[str, Any]] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)  # phases a resumed run continued from
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before it finished or failed (Ctrl-C, SIGTERM, a killed controller)."""
+        return self.error == INTERRUPTED
 
     @property
     def execution_time_s(self) -> float:
@@ -182,4 +189,6 @@ class RunRecord:
             "error": self.error,
             "phases": [p.to_json() for p in self.phases],
             "instances": self.instances,
+            "interrupted": self.interrupted,
+            "resumed_at": self.resumed_at,
         }

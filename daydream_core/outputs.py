@@ -5,6 +5,11 @@ invocation) and ``execution_cost.txt`` (dollars per phase) keep the original Day
 one number a line; ``run.json`` holds every record and decision; ``error.log`` the remote
 traceback of what stopped the run. ``summary.json`` sums every run in the folder.
 
+While a run runs, its phases are appended to ``journal.jsonl`` (`daydream_core.journal`);
+``run.json`` and the text files are written once, when it stops (finished, failed or
+interrupted). A run whose controller was killed has only its journal: readers take its records
+from there (`read_run`), marked interrupted.
+
 Run directories are reserved with an atomic ``mkdir``: two commands writing into one folder
 get different run numbers, and a run's files are written only by the controller that reserved
 them. Everything is private to the user (0700 directories, 0600 files).
@@ -19,7 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daydream_core.model import RunRecord
+from daydream_core import journal
+from daydream_core.model import INTERRUPTED, RunRecord
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600  # what mkstemp gives every file written here
@@ -71,8 +77,11 @@ def _lines(values: Iterable[float]) -> str:
     return "".join(f"{v!r}\n" for v in values)
 
 
+RUN_FILES = ("phase_time.txt", "function_service_time.txt", "execution_cost.txt", "run.json")
+
+
 def write_run(run: RunRecord, out_dir: Path) -> Path:
-    """Write (or rewrite, as phases complete) the files of one run."""
+    """Write the files of one run, from its records (when it stops)."""
     directory = run_dir(out_dir, run.index)
     directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     _write_atomic(directory / "phase_time.txt", _lines(p.phase_time_s for p in run.phases))
@@ -93,14 +102,40 @@ def write_error_log(out_dir: Path, index: int, text: str) -> Path:
     return path
 
 
+def discard_run_files(directory: Path) -> None:
+    """Remove a stopped run's files before its run is resumed: its journal is the record until
+    the resumed run writes them anew (stale files would hide the phases resumed)."""
+    for name in RUN_FILES:
+        (directory / name).unlink(missing_ok=True)
+
+
+def read_run(directory: Path) -> dict[str, Any] | None:
+    """The records of the run in `directory`, as ``run.json`` has them; rebuilt from its
+    journal (``"interrupted": true``) if its controller died before writing them; None for a
+    run still running, a directory only reserved, or files that are not a run's."""
+    try:
+        data = json.loads((directory / "run.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        return data
+    if not (directory / journal.JOURNAL).is_file() or journal.running(directory):
+        return None
+    try:
+        return journal.read(directory).record().to_json()
+    except journal.JournalError:
+        return None
+
+
+def read_runs(out_dir: Path) -> list[dict[str, Any]]:
+    """The records of every run in `out_dir` that has stopped, by run index."""
+    found = (read_run(run_dir(out_dir, index)) for index in _indices(out_dir))
+    return [run for run in found if run is not None]
+
+
 def summarise_folder(out_dir: Path) -> dict[str, Any]:
     """Totals over every run recorded in `out_dir`, whichever command made it."""
-    runs: list[dict[str, Any]] = []
-    for index in _indices(out_dir):
-        try:
-            runs.append(json.loads((run_dir(out_dir, index) / "run.json").read_text()))
-        except (OSError, ValueError):
-            continue  # reserved by a run that has not written yet, or not ours
+    runs = read_runs(out_dir)
     starts = {"hot": 0, "warm": 0, "cold": 0}
     for run in runs:
         for kind, count in run.get("starts", {}).items():
@@ -108,6 +143,9 @@ def summarise_folder(out_dir: Path) -> dict[str, Any]:
     return {
         "runs": [r["index"] for r in runs],
         "failed": [r["index"] for r in runs if r.get("error")],
+        "interrupted": [
+            r["index"] for r in runs if r.get("interrupted") or r.get("error") == INTERRUPTED
+        ],
         "components": sum(p["width"] for r in runs for p in r.get("phases", [])),
         "execution_time_s": sum(float(r.get("execution_time_s", 0.0)) for r in runs),
         "cost": sum(float(r.get("cost", 0.0)) for r in runs),
