@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.errors import UsageError
+from daydream_core.outputs import journaled_runs
 
 START_COLOURS = {"hot": "#d95f02", "warm": "#1b9e77", "cold": "#7570b3"}
 TIER_COLOURS = {"high": "#e7298a", "low": "#66a61e", "hot starts": "#e6ab02"}
@@ -56,6 +57,8 @@ def load_folder(folder: Path) -> FolderRuns:
         if not isinstance(data, dict) or not isinstance(data.get("phases"), list):
             raise UsageError(f"{path}: not a daydream run.json (no phases)")
         runs.append(data)
+    runs += journaled_runs(folder)  # controllers killed: their records are in their journal
+    runs.sort(key=lambda r: int(r.get("index", 0)))
     if not runs:
         raise UsageError(f"{folder} holds no run-<i>/run.json; valid: a `daydream run --out` dir")
     return FolderRuns(folder, tuple(runs))

@@ -109,17 +109,13 @@ def discard_run_files(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-def read_run(directory: Path) -> dict[str, Any] | None:
-    """The records of the run in `directory`, as ``run.json`` has them; rebuilt from its
-    journal (``"interrupted": true``) if its controller died before writing them; None for a
-    run still running, a directory only reserved, or files that are not a run's."""
-    try:
-        data = json.loads((directory / "run.json").read_text())
-    except (OSError, ValueError, RecursionError):
-        data = None
-    if isinstance(data, dict):
-        return data
-    if not (directory / journal.JOURNAL).is_file() or journal.running(directory):
+def journaled_run(directory: Path) -> dict[str, Any] | None:
+    """The records of a stopped run that has no ``run.json`` (its controller was killed),
+    rebuilt from its journal and marked ``"interrupted": true``; None if there is none, its
+    controller is still running, or the journal is corrupt."""
+    if (directory / "run.json").exists() or not (directory / journal.JOURNAL).is_file():
+        return None
+    if journal.running(directory):
         return None
     try:
         return journal.read(directory).record().to_json()
@@ -127,10 +123,36 @@ def read_run(directory: Path) -> dict[str, Any] | None:
         return None
 
 
+def read_run(directory: Path) -> dict[str, Any] | None:
+    """The records of the run in `directory`: its ``run.json``, else `journaled_run`; None
+    for a run still running, a directory only reserved, or files that are not a run's."""
+    try:
+        data = json.loads((directory / "run.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        data = None
+    return data if isinstance(data, dict) else journaled_run(directory)
+
+
 def read_runs(out_dir: Path) -> list[dict[str, Any]]:
     """The records of every run in `out_dir` that has stopped, by run index."""
     found = (read_run(run_dir(out_dir, index)) for index in _indices(out_dir))
     return [run for run in found if run is not None]
+
+
+def journaled_runs(out_dir: Path) -> list[dict[str, Any]]:
+    """`journaled_run` of every run in `out_dir`: for readers of ``run.json`` files."""
+    found = (journaled_run(run_dir(out_dir, index)) for index in _indices(out_dir))
+    return [run for run in found if run is not None]
+
+
+def run_metrics(record: dict[str, Any]) -> tuple[list[float], list[float], list[float]]:
+    """Phase times, service times and phase costs of a run's records, as its text files."""
+    phases = record.get("phases", [])
+    return (
+        [float(p["phase_time_s"]) for p in phases],
+        [float(r["service_ms"]) / 1000.0 for p in phases for r in p["invocations"]],
+        [float(p["cost"]) for p in phases],
+    )
 
 
 def summarise_folder(out_dir: Path) -> dict[str, Any]:

@@ -19,8 +19,10 @@ from daydream_local.provider import LocalProvider
 from daydream_core import journal, plugins
 from daydream_core.apps import AppSpec
 from daydream_core.cli import main
+from daydream_core.compare import read_folder
 from daydream_core.engine import Engine, EngineEvents
 from daydream_core.hookspecs import hookimpl
+from daydream_core.html_report import load_folder
 from daydream_core.journal import JournalError
 from daydream_core.model import PhaseRecord, RunRecord
 from daydream_core.outputs import read_run, summarise_folder
@@ -189,6 +191,8 @@ def test_a_killed_controller_leaves_a_journal_that_resumes(tmp_path: Path) -> No
     assert record is not None and record["interrupted"] is True
     assert len(record["phases"]) == 3 and record["error"] == "interrupted"
     assert summarise_folder(out)["interrupted"] == [1]
+    assert len(read_folder(out)[1].phase_times) == 3  # daydream compare
+    assert load_folder(out).runs[0]["interrupted"] is True  # daydream report
 
     (gate / "open").write_text("")
     resumed = _drive(*options, "--resume", str(out / "run-1"), profile=profile)
