@@ -43,8 +43,16 @@ def _tripwire(*args: Any, **kwargs: Any) -> Any:
 
 
 def bad_input(work: Path, generated: int) -> dict[str, Any]:
-    files = sandbox(work / "sandbox")
+    run = Engine.run
     Engine.run = _tripwire  # type: ignore[method-assign]
+    try:
+        return _bad_input(work, generated)
+    finally:
+        Engine.run = run  # type: ignore[method-assign]  # the later sections run workflows
+
+
+def _bad_input(work: Path, generated: int) -> dict[str, Any]:
+    files = sandbox(work / "sandbox")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
         os.environ.pop(name, None)
     os.environ["DAYDREAM_PROFILE"] = str(work / "profile.sqlite")

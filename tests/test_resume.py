@@ -131,12 +131,12 @@ def test_a_resumed_run_counts_nothing_twice_in_the_profile(steps: Workflow, tmp_
     with pytest.raises(KeyboardInterrupt):
         _run(_engine(out, tmp_path / "b.sqlite", _StopAfter(2)), steps, out)
     interrupted = ProfileStore(tmp_path / "b.sqlite").describe()["runs"]
-    assert interrupted[0]["runs"] == 1 and interrupted[0]["failed"] == 1
+    assert [(r["runs"], r["failed"], r["interrupted"]) for r in interrupted] == [(1, 1, 1)]
     _run(_engine(out, tmp_path / "b.sqlite"), steps, out, resume=journal.read(out / "run-1"))
 
     whole, resumed = (ProfileStore(tmp_path / f"{name}.sqlite").describe() for name in ("a", "b"))
     # One run, finished; as many execution samples and phase widths as the uninterrupted run.
-    assert [(r["runs"], r["failed"]) for r in resumed["runs"]] == [(1, 0)]
+    assert [(r["runs"], r["failed"], r["interrupted"]) for r in resumed["runs"]] == [(1, 0, 0)]
     samples = {(t["kind"], t["tier"]): t["samples"] for t in resumed["timings"]}
     assert sum(samples.values()) == sum(t["samples"] for t in whole["timings"])
     assert resumed["workloads"][0]["phases"] == whole["workloads"][0]["phases"] == 5
@@ -331,3 +331,53 @@ def test_resume_names_a_run_directory(
         main(["run", "steps", "--resume", str(path)])
     [line] = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and line.startswith("daydream: error: ")
+
+
+def test_a_failed_phase_is_run_again_not_replayed(demo_workflows: Path, tmp_path: Path) -> None:
+    import demo_workflow
+
+    from daydream_core.engine import RunFailed
+
+    workflow = demo_workflow.workflow
+    params = workflow.preset("failing").params
+    out = tmp_path / "out"
+
+    def run(resume: journal.JournalState | None = None) -> list[str]:
+        engine = _engine(out, tmp_path / "profile.sqlite")
+        try:
+            with pytest.raises(RunFailed):
+                engine.run(workflow, preset="failing", params=params, seed=0, run_index=1,
+                           out_dir=out, resume=resume)  # fmt: skip
+        finally:
+            engine.provider.close()
+            engine.close()
+        return list(engine.provider.invoked)  # type: ignore[attr-defined]
+
+    run()
+    state = journal.read(out / "run-1")
+    assert [p.failed for p in state.phases] == [False, False, True]
+    assert len(state.completed) == 2 and not state.finished
+    assert run(resume=state) == ["p3-c1"]  # only the phase that failed, again
+    data = json.loads((out / "run-1" / "run.json").read_text())
+    assert len(data["phases"]) == 3 and "explode" in data["error"] and not data["interrupted"]
+    sys.modules.pop("demo_workflow", None)
+
+
+def test_a_workflow_that_now_plans_otherwise_is_refused_untouched(
+    steps: Workflow, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        _run(_engine(out, tmp_path / "p.sqlite", _StopAfter(1)), steps, out)
+    path = out / "run-1" / journal.JOURNAL
+    lines = path.read_text().splitlines()
+    entry = json.loads(lines[2])
+    entry["calls"] = "0" * 64  # as if phase 2 had been planned with other arguments
+    path.write_text("\n".join([*lines[:2], json.dumps(entry), *lines[3:]]) + "\n")
+    before = {p.name: p.read_bytes() for p in (out / "run-1").iterdir()}
+
+    engine = _engine(out, tmp_path / "p.sqlite")
+    with pytest.raises(JournalError, match="now plans phase 2 differently from its journal"):
+        _run(engine, steps, out, resume=journal.read(out / "run-1"))
+    assert engine.provider.invoked == []  # type: ignore[attr-defined]
+    assert {p.name: p.read_bytes() for p in (out / "run-1").iterdir()} == before
