@@ -286,18 +286,18 @@ class Engine:
             unused = pool.hot_starts(len(run.phases))
             if run.phases:
                 run.phases[-1].hot_starts.extend(unused)
-            try:
-                journal.end(run)
-            finally:
-                journal.close()
             write_run(run, out_dir)  # before the profile, which may be what failed
             try:
+                journal.end(run)
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
                     pool.release(len(run.phases), controller.keep_between_runs())
             finally:
-                run.instances += [life.to_json() for life in pool.lives_of_run(run_index)]
-                write_run(run, out_dir)
+                try:
+                    run.instances += [life.to_json() for life in pool.lives_of_run(run_index)]
+                    write_run(run, out_dir)
+                finally:
+                    journal.close()  # the run's lock, held until its last file is written
         return run
 
     def _run_phase(

@@ -272,7 +272,13 @@ class Journal:
     def begin(cls, directory: Path, run: RunRecord, params: Mapping[str, Any]) -> Journal:
         """Start the journal of a new run, with its identity."""
         path = directory / JOURNAL
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+        except FileExistsError:
+            raise JournalError(
+                f"{directory} already holds a run; valid: a new run directory, or --resume "
+                "to continue that run"
+            ) from None
         journal = cls._locked(path, fd)
         journal._append(
             {

@@ -241,6 +241,8 @@ def test_a_running_run_is_locked_and_not_read_as_interrupted(tmp_path: Path) -> 
         live.close()
     assert not journal.running(directory)
     assert read_run(directory)["interrupted"] is True  # type: ignore[index]
+    with pytest.raises(JournalError, match="already holds a run"):
+        _begin(directory)  # a run directory holds one run
 
 
 # -- bad --resume input: one line, exit 2 ---------------------------------------------------
