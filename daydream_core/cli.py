@@ -212,6 +212,7 @@ def cli(
     "resume_dir",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="RUN_DIR",
+    allow_from_autoenv=False,  # names one run: never from a DAYDREAM_* variable left set
     help="Continue the interrupted run in RUN_DIR (a run-<i>/ of --out) from its last "
     "completed phase; give the options it was started with.",
 )
