@@ -291,10 +291,10 @@ def resume_equivalence(work: Path, seeds: int = 3) -> dict[str, Any]:
     killed = _killed_and_resumed(work)
     return {
         "runs compared (Ctrl-C after phase 2, 3, 4 of 6; seeds 1-3)": seeds,
-        "identical (every phase's calls and outputs, and the result)": identical,
+        "identical to runs never stopped (calls, outputs, result)": identical,
         "phases replayed from journals": replayed,
         "finished components invoked again": again,
-        "controller SIGKILLed in phase 4, resumed": killed,
+        "controller SIGKILLed, resumed": killed,
     }
 
 
