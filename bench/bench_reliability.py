@@ -8,6 +8,8 @@
 2. Controllers killed mid-run (SIGKILL, SIGTERM) with two busy instances: instances left.
 3. Two commands into one --out: runs lost or overwritten.
 4. Payloads an attacker might send to an instance: how many were run.
+5. Resume equivalence: runs stopped after a phase (Ctrl-C in-process, or the controller
+   SIGKILLed), resumed from their journal, compared phase by phase with runs never stopped.
 """
 
 from __future__ import annotations
@@ -41,8 +43,16 @@ def _tripwire(*args: Any, **kwargs: Any) -> Any:
 
 
 def bad_input(work: Path, generated: int) -> dict[str, Any]:
-    files = sandbox(work / "sandbox")
+    run = Engine.run
     Engine.run = _tripwire  # type: ignore[method-assign]
+    try:
+        return _bad_input(work, generated)
+    finally:
+        Engine.run = run  # type: ignore[method-assign]  # the later sections run workflows
+
+
+def _bad_input(work: Path, generated: int) -> dict[str, Any]:
+    files = sandbox(work / "sandbox")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
         os.environ.pop(name, None)
     os.environ["DAYDREAM_PROFILE"] = str(work / "profile.sqlite")
@@ -214,6 +224,112 @@ def payloads() -> dict[str, Any]:
     return {"probes": len(probes), "run": len(ran), "which": ran, "signed control ran": control}
 
 
+# -- resume ----------------------------------------------------------------------------------
+
+
+def _steps_run(work: Path, name: str, seed: int, stop_after: int | None = None,
+               resume: Any = None) -> tuple[Any, list[str]]:  # fmt: skip
+    """One run of the tests' `steps` workflow on the local platform; what it invoked."""
+    from daydream_local.provider import LocalProvider
+    from steps_workflow import workflow
+
+    from daydream_core.engine import EngineEvents
+    from daydream_core.plugins import policies
+    from daydream_core.profile import ProfileStore
+
+    class Stop(EngineEvents):
+        def phase_done(self, run: Any, phase: Any) -> None:
+            if phase.index == stop_after:
+                raise KeyboardInterrupt
+
+    invoked: list[str] = []
+
+    class Counting(LocalProvider):
+        def invoke(self, function: Any, payload: Any, timeout_s: float) -> Any:
+            invoked.append(payload["component"])
+            return super().invoke(function, payload, timeout_s)
+
+    out = work / name
+    provider = Counting(out, concurrency=4)
+    engine = Engine(provider, ProfileStore(work / f"{name}.sqlite"), policies()["daydream"],
+                    events=Stop())  # fmt: skip
+    params = workflow.validate({**workflow.preset("small").params, "phases": 6})
+    try:
+        record = engine.run(workflow, preset="small", params=params, seed=seed, run_index=1,
+                            out_dir=out, resume=resume)  # fmt: skip
+    except KeyboardInterrupt:
+        record = None
+    finally:
+        provider.close()
+        engine.close()
+    return record, invoked
+
+
+def _phases(run_dir: Path) -> list[tuple[str, str]]:
+    from daydream_core import journal
+
+    state = journal.read(run_dir)
+    return [(p.calls, json.dumps(p.outputs).replace(state.run_id, "RUN")) for p in state.phases]
+
+
+def resume_equivalence(work: Path, seeds: int = 3) -> dict[str, Any]:
+    from daydream_core import journal
+
+    os.environ["PYTHONPATH"] = _environment(work / "unused.sqlite")["PYTHONPATH"]
+    identical = replayed = again = 0
+    for seed in range(1, seeds + 1):
+        whole, _ = _steps_run(work, f"whole-{seed}", seed)
+        _, first = _steps_run(work, f"stopped-{seed}", seed, stop_after=seed)
+        state = journal.read(work / f"stopped-{seed}" / "run-1")
+        resumed, second = _steps_run(work, f"stopped-{seed}", seed, resume=state)
+        replayed += len(state.completed)
+        again += len(set(first) & set(second))
+        same = _phases(work / f"stopped-{seed}" / "run-1") == _phases(
+            work / f"whole-{seed}" / "run-1"
+        )
+        identical += int(same and resumed is not None and resumed.result == whole.result)
+    killed = _killed_and_resumed(work)
+    return {
+        "runs compared (Ctrl-C after phase 2, 3, 4 of 6; seeds 1-3)": seeds,
+        "identical to runs never stopped (calls, outputs, result)": identical,
+        "phases replayed from journals": replayed,
+        "finished components invoked again": again,
+        "controller SIGKILLed, resumed": killed,
+    }
+
+
+def _killed_and_resumed(work: Path) -> dict[str, Any]:
+    gate, out = work / "gate", work / "killed"
+    gate.mkdir()
+    args = [sys.executable, str(WORKFLOWS / "drive_cli.py"), "--concurrency", "4", "run",
+            "steps", "--out", str(out), "--seed", "3", "-p", "hold_phase=3",
+            "-p", f"gate_dir={gate}"]  # fmt: skip
+    env = _environment(work / "killed.sqlite")
+    controller = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+    try:
+        if not _wait(lambda: any(gate.glob("*.waiting")), 120):
+            raise RuntimeError("the held phase never started")
+        controller.kill()
+        controller.wait(timeout=60)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+    journal_only = not (out / "run-1" / "run.json").exists()
+    (gate / "open").write_text("")
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    resumed = subprocess.run([*args, "--resume", str(out / "run-1")], env=env, timeout=300, **quiet)
+    never_stopped = [*args[:7], str(work / "killed-whole"), *args[8:]]
+    whole = subprocess.run(never_stopped, env=env, timeout=300, **quiet)
+    result = json.loads((out / "run-1" / "run.json").read_text())["result"]
+    expected = json.loads((work / "killed-whole" / "run-1" / "run.json").read_text())["result"]
+    return {
+        "only the journal left": journal_only,
+        "exit statuses (resumed, never stopped)": [resumed.returncode, whole.returncode],
+        "identical": _phases(out / "run-1") == _phases(work / "killed-whole" / "run-1")
+        and result == expected,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generated", type=int, default=300, help="hypothesis examples")
@@ -226,6 +342,7 @@ def main() -> None:
             "SIGTERM": killed(work, signal.SIGTERM),
             "two commands, one --out": concurrent_commands(work),
             "payloads": payloads(),
+            "resume": resume_equivalence(work),
         }
     with contextlib.suppress(BrokenPipeError):
         print(json.dumps(report, indent=1))

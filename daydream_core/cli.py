@@ -22,6 +22,7 @@ from daydream_core.clitypes import FiniteFloat, ReadablePath, WritableDir, Writa
 from daydream_core.config import ENV_PREFIX, Config, project_file, user_file
 from daydream_core.config import load as load_config
 from daydream_core.errors import ConfigurationError, DaydreamError, ProviderError, UsageError
+from daydream_core.journal import JournalState
 from daydream_core.model import RunRecord
 from daydream_core.profile import ENV_VAR as PROFILE_ENV_VAR
 from daydream_core.profile import ProfileStore
@@ -210,6 +211,15 @@ def cli(
     "--json", "as_json", is_flag=True, help="Print the folder's summary as JSON, nothing else."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress, no table (errors still show).")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="RUN_DIR",
+    allow_from_autoenv=False,  # names one run: never from a DAYDREAM_* variable left set
+    help="Continue the interrupted run in RUN_DIR (a run-<i>/ of --out) from its last "
+    "completed phase; give the options it was started with.",
+)
 @click.pass_obj
 def run(
     options: Options,
@@ -228,6 +238,7 @@ def run(
     verbose: bool,
     as_json: bool = False,
     quiet: bool = False,
+    resume_dir: Path | None = None,
 ) -> None:
     """Run APP (see `apps`) and write run-<i>/ results; run-<i>/run.log has the details."""
     from daydream_core.engine import Engine, RunStopped
@@ -247,9 +258,23 @@ def run(
         parameters["scale"] = scale
     parameters = workflow.validate(parameters)
     total = runs or chosen.runs
-    out_dir = (out or WritableDir().convert(Path("daydream-out") / app, None, None)).resolve()
+    resumed = None
+    if resume_dir is not None:
+        resumed = _resumable(resume_dir, out, runs)
+        out_dir, total = resume_dir.resolve().parent, 1
+    else:
+        out_dir = (out or WritableDir().convert(Path("daydream-out") / app, None, None)).resolve()
     profile = ProfileStore(options.profile)  # schema and a real write checked now
     provider = options.create_provider(out_dir)  # checks its configuration first
+    if resumed is not None:
+        resumed.check(
+            app=workflow.name,
+            preset=preset,
+            params=parameters,
+            seed=seed,
+            policy=policy_spec.name,
+            provider=provider.name,
+        )
     finished: list[RunRecord] = []
     failed = True
     command = _command_id()
@@ -271,7 +296,11 @@ def run(
         )
         try:
             for offset in range(total):
-                index = _reserve(reserve_run, out_dir)
+                if resumed is None:
+                    index = _reserve(reserve_run, out_dir)
+                else:
+                    index = int(resumed.header["index"])
+                    _resuming(resumed)
                 display.run_started(offset + 1, total)
                 runlog.run_started(index, header)
                 try:
@@ -282,6 +311,7 @@ def run(
                         seed=seed,
                         run_index=index,
                         out_dir=out_dir,
+                        resume=resumed,
                     )
                 except RunStopped as failure:
                     if failure.remote_traceback:
@@ -326,6 +356,37 @@ def _command_id() -> str:
     import time
 
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _resumable(run_dir: Path, out: Path | None, runs: int | None) -> JournalState:
+    """The journal of the run `--resume` names, checked for what can be told without the
+    workflow: a run-<i> directory with a journal of that run, one run, its own --out."""
+    from daydream_core import journal
+
+    if runs not in (None, 1):
+        raise UsageError(f"--resume continues one run; --runs {runs} is not valid with it")
+    name = run_dir.resolve().name
+    if not (name.startswith("run-") and name.removeprefix("run-").isdigit()):
+        raise UsageError(
+            f"--resume {run_dir}: not a run directory; valid: a run-<i> directory in --out"
+        )
+    if out is not None and out.resolve() != run_dir.resolve().parent:
+        raise UsageError(
+            f"--resume {run_dir} is not in --out {out}; a resumed run stays in its own folder"
+        )
+    state = journal.read(run_dir)
+    if int(state.header.get("index", -1)) != int(name.removeprefix("run-")):
+        raise journal.JournalError(f"{state.path} is the journal of another run directory")
+    return state
+
+
+def _resuming(state: JournalState) -> None:
+    done = len(state.completed)
+    click.echo(
+        f"daydream: resuming {state.header['run_id']} in {state.path.parent} at phase "
+        f"{done + 1} ({done} completed phase{'' if done == 1 else 's'} replayed, not run)",
+        err=True,
+    )
 
 
 def _reserve(reserve: Callable[[Path], int], out_dir: Path) -> int:

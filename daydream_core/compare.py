@@ -22,6 +22,7 @@ from rich import box
 from rich.table import Table
 
 from daydream_core.errors import UsageError
+from daydream_core.outputs import journaled_run, run_metrics
 
 TOLERANCE = 0.10  # the original artifact's reproduction criterion
 METRICS = ("phase_time", "function_service_time", "execution_cost")
@@ -86,21 +87,28 @@ def _widths_and_scale(run: Path) -> tuple[tuple[int, ...] | None, float | None, 
             raise UsageError(f"{record}: not a daydream run.json ({exc})") from None
         if not isinstance(data, dict):
             raise UsageError(f"{record}: not a daydream run.json")
-        widths = tuple(int(p.get("width", 0)) for p in data.get("phases", []))
-        result = data.get("result")
-        scale = None
-        if isinstance(result, Mapping) and result.get("recorded_seconds"):
-            scale = float(result.get("cpu_seconds", 0.0)) / float(result["recorded_seconds"])
-        return widths, scale, data.get("app")
+        return _structure(data)
     concurrency = run / "concurrency_original.txt"
     if concurrency.is_file():
         return tuple(int(v) for v in _numbers(concurrency)), 1.0, None
     return None, None, None
 
 
+def _structure(data: Mapping[str, Any]) -> tuple[tuple[int, ...], float | None, str | None]:
+    widths = tuple(int(p.get("width", 0)) for p in data.get("phases", []))
+    result = data.get("result")
+    scale = None
+    if isinstance(result, Mapping) and result.get("recorded_seconds"):
+        scale = float(result.get("cpu_seconds", 0.0)) / float(result["recorded_seconds"])
+    return widths, scale, data.get("app")
+
+
 def read_run(run: Path, index: int) -> RunTotals:
     files = {metric: _metric_file(run, metric) for metric in METRICS}
     missing = [m for m, f in files.items() if f is None]
+    if missing and (journaled := journaled_run(run)) is not None:  # its controller was killed
+        phase_times, services, costs = (tuple(v) for v in run_metrics(journaled))
+        return RunTotals(index, phase_times, services, costs, *_structure(journaled))
     if missing:
         raise UsageError(
             f"{run}: no {', '.join(f'{m}.txt' for m in missing)} (nor a -baseline.txt one)"

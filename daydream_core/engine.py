@@ -8,22 +8,25 @@ store. The engine never imports a cloud SDK: it speaks only the provider contrac
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from daydream_core.accounting import RunClock
-from daydream_core.controller import Controller
+from daydream_core.controller import Controller, PhasePlan
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
+from daydream_core.journal import Journal, JournalError, JournalState, calls_digest
 from daydream_core.learning import RunLearning
 from daydream_core.model import (
     HIGH,
+    INTERRUPTED,
     LOW,
     Call,
     Component,
@@ -33,7 +36,7 @@ from daydream_core.model import (
     StartKind,
     Tier,
 )
-from daydream_core.outputs import write_run
+from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
     StartCosts,
@@ -179,12 +182,20 @@ class Engine:
         seed: int,
         run_index: int,
         out_dir: Path,
+        resume: JournalState | None = None,
     ) -> RunRecord:
+        """Run `workflow` once into ``out_dir/run-<run_index>``; with `resume`, continue the
+        interrupted run of that journal: its completed phases are replayed into the phase
+        generator from their recorded outputs (nothing is invoked), the rest run live."""
         pool = self._pool(workflow)
         store = self.provider.store()
         clock = RunClock()  # wall time = setup + phases + the controller between them
         run = RunRecord(
-            run_id=f"{workflow.name}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}",
+            run_id=(
+                resume.run_id
+                if resume is not None
+                else f"{workflow.name}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+            ),
             index=run_index,
             app=workflow.name,
             provider=self.provider.name,
@@ -195,7 +206,9 @@ class Engine:
         )
         pool.begin_run(run_index, origin_s=run.origin_s)
         key = workflow.workload(preset, params)
-        controller = self.controller(workflow, self.profile.width_history(key))
+        controller = self.controller(
+            workflow, self.profile.width_history(key, exclude_run=run.run_id)
+        )
         learning = RunLearning(self.profile, workflow.name, self.provider.name, self._persist)
         controller.first(alive=pool.alive())
         context = RunContext(
@@ -217,16 +230,45 @@ class Engine:
                 )
             return calls
 
+        # Replayed before anything is written: a journal the workflow no longer agrees with
+        # is refused with the interrupted run's files untouched.
+        calls: list[Call] | None
         try:
             with clock.part("plan"):
                 calls = advance(None)
-            while True:
+                if resume is not None:
+                    calls = _replay(run, controller, resume, advance, calls)
+                    controller.predict(len(run.phases), alive=pool.alive())
+        except StopIteration as finished:  # every phase was journaled; only the end was lost
+            calls, run.result = None, finished.value
+        except BaseException:
+            phases.close()
+            raise
+        directory = run_dir(out_dir, run_index)
+        try:
+            if resume is None:
+                directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                journal = Journal.begin(directory, run, params)
+            else:
+                run.instances = _earlier_instances(directory)
+                discard_run_files(directory)
+                run.resumed_at = [*resume.resumed_at, len(run.phases)]
+                journal = Journal.resume(resume, len(run.phases))
+        except BaseException:
+            phases.close()
+            raise
+
+        try:
+            while calls is not None:
                 phase, outputs, failure = self._run_phase(
                     run, pool, controller, calls, store.uri, clock=clock
                 )
                 run.phases.append(phase)
                 with clock.part("write"):
-                    write_run(run, out_dir)  # first: the run's own files land whatever follows
+                    # First, durably: the phase is the run's whatever follows. Appending keeps
+                    # the work per phase independent of the run's length (run.json is
+                    # written once).
+                    journal.phase(phase, calls, outputs, failed=failure is not None)
                 with clock.part("learn"):
                     timings = self._learn(
                         learning,
@@ -248,18 +290,19 @@ class Engine:
                     calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
-            run.headline = workflow.headline(run.result)
         except RunStopped as failure:
             run.error = str(failure)
             failure.run = run
             raise
         except BaseException as stopped:  # interrupted, or a usage/profile/provider error
             run.error = (
-                "interrupted" if isinstance(stopped, KeyboardInterrupt) else str(stopped)
+                INTERRUPTED if isinstance(stopped, KeyboardInterrupt) else str(stopped)
             ) or type(stopped).__name__
             raise
         finally:
             phases.close()
+            if run.error is None:
+                run.headline = workflow.headline(run.result)
             # Hot starts issued for a phase that never came are billed all the same: charge
             # them to the last phase, during which they were issued.
             unused = pool.hot_starts(len(run.phases))
@@ -268,13 +311,17 @@ class Engine:
             write_run(run, out_dir)  # before the profile, which may be what failed
             try:
                 learning.wait()  # the last phase's learning is in the store
+                journal.end(run)
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
                     pool.release(len(run.phases), controller.keep_between_runs())
             finally:
-                run.instances = [life.to_json() for life in pool.lives_of_run(run_index)]
-                clock.finish(run)  # the wall time as recorded: all but this last write
-                write_run(run, out_dir)
+                try:
+                    run.instances += [life.to_json() for life in pool.lives_of_run(run_index)]
+                    clock.finish(run)  # the wall time as recorded: all but this last write
+                    write_run(run, out_dir)
+                finally:
+                    journal.close()  # the run's lock, held until its last file is written
         return run
 
     def _run_phase(
@@ -417,3 +464,42 @@ class Engine:
         inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
         return learning.learn(executions, [i for i in inits if i[1] > 0], widths)
+
+
+def _replay(
+    run: RunRecord,
+    controller: Controller,
+    resume: JournalState,
+    advance: Callable[[list[Any] | None], list[Call]],
+    calls: list[Call],
+) -> list[Call]:
+    """Drive the phase generator past the journal's completed phases with their recorded
+    outputs, restoring the records and the controller's state of each; return the calls of
+    the first phase to run live. `StopIteration` if the generator ends on the way."""
+    for done in resume.completed:
+        if calls_digest(calls) != done.calls:
+            raise JournalError(
+                f"cannot resume {resume.path.parent}: the workflow now plans phase "
+                f"{done.record.index + 1} differently from its journal (other code, "
+                "parameters or seed); valid: the interrupted run's workflow and options"
+            )
+        record = done.record
+        placement = [record.placement[r.component] for r in record.invocations]
+        controller.predicted[record.index] = dict(record.predicted)
+        controller.phase_started(
+            PhasePlan(record.index, placement, dict(record.predicted)),
+            [r.kind for r in record.invocations],
+        )
+        controller.phase_done(record.phase_time_s)
+        run.phases.append(record)
+        calls = advance(done.outputs)
+    return calls
+
+
+def _earlier_instances(directory: Path) -> list[dict[str, Any]]:
+    """The instances an interrupted run's controller recorded, if it lived to write them."""
+    try:
+        recorded = json.loads((directory / "run.json").read_text()).get("instances", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [i for i in recorded if isinstance(i, dict)] if isinstance(recorded, list) else []

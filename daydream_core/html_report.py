@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.errors import UsageError
+from daydream_core.outputs import journaled_runs
 from daydream_core.summary import width_error
 
 START_COLOURS = {"hot": "#d95f02", "warm": "#1b9e77", "cold": "#7570b3"}
@@ -60,6 +61,8 @@ def load_folder(folder: Path) -> FolderRuns:
         if not isinstance(data, dict) or not isinstance(data.get("phases"), list):
             raise UsageError(f"{path}: not a daydream run.json (no phases)")
         runs.append(data)
+    runs += journaled_runs(folder)  # controllers killed: their records are in their journal
+    runs.sort(key=lambda r: int(r.get("index", 0)))
     if not runs:
         raise UsageError(f"{folder} holds no run-<i>/run.json; valid: a `daydream run --out` dir")
     return FolderRuns(folder, tuple(runs))

@@ -15,6 +15,7 @@ from typing import Any
 HIGH = "high"
 LOW = "low"
 TIER_NAMES = (HIGH, LOW)
+INTERRUPTED = "interrupted"  # the error of a run stopped before it finished or failed
 
 
 class StartKind(str, enum.Enum):
@@ -84,6 +85,7 @@ class InvocationRecord:
     @property
     def ended_s(self) -> float | None:
         return None if self.started_s is None else self.started_s + self.service_ms / 1000.0
+
     # Of service_ms, the wait for a dispatch slot (the platform's concurrency limit) before
     # the request was sent: a phase wider than the limit queues.
     queued_ms: float = 0.0
@@ -180,6 +182,12 @@ class RunRecord:
     setup_time_s: float = 0.0  # the controller's time before the first phase's dispatch
     setup_parts: dict[str, float] = field(default_factory=dict)  # what it went to (plan, place)
     wall_time_s: float = 0.0  # from the run's start to its end, as the engine measured
+    resumed_at: list[int] = field(default_factory=list)  # phases a resumed run continued from
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before it finished or failed (Ctrl-C, SIGTERM, a killed controller)."""
+        return self.error == INTERRUPTED
 
     @property
     def execution_time_s(self) -> float:
@@ -229,4 +237,6 @@ class RunRecord:
             "error": self.error,
             "phases": [p.to_json() for p in self.phases],
             "instances": self.instances,
+            "interrupted": self.interrupted,
+            "resumed_at": self.resumed_at,
         }

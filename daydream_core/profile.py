@@ -19,7 +19,7 @@ from typing import Any
 import platformdirs
 
 from daydream_core.errors import ConfigurationError, ProfileError
-from daydream_core.model import RunRecord
+from daydream_core.model import INTERRUPTED, RunRecord
 
 ENV_VAR = "DAYDREAM_PROFILE"
 SCHEMA_VERSION = 1
@@ -394,7 +394,8 @@ class ProfileStore:
             ).fetchall()
             runs = db.execute(
                 f"SELECT app, provider, policy, COUNT(*), SUM(execution_s), SUM(cost), "
-                f"SUM(hot), SUM(warm), SUM(cold), SUM(error IS NOT NULL) FROM runs {where} "
+                f"SUM(hot), SUM(warm), SUM(cold), SUM(error IS NOT NULL), "
+                f"SUM(error = '{INTERRUPTED}') FROM runs {where} "
                 "GROUP BY app, provider, policy ORDER BY app, provider, policy",
                 args,
             ).fetchall()
@@ -437,8 +438,9 @@ class ProfileStore:
                     "cost": float(c or 0.0),
                     "starts": {"hot": int(h or 0), "warm": int(w or 0), "cold": int(cold or 0)},
                     "failed": int(failed or 0),
+                    "interrupted": int(interrupted or 0),  # of the failed: stopped, resumable
                 }
-                for a, p, pol, n, t, c, h, w, cold, failed in runs
+                for a, p, pol, n, t, c, h, w, cold, failed, interrupted in runs
             ],
         }
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from daydream_core.model import INTERRUPTED
+
 OK = "ok"
 FAILED = "failed"
-INTERRUPTED = "interrupted"
 
 
 def width_error(run: Mapping[str, Any]) -> float:
@@ -24,9 +25,9 @@ def width_error(run: Mapping[str, Any]) -> float:
 
 def status(run: Mapping[str, Any]) -> str:
     error = run.get("error")
-    if not error:
-        return OK
-    return INTERRUPTED if error == INTERRUPTED else FAILED
+    if run.get("interrupted") or error == INTERRUPTED:
+        return INTERRUPTED  # stopped, or a killed controller's run rebuilt from its journal
+    return FAILED if error else OK
 
 
 def phases_in_input(run: Mapping[str, Any]) -> int | None:

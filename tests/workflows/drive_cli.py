@@ -1,5 +1,5 @@
 """``python drive_cli.py ARGS``: the daydream command with the tests' workflows installed
-(`demo`, `slow`), as a separate process that can be signalled or killed."""
+(`demo`, `slow`, `steps`), as a separate process that can be signalled or killed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class TestApps:
         return [
             AppSpec("demo", "a small test workflow", "demo_workflow:workflow"),
             AppSpec("slow", "one phase of busy instances", "slow_workflow:workflow"),
+            AppSpec("steps", "phases that can be held at a gate", "steps_workflow:workflow"),
         ]
 
 
