@@ -34,6 +34,7 @@ from daydream_core.model import (
 from daydream_core.outputs import write_run
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
+    Shape,
     StartCosts,
     start_costs,
 )
@@ -41,7 +42,7 @@ from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
 from daydream_core.profile import ProfileStore, workload
 from daydream_core.provider import FunctionHandle, Provider
-from daydream_core.workflow import RunContext, Workflow
+from daydream_core.workflow import RunContext, Workflow, hint_of
 
 DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
 DEFAULT_TIMEOUT_S = 900.0
@@ -150,7 +151,10 @@ class Engine:
     # -- a run ---------------------------------------------------------------------------------
 
     def controller(
-        self, workflow: Workflow, history: Sequence[Sequence[Mapping[str, int]]]
+        self,
+        workflow: Workflow,
+        history: Sequence[Sequence[Mapping[str, int]]],
+        history_shapes: Sequence[Sequence[Shape]] = (),
     ) -> Controller:
         """A run's controller: the policy's decisions, with what the profile store knows."""
         return Controller(
@@ -158,6 +162,7 @@ class Engine:
             tiers=self.tiers,
             prices=self.prices,
             history=history,
+            history_shapes=history_shapes,
             timings=self.profile.timings(workflow.name, self.provider.name),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
@@ -186,7 +191,9 @@ class Engine:
         )
         pool.begin_run(run_index)
         key = workload(workflow.name, preset)
-        controller = self.controller(workflow, self.profile.width_history(key))
+        controller = self.controller(
+            workflow, self.profile.width_history(key), self.profile.shape_history(key)
+        )
         controller.first(alive=pool.alive())
         context = RunContext(
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
@@ -220,6 +227,9 @@ class Engine:
                     pool.release(phase.index, controller.keep())
                 self.profile.record_phase(
                     key, run.run_id, phase.index, phase.widths, phase.predicted
+                )
+                self.profile.record_shape(
+                    key, run.run_id, phase.index, controller.kinds[phase.index], phase.hint
                 )
                 self.events.phase_done(run, phase)
                 if failure is not None:
@@ -277,7 +287,8 @@ class Engine:
             if self.policy.dispatch_pause_s:
                 time.sleep(self.policy.dispatch_pause_s)  # the artifact's serial dispatch
         # While this phase runs: predict the next one and hot start for it.
-        controller.phase_started(plan, kinds)
+        hint = hint_of(calls)
+        controller.phase_started(plan, kinds, hint)
         pool.prewarm(index + 1, controller.predict(index + 1, alive=pool.alive()))
 
         outcomes: list[_Outcome] = []
@@ -294,6 +305,7 @@ class Engine:
             phase_time_s=time.perf_counter() - started,
             invocations=[o.record for o in outcomes],
             hot_starts=pool.hot_starts(index),
+            hint=hint,
         )
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)

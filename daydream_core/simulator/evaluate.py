@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from daydream_core.controller import Controller
-from daydream_core.policies.predictor import DEFAULT_TIME_VALUE_PER_S, StartCosts, start_costs
+from daydream_core.policies.predictor import (
+    DEFAULT_TIME_VALUE_PER_S,
+    Shape,
+    StartCosts,
+    start_costs,
+)
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.executor import (
@@ -106,6 +111,7 @@ def simulate_policy(
     platform = Platform(cal, np.random.default_rng([seed, 7]))
     result = PolicyResult(policy.name, fixed_cost=cal.fixed_cost)
     history: list[list[dict[str, int]]] = []
+    history_shapes: list[list[Shape]] = []
     learned = Learned()
     costs = _costs(cal)
     clock = 0.0
@@ -121,6 +127,7 @@ def simulate_policy(
             max_concurrency=cal.concurrency,
             seed=seed * 100_003 + index,
             peak=max(run.widths, default=0),
+            history_shapes=list(history_shapes),
         )
         idle_before = platform.idle_gb_s
         if policy.mechanics == "artifact":
@@ -128,6 +135,7 @@ def simulate_policy(
         else:
             outcome, clock = simulate_daydream(controller, platform, run, seconds, clock, learned)
         history.append(controller.current)
+        history_shapes.append(controller.shapes)
         result.runs.append(outcome)
         clock += cal.run_gap_s
         platform.reclaim(clock, controller.keep_alive_window())
