@@ -24,6 +24,7 @@ from daydream_core.simulator.executor import (
     truth,
 )
 from daydream_core.simulator.platform import Platform
+from daydream_core.simulator.predictors import Score, compare
 from daydream_core.simulator.workload import Workload
 
 
@@ -87,6 +88,11 @@ class Evaluation:
     seed: int
     results: dict[str, PolicyResult]
 
+    def predictors(self) -> list[Score]:
+        """The daydream predictor and every naive one on the workload's recorded phases,
+        judged by newsvendor loss at this calibration's costs."""
+        return compare(self.workload, tier_costs(self.calibration), self.calibration.concurrency)
+
     def ratio(self, policy: str, other: str) -> tuple[float, float]:
         mine, theirs = self.results[policy], self.results[other]
         return (
@@ -95,7 +101,8 @@ class Evaluation:
         )
 
 
-def _costs(cal: Calibration) -> dict[str, StartCosts]:
+def tier_costs(cal: Calibration) -> dict[str, StartCosts]:
+    """What a hot-start prediction error costs per tier, on the calibrated platform."""
     return {
         name: start_costs(
             tier, cal.prices, cal.init_s[name] * 1000.0, time_value_per_s=DEFAULT_TIME_VALUE_PER_S
@@ -113,7 +120,7 @@ def simulate_policy(
     history: list[list[dict[str, int]]] = []
     history_shapes: list[list[Shape]] = []
     learned = Learned()
-    costs = _costs(cal)
+    costs = tier_costs(cal)
     clock = 0.0
     for index, run in enumerate(workload.runs):
         seconds = truth(run, cal, seed, index)
