@@ -38,6 +38,19 @@ from daydream_core.model import Call, Tier, WidthHint
 from daydream_core.objectstore import ObjectStore
 from daydream_core.params import Param, Parameters
 
+__all__ = [
+    "ComponentContext",
+    "Phase",
+    "PhaseGenerator",
+    "Preset",
+    "RunContext",
+    "RuntimeEnvironment",
+    "WidthHint",
+    "Workflow",
+    "hint_of",
+    "load_workflow",
+]
+
 
 class Phase(list[Call]):
     """A phase as a phase generator may yield it: its calls (it is a list of them, so whatever

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from daydream_core import Call, ComponentContext, Preset, RunContext, Workflow
-from daydream_core.model import WidthHint
-from daydream_core.workflow import Phase
+from daydream_core import Call, ComponentContext, Phase, Preset, RunContext, WidthHint, Workflow
 
 workflow = Workflow(
     "hinted",
