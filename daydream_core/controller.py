@@ -17,11 +17,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from daydream_core.model import Tier
+from daydream_core.model import Tier, WidthHint
 from daydream_core.policies.artifact import ArtifactPlacement
 from daydream_core.policies.baselines import WindowKeepAlive
 from daydream_core.policies.placement import Timings
-from daydream_core.policies.predictor import Observation, StartCosts, Upcoming, Widths
+from daydream_core.policies.predictor import Observation, Shape, StartCosts, Upcoming, Widths
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pricing import PriceTable
 
@@ -83,6 +83,10 @@ class Controller:
     peak: int = 0  # the run's widest phase, where the executor knows it (the artifact did)
     # The artifact's controller state: functions it created and has not used yet, per tier.
     pool: dict[str, int] = field(default_factory=dict)
+    # Prediction inputs besides widths: earlier runs' phase shapes (kinds, hints) where known,
+    # and this run's so far.
+    history_shapes: Sequence[Sequence[Shape]] = ()
+    shapes: list[Shape] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.predictor = self.policy.predictor()
@@ -111,6 +115,8 @@ class Controller:
             alive=alive or {},
             seed=self.seed,
             upcoming_peak=self.peak,
+            shapes=self.shapes,
+            history_shapes=self.history_shapes,
         )
 
     def predict(
@@ -168,13 +174,17 @@ class Controller:
             return self.keep_alive.window_s(self.observation(len(self.current)))
         return None
 
-    def phase_started(self, plan: PhasePlan, kinds: Sequence[str]) -> None:
-        """The phase is dispatched: its widths are known; the next phase can be predicted."""
+    def phase_started(
+        self, plan: PhasePlan, kinds: Sequence[str], hint: WidthHint | None = None
+    ) -> None:
+        """The phase is dispatched: its widths are known (and `hint`, what the workflow said
+        with it of the next phase's width); the next phase can be predicted."""
         widths = dict.fromkeys(self.tiers, 0)
         widths.update(plan.widths)
         self.current.append(widths)
         self.kinds.append(list(kinds))
         self.placements.append(plan.placement)
+        self.shapes.append(Shape(frozenset(kinds), hint))
 
     def phase_done(self, phase_time_s: float, timings: Timings | None = None) -> None:
         """The phase ended; `timings` is what has been learned of the kinds, now."""
@@ -194,6 +204,7 @@ class Controller:
             next_phase=0,
             costs=self.costs,
             max_concurrency=self.max_concurrency,
+            history_shapes=[*self.history_shapes, self.shapes],
         )
         return self.keep_alive.keep(self.predictor, after)
 

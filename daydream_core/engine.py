@@ -39,6 +39,7 @@ from daydream_core.model import (
 from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
+    Shape,
     StartCosts,
     start_costs,
 )
@@ -46,7 +47,7 @@ from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
 from daydream_core.profile import PhaseWidths, ProfileStore
 from daydream_core.provider import FunctionHandle, Provider
-from daydream_core.workflow import RunContext, Workflow
+from daydream_core.workflow import RunContext, Workflow, hint_of
 
 DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
 DEFAULT_TIMEOUT_S = 900.0
@@ -160,7 +161,10 @@ class Engine:
     # -- a run ---------------------------------------------------------------------------------
 
     def controller(
-        self, workflow: Workflow, history: Sequence[Sequence[Mapping[str, int]]]
+        self,
+        workflow: Workflow,
+        history: Sequence[Sequence[Mapping[str, int]]],
+        history_shapes: Sequence[Sequence[Shape]] = (),
     ) -> Controller:
         """A run's controller: the policy's decisions, with what the profile store knows."""
         return Controller(
@@ -168,6 +172,7 @@ class Engine:
             tiers=self.tiers,
             prices=self.prices,
             history=history,
+            history_shapes=history_shapes,
             timings=self.profile.timings(workflow.name, self.provider.name),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
@@ -207,7 +212,9 @@ class Engine:
         pool.begin_run(run_index, origin_s=run.origin_s)
         key = workflow.workload(preset, params)
         controller = self.controller(
-            workflow, self.profile.width_history(key, exclude_run=run.run_id)
+            workflow,
+            self.profile.width_history(key, exclude_run=run.run_id),
+            self.profile.shape_history(key, exclude_run=run.run_id),
         )
         learning = RunLearning(self.profile, workflow.name, self.provider.name, self._persist)
         controller.first(alive=pool.alive())
@@ -273,7 +280,15 @@ class Engine:
                     timings = self._learn(
                         learning,
                         phase,
-                        PhaseWidths(key, run.run_id, phase.index, phase.widths, phase.predicted),
+                        PhaseWidths(
+                            key,
+                            run.run_id,
+                            phase.index,
+                            phase.widths,
+                            phase.predicted,
+                            kinds=tuple(controller.kinds[phase.index]),
+                            hint=phase.hint,
+                        ),
                     )
                     controller.phase_done(phase.phase_time_s, timings)
                 if pool.releases:
@@ -359,7 +374,8 @@ class Engine:
             if self.policy.dispatch_pause_s:
                 time.sleep(self.policy.dispatch_pause_s)  # the artifact's serial dispatch
         # While this phase runs: predict the next one and hot start for it.
-        controller.phase_started(plan, kinds)
+        hint = hint_of(calls)
+        controller.phase_started(plan, kinds, hint)
         pool.prewarm(index + 1, controller.predict(index + 1, alive=pool.alive()))
 
         outcomes: list[_Outcome] = []
@@ -377,6 +393,7 @@ class Engine:
             phase_time_s=clock.phase_ended() - started,
             invocations=[o.record for o in outcomes],
             hot_starts=hot_starts,
+            hint=hint,
         )
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
@@ -489,6 +506,7 @@ def _replay(
         controller.phase_started(
             PhasePlan(record.index, placement, dict(record.predicted)),
             [r.kind for r in record.invocations],
+            record.hint,
         )
         controller.phase_done(record.phase_time_s)
         run.phases.append(record)

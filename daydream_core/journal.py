@@ -44,6 +44,7 @@ from daydream_core.model import (
     PhaseRecord,
     RunRecord,
     StartKind,
+    WidthHint,
 )
 
 JOURNAL = "journal.jsonl"
@@ -86,8 +87,9 @@ def phase_from_json(data: Mapping[str, Any]) -> PhaseRecord:
         for r in data.get("invocations", [])
     ]
     hot_starts = [_build(HotStartRecord, h) for h in data.get("hot_starts", [])]
-    rest = {k: v for k, v in data.items() if k not in ("invocations", "hot_starts")}
-    return _build(PhaseRecord, rest, invocations=invocations, hot_starts=hot_starts)
+    rest = {k: v for k, v in data.items() if k not in ("invocations", "hot_starts", "hint")}
+    hint = WidthHint.from_json(data.get("next_width_hint"))
+    return _build(PhaseRecord, rest, invocations=invocations, hot_starts=hot_starts, hint=hint)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -49,6 +49,43 @@ class Call:
 
 
 @dataclass(frozen=True)
+class WidthHint:
+    """What a workflow knows, when it yields a phase, of the width of the phase after it.
+
+    `expected` is its estimate (exact where it knows; 0: the run ends there), `at_most` a bound
+    it can promise. Predictors weigh a hint against how well earlier hints held; they do not
+    take it on trust.
+    """
+
+    expected: int | None = None
+    at_most: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("expected", "at_most"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"width hint {name}={value!r} must be an integer or None")
+            if value is not None and value < 0:
+                raise ValueError(f"width hint {name}={value} must be 0 or more")
+        if self.expected is not None and self.at_most is not None and self.expected > self.at_most:
+            raise ValueError(
+                f"width hint expects {self.expected}, more than its bound of {self.at_most}"
+            )
+
+    def to_json(self) -> dict[str, int | None]:
+        return {"expected": self.expected, "at_most": self.at_most}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> WidthHint | None:
+        if data is None:
+            return None
+        return cls(
+            expected=None if data.get("expected") is None else int(data["expected"]),
+            at_most=None if data.get("at_most") is None else int(data["at_most"]),
+        )
+
+
+@dataclass(frozen=True)
 class Component:
     """A call placed in a phase of a run."""
 
@@ -131,6 +168,7 @@ class PhaseRecord:
     # and what it went to (learn, write, plan, place, ...): see daydream_core.accounting.
     controller_time_s: float = 0.0
     controller_parts: dict[str, float] = field(default_factory=dict)
+    hint: WidthHint | None = None  # what the workflow said, with this phase, of the next one
 
     @property
     def widths(self) -> dict[str, int]:
@@ -156,6 +194,7 @@ class PhaseRecord:
             "hot_starts": [h.to_json() for h in self.hot_starts],
             "controller_time_s": self.controller_time_s,
             "controller_parts": self.controller_parts,
+            "next_width_hint": self.hint.to_json() if self.hint is not None else None,
         }
 
 

@@ -7,10 +7,11 @@ database runs in WAL mode, so concurrent runs neither corrupt it nor lose update
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ from typing import Any
 import platformdirs
 
 from daydream_core.errors import ConfigurationError, ProfileError
-from daydream_core.model import INTERRUPTED, RunRecord
+from daydream_core.model import INTERRUPTED, RunRecord, WidthHint
+from daydream_core.policies.predictor import Shape
 
 ENV_VAR = "DAYDREAM_PROFILE"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -44,6 +46,13 @@ _MIGRATIONS: dict[int, str] = {
         policy TEXT NOT NULL, preset TEXT NOT NULL, seed INTEGER NOT NULL,
         finished_at REAL NOT NULL, execution_s REAL NOT NULL, cost REAL NOT NULL,
         hot INTEGER NOT NULL, warm INTEGER NOT NULL, cold INTEGER NOT NULL, error TEXT);
+    """,
+    # What the predictor conditions on besides widths: each phase's kinds and next-width hint.
+    2: """
+    CREATE TABLE phase_shape (
+        workload TEXT NOT NULL, run_id TEXT NOT NULL, phase INTEGER NOT NULL,
+        kinds TEXT NOT NULL, hint_expected INTEGER, hint_at_most INTEGER,
+        PRIMARY KEY (run_id, phase));
     """,
 }
 
@@ -77,6 +86,9 @@ _COLUMNS = {
     "runs": (
         "run_id", "app", "provider", "policy", "preset", "seed", "finished_at",
         "execution_s", "cost", "hot", "warm", "cold", "error",
+    ),
+    "phase_shape": (
+        "workload", "run_id", "phase", "kinds", "hint_expected", "hint_at_most",
     ),
 }  # fmt: skip
 
@@ -285,6 +297,10 @@ class ProfileStore:
                     "INSERT OR REPLACE INTO phase_width VALUES (?, ?, ?, ?, ?, ?)",
                     phase.rows(),
                 )
+                db.execute(
+                    "INSERT OR REPLACE INTO phase_shape VALUES (?, ?, ?, ?, ?, ?)",
+                    phase.shape_row(),
+                )
         timings: dict[str, dict[str, float]] = {}
         for (kind, tier), (_, mean_ms, _) in moments.items():
             timings.setdefault(kind, {})[tier] = mean_ms / 1000.0
@@ -338,6 +354,53 @@ class ProfileStore:
             if run_id != exclude_run:
                 runs.setdefault(run_id, {}).setdefault(phase, {})[tier] = width
         history = [[phases[k] for k in sorted(phases)] for phases in runs.values()]
+        return history[-limit_runs:]
+
+    def record_shape(
+        self,
+        workload_key: str,
+        run_id: str,
+        phase: int,
+        kinds: Iterable[str],
+        hint: WidthHint | None = None,
+    ) -> None:
+        """A phase's distinct kinds and the workflow's hint of the next phase's width."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO phase_shape VALUES (?, ?, ?, ?, ?, ?)",
+                _shape_row(workload_key, run_id, phase, kinds, hint),
+            )
+
+    def shape_history(
+        self, workload_key: str, exclude_run: str | None = None, limit_runs: int = 200
+    ) -> list[list[Shape]]:
+        """Earlier runs' phase shapes, run for run as `width_history` (a phase recorded before
+        shapes were is one of no kinds and no hint)."""
+        with self._read() as db:
+            order = db.execute(
+                "SELECT run_id, phase FROM phase_width WHERE workload=? ORDER BY rowid",
+                (workload_key,),
+            ).fetchall()
+            rows = db.execute(
+                "SELECT run_id, phase, kinds, hint_expected, hint_at_most FROM phase_shape "
+                "WHERE workload=?",
+                (workload_key,),
+            ).fetchall()
+        known = {
+            (run_id, phase): Shape(
+                frozenset(json.loads(kinds)),
+                None if expected is None and at_most is None else WidthHint(expected, at_most),
+            )
+            for run_id, phase, kinds, expected, at_most in rows
+        }
+        runs: dict[str, set[int]] = {}
+        for run_id, phase in order:
+            if run_id != exclude_run:
+                runs.setdefault(run_id, set()).add(phase)
+        history = [
+            [known.get((run_id, k), Shape()) for k in sorted(phases)]
+            for run_id, phases in runs.items()
+        ]
         return history[-limit_runs:]
 
     def record_run(self, run: RunRecord) -> None:
@@ -457,7 +520,25 @@ class ProfileStore:
                 removed += db.execute(
                     "DELETE FROM phase_width WHERE workload LIKE ?", (f"{app}:%",)
                 ).rowcount
+            # Shapes describe phase_width's phases: they go with them, uncounted.
+            if app is None:
+                db.execute("DELETE FROM phase_shape")
+            else:
+                db.execute("DELETE FROM phase_shape WHERE workload LIKE ?", (f"{app}:%",))
         return removed
+
+
+def _shape_row(
+    workload_key: str, run_id: str, phase: int, kinds: Iterable[str], hint: WidthHint | None
+) -> tuple[str, str, int, str, int | None, int | None]:
+    return (
+        workload_key,
+        run_id,
+        phase,
+        json.dumps(sorted(set(kinds))),
+        hint.expected if hint is not None else None,
+        hint.at_most if hint is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -469,6 +550,11 @@ class PhaseWidths:
     phase: int
     widths: Mapping[str, int]
     predicted: Mapping[str, int]
+    kinds: Sequence[str] = ()  # the phase's components' kinds (its shape)
+    hint: WidthHint | None = None  # what the workflow said, with it, of the next phase
+
+    def shape_row(self) -> tuple[str, str, int, str, int | None, int | None]:
+        return _shape_row(self.workload, self.run_id, self.phase, self.kinds, self.hint)
 
     def rows(self) -> list[tuple[str, str, int, str, int, int]]:
         return [

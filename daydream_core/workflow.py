@@ -15,6 +15,10 @@ A workflow is a few lines of Python::
         more = yield [Call("square", {"x": s}) for s in squares if s % 2]
         return sum(more)
 
+A phase may also be yielded as ``Phase(calls, WidthHint(...))``, a list of calls that also
+says what the workflow knows of the next phase's width (an expected width, a bound, or both),
+which the hot-start predictor weighs. A plain list of calls is a phase without a hint.
+
 Instances receive the component to execute *by name*; component code never travels in a
 payload, so any initialised instance of the runtime environment can serve any component.
 """
@@ -25,16 +29,49 @@ import importlib
 import json
 import re
 import warnings
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from daydream_core.errors import UsageError
-from daydream_core.model import Call, Tier
+from daydream_core.model import Call, Tier, WidthHint
 from daydream_core.objectstore import ObjectStore
 from daydream_core.params import Param, Parameters
+
+__all__ = [
+    "ComponentContext",
+    "Phase",
+    "PhaseGenerator",
+    "Preset",
+    "RunContext",
+    "RuntimeEnvironment",
+    "WidthHint",
+    "Workflow",
+    "hint_of",
+    "load_workflow",
+]
+
+
+class Phase(list[Call]):
+    """A phase as a phase generator may yield it: its calls (it is a list of them, so whatever
+    reads a plain list reads it) and what the workflow knows of the next phase's width."""
+
+    def __init__(self, calls: Iterable[Call] = (), hint: WidthHint | None = None) -> None:
+        super().__init__(calls)
+        if hint is not None and not isinstance(hint, WidthHint):
+            raise TypeError(f"Phase hint must be a WidthHint, not {type(hint).__name__}")
+        self.hint = hint
+
+    def __repr__(self) -> str:
+        return f"Phase({list.__repr__(self)}, hint={self.hint!r})"
+
+
+def hint_of(calls: Sequence[Call]) -> WidthHint | None:
+    """The next-width hint a yielded phase carries (a plain list carries none)."""
+    return calls.hint if isinstance(calls, Phase) else None
+
 
 PhaseGenerator = Generator[list[Call], list[Any], Any]
 ComponentFn = Callable[..., Any]
@@ -157,7 +194,8 @@ class Workflow:
         return register(fn) if fn is not None else register
 
     def phases(self, fn: Callable[[RunContext], PhaseGenerator]) -> Callable[..., PhaseGenerator]:
-        """Register the phase generator: yields each phase's calls, receives their results."""
+        """Register the phase generator: yields each phase's calls (a list, or a `Phase`: a
+        list with a hint of the next width), receives their results."""
         self._plan = fn
         if self._module is None:
             self._module = fn.__module__

@@ -26,8 +26,8 @@ from daydream_ccl.cosmology import VARIED
 from daydream_ccl.presets import PARAMS, PRESETS
 from daydream_ccl.refine import Bounds, RefineSettings, Step, latin_hypercube, propose
 from daydream_core.errors import UsageError
-from daydream_core.model import Call
-from daydream_core.workflow import PhaseGenerator, RunContext, Workflow
+from daydream_core.model import Call, WidthHint
+from daydream_core.workflow import Phase, PhaseGenerator, RunContext, Workflow
 
 workflow = Workflow(
     "ccl",
@@ -97,18 +97,23 @@ def plan(run: RunContext) -> PhaseGenerator:
     step: Step | None = None
     previous_peak: np.ndarray | None = None
 
+    n_probes = len(cfg.probes)
     for round_index in range(max_rounds):
+        # Each phase says what it knows of the next one's width (the hot-start predictor
+        # weighs it): within a round the widths follow from the round's cosmologies; the
+        # next round's count is known only from the likelihoods, bounded by max_new.
+        n = len(unit)
         cosmologies = [cfg.cosmology(bounds.as_dict(u)) for u in unit]
         calls = [
             Call("sample_cosmology", {"cosmology_params": c, "config": config}) for c in cosmologies
         ]
         if mock is None:
             calls.append(Call("mock_data", {"config": config, "noise_seed": noise_seed}))
-        samples = list((yield calls))
+        samples = list((yield Phase(calls, WidthHint(expected=n * n_probes))))
         if mock is None:
             mock = samples.pop()
 
-        spectra = yield [
+        power_calls = [
             Call(
                 "angular_power",
                 {
@@ -121,7 +126,8 @@ def plan(run: RunContext) -> PhaseGenerator:
             for s in samples
             for probe in cfg.probes
         ]
-        correlations = yield [
+        spectra = yield Phase(power_calls, WidthHint(expected=n * n_probes))
+        correlation_calls = [
             Call(
                 "correlation",
                 {
@@ -134,8 +140,8 @@ def plan(run: RunContext) -> PhaseGenerator:
             )
             for s, a in zip(_repeat(samples, len(cfg.probes)), spectra, strict=True)
         ]
-        n_probes = len(cfg.probes)
-        likelihoods = yield [
+        correlations = yield Phase(correlation_calls, WidthHint(expected=n))
+        likelihood_calls = [
             Call(
                 "likelihood",
                 {
@@ -149,6 +155,9 @@ def plan(run: RunContext) -> PhaseGenerator:
             )
             for i, s in enumerate(samples)
         ]
+        final = round_index + 1 == max_rounds  # else: converged (none) or up to max_new
+        after = WidthHint(expected=0) if final else WidthHint(at_most=settings.max_new)
+        likelihoods = yield Phase(likelihood_calls, after)
 
         for u, s, like in zip(unit, samples, likelihoods, strict=True):
             seen_u.append(np.asarray(u))

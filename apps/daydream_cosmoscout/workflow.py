@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from daydream_core.errors import UsageError
-from daydream_core.model import Call
+from daydream_core.model import Call, WidthHint
 from daydream_core.params import Param
-from daydream_core.workflow import ComponentContext, Preset, RunContext, Workflow
+from daydream_core.workflow import ComponentContext, Phase, Preset, RunContext, Workflow
 from daydream_cosmoscout import tiles as tl
 from daydream_cosmoscout.lod import Camera, camera_from_view, select
 from daydream_cosmoscout.planet import PLANETS
@@ -438,31 +438,46 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
     seed = int(run.seed)
     when = scene_time(str(p["epoch"]), float(p["hours_per_run"]), run.run_index)
     resolution = int(p["resolution"])
-    relief, albedo, sky = yield [
-        Call(
-            "terrain",
-            {
-                "planet": body.name,
-                "nside": p["elevation_nside"],
-                "lmax": p["elevation_lmax"],
-                "slope": p["elevation_slope"],
-                "relief_km": p["relief_km"],
-                "seed": seed,
-            },
-        ),
-        Call(
-            "imagery",
-            {
-                "nside": p["albedo_nside"],
-                "lmax": p["albedo_lmax"],
-                "slope": p["albedo_slope"],
-                "mean": p["albedo_mean"],
-                "rms": p["albedo_rms"],
-                "seed": seed,
-            },
-        ),
-        Call("ephemeris", {"planet": body.name, "time": when}),
-    ]
+    # Each phase says what it knows of the next one's width (the hot-start predictor weighs
+    # it): twelve faces, then refinements of at most max_refine tiles, then one render per
+    # view.
+    views_count = len(p["views"])
+    refine_phases = int(p["refine_phases"])
+    max_refine = int(p["max_refine"])
+
+    def after_refinement(done: int) -> WidthHint:
+        if done < refine_phases:
+            return WidthHint(at_most=max(max_refine, views_count))
+        return WidthHint(expected=views_count)
+
+    relief, albedo, sky = yield Phase(
+        [
+            Call(
+                "terrain",
+                {
+                    "planet": body.name,
+                    "nside": p["elevation_nside"],
+                    "lmax": p["elevation_lmax"],
+                    "slope": p["elevation_slope"],
+                    "relief_km": p["relief_km"],
+                    "seed": seed,
+                },
+            ),
+            Call(
+                "imagery",
+                {
+                    "nside": p["albedo_nside"],
+                    "lmax": p["albedo_lmax"],
+                    "slope": p["albedo_slope"],
+                    "mean": p["albedo_mean"],
+                    "rms": p["albedo_rms"],
+                    "seed": seed,
+                },
+            ),
+            Call("ephemeris", {"planet": body.name, "time": when}),
+        ],
+        WidthHint(expected=12),
+    )
     surface = {
         "elevation_key": relief["key"],
         "albedo_key": albedo["key"],
@@ -470,7 +485,7 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
         "radius_km": body.radius_km,
         "max_crater_level": p["max_crater_level"],
     }
-    faces = yield [
+    pyramids = [
         Call(
             "pyramid",
             {
@@ -482,6 +497,7 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
         )
         for face in range(12)
     ]
+    faces = yield Phase(pyramids, after_refinement(0))
     index = TileIndex(resolution)
     for face in faces:
         for block in face["levels"]:
@@ -505,13 +521,14 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
         if not chosen:
             break
         refinements.append(len(chosen))
-        blocks = yield [
+        refines = [
             Call(
                 "refine",
                 {"level": level, "index": tile, "resolution": resolution, "surface": surface},
             )
             for _, (level, tile) in chosen
         ]
+        blocks = yield Phase(refines, after_refinement(len(refinements)))
         for block in blocks:
             index.add(block)
     selection = select(
@@ -525,18 +542,21 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
             "leaves": [[lv, t, *index.where[(lv, t)]] for lv, t in selection.leaves],
         },
     )
-    views = yield [
-        Call(
-            "render",
-            {
-                "cut_key": cut_key,
-                "camera": camera.to_json(),
-                "sun_direction": sky["sun_direction_body"],
-                "exaggeration": p["exaggeration"],
-            },
-        )
-        for camera in cameras
-    ]
+    views = yield Phase(
+        [
+            Call(
+                "render",
+                {
+                    "cut_key": cut_key,
+                    "camera": camera.to_json(),
+                    "sun_direction": sky["sun_direction_body"],
+                    "exaggeration": p["exaggeration"],
+                },
+            )
+            for camera in cameras
+        ],
+        WidthHint(expected=0),  # the run ends with its images
+    )
     return {
         "time": when,
         "sun_distance_au": sky["sun_distance_au"],

@@ -30,9 +30,16 @@ from typing import Any
 import numpy as np
 
 from daydream_core.errors import UsageError
-from daydream_core.model import Call
+from daydream_core.model import Call, WidthHint
 from daydream_core.params import Param
-from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, RunContext, Workflow
+from daydream_core.workflow import (
+    ComponentContext,
+    Phase,
+    PhaseGenerator,
+    Preset,
+    RunContext,
+    Workflow,
+)
 from daydream_exafel.cctbx_first import ensure_cctbx_importable
 from daydream_exafel.images import get_image, put_image
 
@@ -488,17 +495,25 @@ def plan(run: RunContext) -> PhaseGenerator:
     per_sim = int(p["shots_per_component"])
     per_hit = int(p["hits_per_component"])
 
-    [built] = yield [
-        Call(
-            "build_model",
-            {
-                "unit_cell": list(p["unit_cell"]),
-                "space_group": p["space_group"],
-                "d_min": p["d_min"],
-                "seed": model_seed,
-            },
-        )
-    ]
+    # Each phase says what it knows of the next one's width (the hot-start predictor weighs
+    # it): a batch's shots fix its simulations and hit finders, the hits bound the indexers,
+    # and a later batch has at most max_batch shots.
+    first_simulations = math.ceil(int(p["first_batch"]) / per_sim)
+    later_at_most = math.ceil(int(p["max_batch"]) / per_sim)
+    [built] = yield Phase(
+        [
+            Call(
+                "build_model",
+                {
+                    "unit_cell": list(p["unit_cell"]),
+                    "space_group": p["space_group"],
+                    "d_min": p["d_min"],
+                    "seed": model_seed,
+                },
+            )
+        ],
+        WidthHint(expected=first_simulations),
+    )
     model = built["model"]
 
     integrated: list[str] = []
@@ -511,7 +526,7 @@ def plan(run: RunContext) -> PhaseGenerator:
     last_outputs: dict[str, str] = {}
     for batch in range(int(p["max_batches"])):
         first = n_shots
-        simulated = yield [
+        simulations = [
             Call(
                 "simulate",
                 {
@@ -525,6 +540,7 @@ def plan(run: RunContext) -> PhaseGenerator:
             )
             for start in range(first, first + batch_size, per_sim)
         ]
+        simulated = yield Phase(simulations, WidthHint(expected=len(simulations)))
         n_shots += batch_size
         truth_keys += [s["truth"] for s in simulated]
         crystals = {
@@ -540,10 +556,12 @@ def plan(run: RunContext) -> PhaseGenerator:
         indexed: list[dict[str, Any]] = []
         failed: list[int] = []
         if hits:
-            spotted = yield [
+            spot_finders = [
                 Call("find_spots", {"hits": chunk, "options": dict(p["spots"])})
                 for chunk in _chunks(hits, per_hit)
             ]
+            # The shots with spots are some of the hits: no more indexers than spot finders.
+            spotted = yield Phase(spot_finders, WidthHint(at_most=len(spot_finders)))
             found = [s for r in spotted for s in r["shots"]]
             indexed_results = yield [
                 Call(
@@ -576,20 +594,24 @@ def plan(run: RunContext) -> PhaseGenerator:
             "index_failed": len(failed),
         }
         if integrated and indexed:  # merge again only when this batch added data
-            [merged] = yield [
-                Call(
-                    "merge",
-                    {
-                        "model": model,
-                        "integrated": list(integrated),
-                        "orientations": list(orientation_keys),
-                        "truth": list(truth_keys),
-                        "geometry": geometry,
-                        "options": dict(p["merge"]),
-                        "batch": batch,
-                    },
-                )
-            ]
+            final = batch + 1 == int(p["max_batches"])  # else: done, or a batch of up to max
+            [merged] = yield Phase(
+                [
+                    Call(
+                        "merge",
+                        {
+                            "model": model,
+                            "integrated": list(integrated),
+                            "orientations": list(orientation_keys),
+                            "truth": list(truth_keys),
+                            "geometry": geometry,
+                            "options": dict(p["merge"]),
+                            "batch": batch,
+                        },
+                    )
+                ],
+                WidthHint(expected=0) if final else WidthHint(at_most=later_at_most),
+            )
             last_stats, last_outputs = merged["stats"], merged["outputs"]
             record["merged"] = {k: v for k, v in last_stats.items() if k != "shells"}
         batches.append(record)

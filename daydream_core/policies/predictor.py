@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from scipy import stats
 
-from daydream_core.model import Tier
+from daydream_core.model import Tier, WidthHint
 from daydream_core.pricing import PriceTable
 
 Widths = Mapping[str, int]  # tier name -> components of that tier in one phase
@@ -66,6 +66,14 @@ class Upcoming:
 
 
 @dataclass(frozen=True)
+class Shape:
+    """What is known of a phase besides its widths: its kinds, and its hint of the next."""
+
+    kinds: frozenset[str] = frozenset()
+    hint: WidthHint | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     """What a predictor may look at."""
 
@@ -80,6 +88,8 @@ class Observation:
     alive: Mapping[str, int] = field(default_factory=dict)  # instances alive now, per tier
     seed: int = 0  # the run's seed (for policies that draw at random)
     upcoming_peak: int = 0  # the run's widest phase, where the executor knows it (artifact)
+    shapes: Sequence[Shape] = ()  # this run's phases so far (the last one's hint is of next)
+    history_shapes: Sequence[Sequence[Shape]] = ()  # earlier runs', where known (as `history`)
 
 
 class Predictor(Protocol):
@@ -189,16 +199,92 @@ def conditional_samples(
     return [max(0.0, float(centre + r)) for r in residuals]
 
 
+def _form(hint: WidthHint | None) -> tuple[bool, bool]:
+    if hint is None:
+        return (False, False)
+    return (hint.expected is not None, hint.at_most is not None)
+
+
+def _reference(width: int, hint: WidthHint | None) -> int:
+    """What a phase says of the next one's width: its hint (expected, else the bound), else
+    its own width."""
+    if hint is not None:
+        return hint.expected if hint.expected is not None else int(hint.at_most or 0)
+    return width
+
+
+def _carry(following: int, then: int, now: int) -> float:
+    """A width that followed a phase whose reference was `then`, carried to a phase whose
+    reference is `now`: in proportion (a miss of an expected width, a share of a bound, a
+    ratio to the previous width keep their relative size)."""
+    return following * now / then if then > 0 else float(following)
+
+
+def follower_samples(
+    runs: Sequence[Sequence[int]],
+    shapes: Sequence[Sequence[Shape]],
+    current: Sequence[int],
+    current_shapes: Sequence[Shape],
+) -> list[float]:
+    """Widths of the phases that followed a phase like the last one of this run (the same
+    kinds, a hint of the same form), each carried to the last phase's reference (`_carry`).
+    A run that ended
+    after such a phase counts a follower of width 0. This conditions on what the workflow's
+    structure and results say of the next phase, wherever phases sit in their runs."""
+    last = current_shapes[-1]
+    form = _form(last.hint)
+    now = _reference(current[-1], last.hint)
+    found: list[float] = []
+    known = shapes[-len(runs) :] if runs else []  # shapes are of the latest runs
+    described = runs[len(runs) - len(known) :]
+    sequences = [*((w, k, True) for w, k in zip(described, known, strict=True))]
+    sequences.append((current, current_shapes, False))
+    for widths, kinds, ended in sequences:
+        for i, shape in enumerate(kinds[: len(widths)]):
+            if shape.kinds != last.kinds or _form(shape.hint) != form:
+                continue
+            then = _reference(widths[i], shape.hint)
+            if i + 1 < len(widths):
+                found.append(_carry(widths[i + 1], then, now))
+            elif ended:
+                found.append(0.0)
+    return found
+
+
+def hinted_fallback(hint: WidthHint, samples: Sequence[float]) -> list[float]:
+    """A hint with nothing yet to judge it by: an expected width is the estimate; a bound
+    truncates the widths seen."""
+    if hint.expected is not None:
+        return [float(hint.expected)]
+    assert hint.at_most is not None
+    return [min(float(hint.at_most), w) for w in samples] or [float(hint.at_most)]
+
+
+def informative(samples: Sequence[float], pooled: Sequence[float], threshold: float) -> bool:
+    """Samples vary much less than the pooled widths (or the pooled widths do not vary)."""
+    total = float(np.var(pooled)) if len(pooled) > 1 else 0.0
+    return total == 0.0 or float(np.var(samples)) <= threshold * total
+
+
 class DayDreamPredictor:
     """Newsvendor hot starts from the widths that are comparable to the next one.
 
-    Which widths: those of the same phase in earlier runs when that position lines up between
-    runs (`aligned_column`); else those that followed a phase as wide as the last one, when
-    the previous width predicts the next (`conditional_samples`); else every width seen, in
-    this and earlier runs (phases independent of their position: the pooled distribution).
-    How many: the critical-ratio quantile of those widths per tier (empirical with 20 or more,
-    a Weibull fit with fewer), each tier at its share. With fewer than `min_samples` widths it
-    predicts the last width seen (persistence). The platform's concurrency caps the total.
+    Which widths, the first that applies:
+
+    1. those that followed a phase like the last one (same kinds, a hint of the same form),
+       carried to its hint (`follower_samples`), if they vary much less than widths overall
+       or the workflow gave a hint; a hint with no such phase yet stands on its own
+       (`hinted_fallback`);
+    2. those of the same phase in earlier runs when that position lines up between runs
+       (`aligned_column`);
+    3. those that followed a phase as wide as the last one, when the previous width predicts
+       the next (`conditional_samples`);
+    4. every width seen, in this and earlier runs (phases independent of their position).
+
+    How many: the critical-ratio quantile of those widths per tier (empirical for 1 and 2 or
+    with 20 or more widths, else of a Weibull fit), each tier at its share. With fewer than
+    `min_samples` widths it predicts the last width seen (persistence). The platform's
+    concurrency caps the total.
     """
 
     name = "daydream"
@@ -210,38 +296,57 @@ class DayDreamPredictor:
         min_empirical: int = 20,
         alignment: float = 0.5,
         min_correlation: float = 0.5,
+        min_followers: int = 1,
     ) -> None:
+        self.min_followers = min_followers
         self.min_samples = min_samples
         self.max_instances = max_instances
         self.min_empirical = min_empirical
         self.alignment = alignment
         self.min_correlation = min_correlation
 
-    def samples(self, observation: Observation) -> list[float]:
+    def choose(self, observation: Observation) -> tuple[list[float], int]:
+        """The comparable widths, and from how many of them the quantile is empirical."""
         runs = [totals(run) for run in observation.history]
         current = totals(observation.current)
+        pooled = [float(w) for run in runs for w in run] + [float(w) for w in current]
+        if observation.shapes and current:
+            hint = observation.shapes[-1].hint
+            followers = follower_samples(
+                runs, observation.history_shapes, current, observation.shapes
+            )
+            if followers and (
+                hint is not None
+                or (
+                    len(followers) >= self.min_followers
+                    and informative(followers, pooled, self.alignment)
+                )
+            ):
+                return followers, 1
+            if hint is not None:
+                return hinted_fallback(hint, pooled), 1
+        # A run's start is the one position every run has: one earlier run already says
+        # something of it. Later positions must first be seen to line up.
         k = observation.next_phase
-        column = aligned_column(runs, k, self.min_samples, self.alignment)
+        column = aligned_column(runs, k, 1 if k == 0 else self.min_samples, self.alignment)
         if column is not None:
-            return column
+            return column, 1
         if current:
             following = conditional_samples([*runs, current], current[-1], 8, self.min_correlation)
             if following is not None:
-                return following
-        return [float(w) for run in runs for w in run] + [float(w) for w in current]
+                return following, self.min_empirical
+        return pooled, self.min_empirical
+
+    def samples(self, observation: Observation) -> list[float]:
+        return self.choose(observation)[0]
 
     def shares(self, observation: Observation) -> dict[str, float]:
         return shares(observation)
 
     def predict(self, observation: Observation) -> dict[str, int]:
-        samples = self.samples(observation)
+        samples, floor = self.choose(observation)
         split = shares(observation)
-        runs = [totals(run) for run in observation.history]
-        # Widths of a position that lines up across runs are the distribution itself: their
-        # empirical quantile, however few (a fit would spread what repeats exactly).
-        aligned = aligned_column(runs, observation.next_phase, self.min_samples, self.alignment)
-        floor = 1 if aligned is not None else self.min_empirical
-        if len(samples) < self.min_samples:
+        if len(samples) < min(floor, self.min_samples):
             last = samples[-1] if samples else 0
             return {t: round(last * split[t]) for t in observation.costs}
         result = {}

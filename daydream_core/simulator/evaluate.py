@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from daydream_core.controller import Controller
-from daydream_core.policies.predictor import DEFAULT_TIME_VALUE_PER_S, StartCosts, start_costs
+from daydream_core.policies.predictor import (
+    DEFAULT_TIME_VALUE_PER_S,
+    Shape,
+    StartCosts,
+    start_costs,
+)
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.executor import (
@@ -19,6 +24,7 @@ from daydream_core.simulator.executor import (
     truth,
 )
 from daydream_core.simulator.platform import Platform
+from daydream_core.simulator.predictors import Score, compare
 from daydream_core.simulator.workload import Workload
 
 
@@ -82,6 +88,11 @@ class Evaluation:
     seed: int
     results: dict[str, PolicyResult]
 
+    def predictors(self) -> list[Score]:
+        """The daydream predictor and every naive one on the workload's recorded phases,
+        judged by newsvendor loss at this calibration's costs."""
+        return compare(self.workload, tier_costs(self.calibration), self.calibration.concurrency)
+
     def ratio(self, policy: str, other: str) -> tuple[float, float]:
         mine, theirs = self.results[policy], self.results[other]
         return (
@@ -90,7 +101,8 @@ class Evaluation:
         )
 
 
-def _costs(cal: Calibration) -> dict[str, StartCosts]:
+def tier_costs(cal: Calibration) -> dict[str, StartCosts]:
+    """What a hot-start prediction error costs per tier, on the calibrated platform."""
     return {
         name: start_costs(
             tier, cal.prices, cal.init_s[name] * 1000.0, time_value_per_s=DEFAULT_TIME_VALUE_PER_S
@@ -106,8 +118,9 @@ def simulate_policy(
     platform = Platform(cal, np.random.default_rng([seed, 7]))
     result = PolicyResult(policy.name, fixed_cost=cal.fixed_cost)
     history: list[list[dict[str, int]]] = []
+    history_shapes: list[list[Shape]] = []
     learned = Learned()
-    costs = _costs(cal)
+    costs = tier_costs(cal)
     clock = 0.0
     for index, run in enumerate(workload.runs):
         seconds = truth(run, cal, seed, index)
@@ -121,6 +134,7 @@ def simulate_policy(
             max_concurrency=cal.concurrency,
             seed=seed * 100_003 + index,
             peak=max(run.widths, default=0),
+            history_shapes=list(history_shapes),
         )
         idle_before = platform.idle_gb_s
         if policy.mechanics == "artifact":
@@ -128,6 +142,7 @@ def simulate_policy(
         else:
             outcome, clock = simulate_daydream(controller, platform, run, seconds, clock, learned)
         history.append(controller.current)
+        history_shapes.append(controller.shapes)
         result.runs.append(outcome)
         clock += cal.run_gap_s
         platform.reclaim(clock, controller.keep_alive_window())

@@ -119,7 +119,7 @@ def simulate_daydream(
         platform.reclaim(start, controller.keep_alive_window())
         kinds = [t.kind for t in phase]
         plan = controller.place(kinds, _upcoming(controller, run, seconds, k))
-        controller.phase_started(plan, kinds)
+        controller.phase_started(plan, kinds, run.hint(k))
         out.predicted.append(sum(plan.predicted.values()))
         out.widths.append(plan.widths)
         cost = 0.0
@@ -205,7 +205,7 @@ def simulate_artifact(
         pooled = sum(controller.pool.values())
         kinds = [t.kind for t in phase]
         plan = controller.place(kinds)
-        controller.phase_started(plan, kinds)
+        controller.phase_started(plan, kinds, run.hint(k))
         out.predicted.append(drawn)
         out.widths.append(plan.widths)
         cold = max(0, width - pooled)

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 from daydream_core.controller import cap_across_tiers
 from daydream_core.model import HIGH
-from daydream_core.policies.predictor import Observation, Predictor, StartCosts
+from daydream_core.policies.naive import NAIVE
+from daydream_core.policies.predictor import (
+    DayDreamPredictor,
+    Observation,
+    Predictor,
+    Shape,
+    StartCosts,
+)
+from daydream_core.simulator.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -32,18 +40,29 @@ def score(
     runs: Sequence[Sequence[int]],
     costs: Mapping[str, StartCosts],
     max_concurrency: int = 1000,
+    shapes: Sequence[Sequence[Shape]] | None = None,
 ) -> Score:
-    """Newsvendor loss and MAE of `predictor` over `runs` (widths per phase, totals)."""
+    """Newsvendor loss and MAE of `predictor` over `runs` (widths per phase, totals), with
+    each phase's kinds and hint where `shapes` gives them (as the controller would)."""
     unit = costs.get(HIGH) or next(iter(costs.values()))
     only = {HIGH: unit}  # totals are judged as one tier at the high tier's costs
     loss = error = 0.0
     idle = cold = phases = 0
     history: list[list[dict[str, int]]] = []
-    for run in runs:
+    known = list(shapes) if shapes is not None else [[] for _ in runs]
+    for index, run in enumerate(runs):
         alive = 0
         current: list[dict[str, int]] = []
         for k, width in enumerate(run):
-            observation = Observation(history, current, k, only, max_concurrency=max_concurrency)
+            observation = Observation(
+                history,
+                current,
+                k,
+                only,
+                max_concurrency=max_concurrency,
+                shapes=known[index][:k],
+                history_shapes=known[:index],
+            )
             capped = cap_across_tiers(predictor.predict(observation), max_concurrency)
             predicted = sum(capped.values())
             new = max(0, predicted - alive)
@@ -59,3 +78,16 @@ def score(
             current.append({HIGH: width})
         history.append(current)
     return Score(predictor.name, loss, error / max(1, phases), idle, cold)
+
+
+def compare(
+    workload: Workload,
+    costs: Mapping[str, StartCosts],
+    max_concurrency: int = 1000,
+) -> list[Score]:
+    """The daydream predictor, then every naive one, on a workload's recorded phases (widths,
+    kinds, hints), the same costs for all."""
+    runs = [run.widths for run in workload.runs]
+    shapes = [run.shapes for run in workload.runs]
+    predictors: list[Predictor] = [DayDreamPredictor(), *(naive() for naive in NAIVE)]
+    return [score(p, runs, costs, max_concurrency, shapes) for p in predictors]

@@ -92,7 +92,37 @@ def to_json(evaluation: Evaluation) -> dict[str, Any]:
     repro = reproduction(evaluation)
     if repro is not None:
         data["artifact_reproduction"] = repro
+    data["predictors"] = [
+        {
+            "predictor": s.predictor,
+            "loss": s.loss,
+            "width_mae": s.mae,
+            "idle": s.idle,
+            "cold": s.cold,
+        }
+        for s in evaluation.predictors()
+    ]
     return data
+
+
+def predictor_table(evaluation: Evaluation) -> Table:
+    """Every hot-start predictor on the recorded phases, by newsvendor loss (lowest in bold)."""
+    scores = evaluation.predictors()
+    best = min(s.loss for s in scores)
+    table = Table(
+        "predictor",
+        "newsvendor loss ($)",
+        "width MAE",
+        "idle hot starts",
+        "cold starts",
+        title=f"hot-start predictors, {evaluation.calibration.name} costs",
+    )
+    for s in scores:
+        style = "bold" if s.loss == best else ""
+        table.add_row(
+            s.predictor, f"{s.loss:.4f}", f"{s.mae:.2f}", str(s.idle), str(s.cold), style=style
+        )
+    return table
 
 
 def table(evaluation: Evaluation) -> Group:
@@ -136,7 +166,7 @@ def table(evaluation: Evaluation) -> Group:
                 t, c = evaluation.ratio(name, other)
                 cells.append(f"{t:.2f} / {c:.2f}")
         matrix.add_row(name, *cells)
-    parts: list[Any] = [head, matrix]
+    parts: list[Any] = [head, matrix, predictor_table(evaluation)]
     if "daydream" in evaluation.results and "artifact" in evaluation.results:
         t, c = evaluation.ratio("daydream", "artifact")
         parts.append(

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daydream_core.errors import UsageError
+from daydream_core.model import WidthHint
+from daydream_core.policies.predictor import Shape
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,23 @@ class TraceRun:
     name: str
     phases: tuple[tuple[Task, ...], ...]
     measured: Measured | None = None
+    hints: tuple[WidthHint | None, ...] = ()  # per phase: what the workflow said of the next
 
     @property
     def widths(self) -> list[int]:
         return [len(p) for p in self.phases]
+
+    def hint(self, k: int) -> WidthHint | None:
+        """What the workflow said, with phase `k`, of the next phase's width."""
+        return self.hints[k] if k < len(self.hints) else None
+
+    @property
+    def shapes(self) -> list[Shape]:
+        """Each phase's kinds and hint, as the controller saw them."""
+        return [
+            Shape(frozenset(task.kind for task in phase), self.hint(k))
+            for k, phase in enumerate(self.phases)
+        ]
 
 
 @dataclass(frozen=True)
@@ -155,9 +170,11 @@ def load_records(directory: Path) -> Workload:
                 tuple(float(p["phase_time_s"]) for p in data["phases"]),
                 tuple(float(p["cost"]) for p in data["phases"]),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Records written before hints existed have none: phases without a hint.
+            hints = tuple(WidthHint.from_json(p.get("next_width_hint")) for p in data["phases"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"records {path}: not a daydream run.json ({exc})") from None
-        runs.append(TraceRun(f"{app}/{path.parent.name}", phases, measured))
+        runs.append(TraceRun(f"{app}/{path.parent.name}", phases, measured, hints))
     return Workload(app or directory.name, "records", tuple(runs), directory)
 
 
@@ -185,6 +202,10 @@ def kind_timings(workload: Workload) -> dict[str, dict[str, list[float]]]:
 
 def widths(workload: Workload) -> list[list[int]]:
     return [run.widths for run in workload.runs]
+
+
+def shapes(workload: Workload) -> list[list[Shape]]:
+    return [run.shapes for run in workload.runs]
 
 
 def all_kinds(runs: Sequence[TraceRun]) -> set[str]:
