@@ -148,6 +148,32 @@ def planning_cpu(width: int, work: Path, repeats: int = 3) -> tuple[float, float
     return best, learn, dump
 
 
+def prediction_growth(marks: tuple[int, ...] = (10, 100, 1000, 2000)) -> dict[int, float]:
+    """Process-CPU seconds of the prediction at phase k of one long run (1 to 7 wide), with
+    50 earlier runs of 30 phases as history: what per-phase work does as the run grows."""
+    from daydream_core.pricing import AWS_LAMBDA_X86
+
+    tiers = {
+        t.name: t
+        for t in (LocalProvider._tier(HIGH, 10240, 2), LocalProvider._tier("low", 5120, 2))
+    }
+    costs = {n: start_costs(t, AWS_LAMBDA_X86, 1500.0) for n, t in tiers.items()}
+    rng = random.Random(0)
+    history = [
+        [{HIGH: rng.randint(1, 7), "low": rng.randint(0, 3)} for _ in range(30)] for _ in range(50)
+    ]
+    controller = Controller(policies()["daydream"], tiers, AWS_LAMBDA_X86, history, {}, costs, 64)
+    seen = {}
+    for k in range(1, max(marks) + 1):
+        kinds = ["a"] * rng.randint(1, 7)
+        controller.phase_started(controller.place(kinds), kinds)
+        begun = time.process_time()
+        controller.predict(k)
+        if k in marks:
+            seen[k] = time.process_time() - begun
+    return seen
+
+
 def simulated(instance: Path) -> None:
     """The same 1,000-wide instance in the simulator (aws calibration), at two limits."""
     from dataclasses import replace
@@ -235,6 +261,12 @@ def main() -> None:
                     f"| {width:,} | {cpu:.4f} | {cpu / width * 1e6:.1f} | {learn:.4f} | "
                     f"{dump:.4f} |"
                 )
+            print()
+            growth = prediction_growth()
+            print(
+                "prediction CPU at phase k of one run: "
+                + ", ".join(f"k={k}: {s * 1e3:.2f} ms" for k, s in growth.items())
+            )
             print()
         if "sim" in parts:
             simulated(instance)
