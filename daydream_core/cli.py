@@ -241,6 +241,7 @@ def run(
     parameters = workflow.validate(parameters)
     total = runs or chosen.runs
     out_dir = (out or WritableDir().convert(Path("daydream-out") / app, None, None)).resolve()
+    _warn_of_faults()
     profile = ProfileStore(options.profile)  # schema and a real write checked now
     provider = options.create_provider(out_dir)  # checks its configuration first
     finished: list[RunRecord] = []
@@ -291,6 +292,15 @@ def run(
             _best_effort("writing summary.json", lambda: write_summary(out_dir))
     out_console.print(summary_table(finished))
     out_console.print(f"results: {out_dir}")
+
+
+def _warn_of_faults() -> None:
+    """Fault injection is for tests: say so whenever it is on (a bad spec is one line)."""
+    from daydream_core import faults
+
+    plan = faults.from_environment()
+    if plan is not None:
+        _warn(f"fault injection is on ({faults.ENV_VAR}={plan.spec}); for tests only")
 
 
 def _reserve(reserve: Callable[[Path], int], out_dir: Path) -> int:

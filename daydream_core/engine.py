@@ -8,6 +8,8 @@ store. The engine never imports a cloud SDK: it speaks only the provider contrac
 
 from __future__ import annotations
 
+import contextlib
+import math
 import secrets
 import time
 import traceback
@@ -17,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daydream_core.backoff import recording
 from daydream_core.controller import Controller
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
 from daydream_core.model import (
     HIGH,
     LOW,
+    AttemptRecord,
     Call,
     Component,
     InvocationRecord,
@@ -40,8 +44,9 @@ from daydream_core.policies.predictor import (
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
 from daydream_core.profile import ProfileStore, workload
-from daydream_core.provider import FunctionHandle, Provider
-from daydream_core.workflow import RunContext, Workflow
+from daydream_core.provider import FunctionHandle, Invocation, Provider
+from daydream_core.retries import RetryPolicy, fault_of
+from daydream_core.workflow import RunContext, Workflow, output_prefix
 
 DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
 DEFAULT_TIMEOUT_S = 900.0
@@ -112,8 +117,10 @@ class Engine:
         time_value_per_s: float = DEFAULT_TIME_VALUE_PER_S,
         events: EngineEvents | None = None,
         max_width: int = DEFAULT_MAX_WIDTH,
+        retries: RetryPolicy | None = None,
     ) -> None:
         self.provider = provider
+        self.retries = retries or RetryPolicy()
         self.max_width = max_width
         self.deployments = Deployments(provider)  # what a failed run may remove
         self.profile = profile
@@ -158,7 +165,7 @@ class Engine:
             tiers=self.tiers,
             prices=self.prices,
             history=history,
-            timings=self.profile.timings(workflow.name, self.provider.name),
+            timings=self._timings(workflow.name),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
         )
@@ -214,7 +221,7 @@ class Engine:
                 run.phases.append(phase)
                 write_run(run, out_dir)  # first: the run's own files land whatever follows
                 self._learn(run.app, phase)
-                timings = self.profile.timings(run.app, self.provider.name)
+                timings = self._timings(run.app)
                 controller.phase_done(phase.phase_time_s, timings)
                 if pool.releases:
                     pool.release(phase.index, controller.keep())
@@ -304,15 +311,8 @@ class Engine:
     def _invoke(
         self, function: FunctionHandle, component: Component, run: RunRecord, store_uri: str
     ) -> _Outcome:
-        payload = {
-            "component": component.id,
-            "kind": component.kind,
-            "args": dict(component.call.args),
-            "run_id": run.run_id,
-            "phase": component.phase,
-            "store": store_uri,
-        }
-        started = time.perf_counter()
+        """Invoke one component, retrying what `RetryPolicy` says is worth it; the record is
+        the last attempt's, with every failed one before it in `attempts`."""
         record = InvocationRecord(
             component=component.id,
             kind=component.kind,
@@ -326,15 +326,69 @@ class Engine:
             cost=0.0,
             service_ms=0.0,
         )
-        try:
-            result = self.provider.invoke(function, payload, self.timeout_s)
-        except DaydreamError as exc:
+        started = time.perf_counter()  # service time spans every attempt and wait
+        attempt = 0
+        while True:
+            attempt += 1
+            record.tier = function.tier.name
+            error: DaydreamError | None = None
+            with recording() as retried:  # the adapter's own retries, inside invoke
+                try:
+                    result = self.provider.invoke(
+                        function, self._payload(component, run, store_uri, attempt), self.timeout_s
+                    )
+                except DaydreamError as exc:
+                    error = exc
             record.service_ms = (time.perf_counter() - started) * 1000.0
-            record.error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, ComponentFailed):
-                record.error += "\n" + exc.remote_traceback
-            return _Outcome(record, error=exc)
-        record.service_ms = (time.perf_counter() - started) * 1000.0
+            for again in retried:
+                fault = fault_of(again.error)
+                record.attempts.append(
+                    AttemptRecord(
+                        attempt, record.tier, fault, _text(again.error), again.wait_s, "provider"
+                    )
+                )
+            if error is None:
+                self._measured(record, function, result)
+                return _Outcome(record, output=result.output)
+            failed = AttemptRecord(attempt, record.tier, fault_of(error), _text(error))
+            retry = self.retries.decide(
+                error,
+                kind=component.kind,
+                tier=record.tier,
+                attempts=[*record.attempts, failed],
+                tiers=self.tiers,
+                timings=self._timings(run.app) if failed.fault == "timeout" else {},
+                timeout_s=self.timeout_s,
+            )
+            if retry is None:
+                record.error = _text(error)
+                if isinstance(error, ComponentFailed):
+                    record.error += "\n" + error.remote_traceback
+                return _Outcome(record, error=error)
+            failed.wait_s = retry.wait_s
+            record.attempts.append(failed)
+            self._discard_outputs(run, component, attempt, failed.fault)
+            function = self._pools[run.app].functions[retry.tier]
+            if retry.wait_s > 0:
+                self.retries.backoff.sleep(retry.wait_s)
+
+    @staticmethod
+    def _payload(
+        component: Component, run: RunRecord, store_uri: str, attempt: int
+    ) -> dict[str, Any]:
+        return {
+            "component": component.id,
+            "kind": component.kind,
+            "args": dict(component.call.args),
+            "run_id": run.run_id,
+            "phase": component.phase,
+            "store": store_uri,
+            "attempt": attempt,  # scopes the outputs' keys (`ComponentContext.key`)
+        }
+
+    def _measured(
+        self, record: InvocationRecord, function: FunctionHandle, result: Invocation
+    ) -> None:
         record.instance = result.instance
         record.start = result.start
         record.init_ms = result.init_ms
@@ -345,7 +399,17 @@ class Engine:
             + result.surcharge
         )
         record.max_memory_mb = result.max_memory_used_mb
-        return _Outcome(record, output=result.output)
+
+    def _discard_outputs(
+        self, run: RunRecord, component: Component, attempt: int, fault: str
+    ) -> None:
+        """Remove what a failed attempt may have written: its keys are its own, and no result
+        names them, so a retry neither duplicates nor mixes with them."""
+        if fault in ("throttled", "rejected"):
+            return  # the component never ran
+        # Best effort: a leftover is never read, as no result names its keys.
+        with contextlib.suppress(Exception):
+            self.provider.store().delete(output_prefix(run.run_id, component.id, attempt))
 
     # -- policies' inputs -------------------------------------------------------------------
 
@@ -361,6 +425,17 @@ class Engine:
             for name, tier in self.tiers.items()
         }
 
+    def _timings(self, app: str) -> dict[str, dict[str, float]]:
+        """What placement knows of each kind: the learned execution seconds per tier, and an
+        infinite time on every tier with no more memory than the kind is known to run out of
+        (it never finishes there)."""
+        timings = self.profile.timings(app, self.provider.name)
+        for kind, floor in self.profile.memory_floors(app, self.provider.name).items():
+            for name, tier in self.tiers.items():
+                if tier.memory_mb <= floor:
+                    timings.setdefault(kind, {})[name] = math.inf
+        return timings
+
     def _learn(self, app: str, phase: PhaseRecord) -> None:
         executions = [
             (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
@@ -371,3 +446,15 @@ class Engine:
             self.profile.record_executions(app, self.provider.name, executions)
         if inits:
             self.profile.record_inits(app, self.provider.name, [i for i in inits if i[1] > 0])
+        out_of_memory = {
+            (r.kind, self.tiers[a.tier].memory_mb)
+            for r in phase.invocations
+            for a in r.attempts
+            if a.fault == "memory" and a.tier in self.tiers
+        }
+        if out_of_memory:
+            self.profile.record_out_of_memory(app, self.provider.name, sorted(out_of_memory))
+
+
+def _text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
