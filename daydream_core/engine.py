@@ -360,6 +360,7 @@ class Engine:
                 timings=self._timings(run.app) if failed.fault == "timeout" else {},
                 timeout_s=self.timeout_s,
             )
+            self._discard_outputs(run, component, attempt, failed.fault)
             if retry is None:
                 record.error = _text(error)
                 if isinstance(error, ComponentFailed):
@@ -367,7 +368,6 @@ class Engine:
                 return _Outcome(record, error=error)
             failed.wait_s = retry.wait_s
             record.attempts.append(failed)
-            self._discard_outputs(run, component, attempt, failed.fault)
             function = self._pools[run.app].functions[retry.tier]
             if retry.wait_s > 0:
                 self.retries.backoff.sleep(retry.wait_s)
@@ -403,10 +403,11 @@ class Engine:
     def _discard_outputs(
         self, run: RunRecord, component: Component, attempt: int, fault: str
     ) -> None:
-        """Remove what a failed attempt may have written: its keys are its own, and no result
-        names them, so a retry neither duplicates nor mixes with them."""
-        if fault in ("throttled", "rejected"):
-            return  # the component never ran
+        """Remove what an attempt that the platform failed may have written: its keys are its
+        own and no result names them, so a retry neither duplicates nor mixes with them. (What
+        a component that failed on its own wrote is kept, to debug it.)"""
+        if fault not in ("lost", "memory", "timeout", "store"):
+            return  # the component never ran, or failed by itself
         # Best effort: a leftover is never read, as no result names its keys.
         with contextlib.suppress(Exception):
             self.provider.store().delete(output_prefix(run.run_id, component.id, attempt))

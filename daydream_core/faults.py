@@ -14,8 +14,9 @@ fraction of its subjects that the fault strikes:
   instance process is SIGKILLed; on the AWS fake the runtime exits as Lambda reports it.
 - ``oom``: the component needs more memory than the low tier has: on any tier but high it runs
   out of memory before doing anything. Per component *kind* (a kind is memory-bound or not).
-- ``timeout``: the instance hangs, doing nothing, for ``hang`` seconds (default 30) before its
-  component. Per component attempt. Give the run a shorter ``--timeout`` than ``hang``.
+- ``timeout``: the instance hangs, doing nothing, for ``hang`` seconds (default 30), then
+  ends as killed without running its component. Per component attempt. Give the run a shorter
+  ``--timeout`` than ``hang``: the invocation then times out.
 - ``throttle``: the platform refuses the request (HTTP 429), per request sent.
 - ``store_fail`` / ``store_slow``: one object-store operation of a component fails transiently,
   or waits ``store_delay`` seconds (default 0.05) first. Per operation.

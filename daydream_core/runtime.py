@@ -152,7 +152,9 @@ class FunctionRuntime:
             return
         ctx.store = FaultyStore(ctx.store, plan, ctx.component_id, ctx.attempt)
         if plan.strikes("timeout", ctx.component_id, ctx.attempt):
-            threading.Event().wait(plan.hang_s)  # a hung instance: the fault is the wait
+            # A hung instance: it never runs its component, and the platform ends it at last.
+            threading.Event().wait(plan.hang_s)
+            raise InstanceKill(f"instance hung {plan.hang_s:g} s on {ctx.component_id} (injected)")
         if self.tier.name != HIGH and plan.strikes("oom", kind, ctx.attempt):
             raise MemoryError(
                 f"{kind!r} needs more than the {self.tier.memory_mb} MB of tier "
