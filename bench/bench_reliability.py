@@ -8,6 +8,8 @@
 2. Controllers killed mid-run (SIGKILL, SIGTERM) with two busy instances: instances left.
 3. Two commands into one --out: runs lost or overwritten.
 4. Payloads an attacker might send to an instance: how many were run.
+5. Faults injected per kind (bench/fault_runs.py), on the local platform and the AWS fake:
+   runs completed, retries, outputs lost or duplicated, processes and functions left.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 WORKFLOWS = TESTS / "workflows"
-sys.path[:0] = [str(TESTS), str(WORKFLOWS)]
+sys.path[:0] = [str(TESTS), str(WORKFLOWS), str(Path(__file__).parent)]
 
 from bad_input_corpus import derived, expand, hand_written, run_case, sandbox  # noqa: E402
 
@@ -42,7 +44,15 @@ def _tripwire(*args: Any, **kwargs: Any) -> Any:
 
 def bad_input(work: Path, generated: int) -> dict[str, Any]:
     files = sandbox(work / "sandbox")
+    run = Engine.run
     Engine.run = _tripwire  # type: ignore[method-assign]
+    try:
+        return _bad_input(work, generated, files)
+    finally:
+        Engine.run = run  # type: ignore[method-assign]
+
+
+def _bad_input(work: Path, generated: int, files: dict[str, str]) -> dict[str, Any]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
         os.environ.pop(name, None)
     os.environ["DAYDREAM_PROFILE"] = str(work / "profile.sqlite")
@@ -215,17 +225,29 @@ def payloads() -> dict[str, Any]:
 
 
 def main() -> None:
+    import fault_runs
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generated", type=int, default=300, help="hypothesis examples")
+    sections: dict[str, Callable[[Path, argparse.Namespace], Any]] = {
+        "bad input": lambda work, args: bad_input(work, args.generated),
+        "SIGKILL": lambda work, args: killed(work, signal.SIGKILL),
+        "SIGTERM": lambda work, args: killed(work, signal.SIGTERM),
+        "two commands, one --out": lambda work, args: concurrent_commands(work),
+        "payloads": lambda work, args: payloads(),
+        "faults (local)": lambda work, args: fault_runs.local(work / "faults-local"),
+        "faults (aws fake)": lambda work, args: fault_runs.aws(work / "faults-aws"),
+    }
+    parser.add_argument(
+        "--only", action="append", choices=sorted(sections), help="run only these sections"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="daydream-reliability-") as tmp:
         work = Path(tmp)
         report = {
-            "bad input": bad_input(work, args.generated),
-            "SIGKILL": killed(work, signal.SIGKILL),
-            "SIGTERM": killed(work, signal.SIGTERM),
-            "two commands, one --out": concurrent_commands(work),
-            "payloads": payloads(),
+            name: measure(work, args)
+            for name, measure in sections.items()
+            if not args.only or name in args.only
         }
     with contextlib.suppress(BrokenPipeError):
         print(json.dumps(report, indent=1))

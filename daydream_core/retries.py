@@ -14,7 +14,9 @@ Pure: a decision from the error, the attempts so far, the tiers and what was lea
 - Anything else (the component's own error, a refused payload, a missing function): the same
   attempt would fail the same way; not retried.
 
-At most ``backoff.max_attempts`` attempts in all, whatever the reasons.
+At most ``backoff.max_attempts`` attempts that reached the component, and at most
+``throttled_attempts`` that were throttled (they cost nothing but the wait: a storm of 429s
+gets more patience than a component that keeps dying).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Retry:
 class RetryPolicy:
     backoff: Backoff = field(default_factory=lambda: Backoff(max_attempts=4, cap_s=5.0))
     hang_ratio: float = 0.5  # a timeout is a hang when the kind's mean is at most this x timeout
+    throttled_attempts: int = 8
 
     def decide(
         self,
@@ -79,9 +82,12 @@ class RetryPolicy:
         """Whether to attempt again after `error` on `tier`; `attempts` are the failed attempts
         so far (this one included), the provider's own retries among them."""
         ours = [a for a in attempts if a.by == "engine"]
-        if len(ours) >= self.backoff.max_attempts:
+        throttled = sum(1 for a in ours if a.fault == "throttled")
+        if len(ours) - throttled >= self.backoff.max_attempts:
             return None
         fault = fault_of(error)
+        if fault == "throttled" and throttled >= self.throttled_attempts:
+            return None
         if fault in ("throttled", "lost", "store"):
             return Retry(tier, self.backoff.delay(len(ours)))
         if fault == "memory":

@@ -198,6 +198,22 @@ def _decide(
     )
 
 
+def test_throttling_gets_more_attempts_than_faults_that_reached_the_component() -> None:
+    throttled = [_failed("throttled")]
+    assert _decide(Throttled("429"), attempts=throttled * 7) is not None
+    assert _decide(Throttled("429"), attempts=throttled * 8) is None
+    assert _decide(InstanceLost("killed"), attempts=throttled * 5 + [_failed("lost")]) is not None
+
+
+@pytest.mark.parametrize("error", [InstanceLost("killed", signal=9), StoreUnavailable("503")])
+def test_faults_that_reached_the_component_are_retried_after_a_bounded_wait(
+    error: Exception,
+) -> None:
+    retry = _decide(error, HIGH)
+    assert retry is not None and retry.tier == HIGH and 0.0 <= retry.wait_s <= 0.2
+    assert _decide(error, HIGH, attempts=[_failed(fault_of(error), HIGH)] * 4) is None
+
+
 @pytest.mark.parametrize(
     "error", [Throttled("429"), InstanceLost("killed", signal=9), StoreUnavailable("503")]
 )
@@ -208,7 +224,6 @@ def test_transient_faults_are_retried_on_the_same_tier_after_a_bounded_wait(
     assert retry is not None and retry.tier == HIGH and 0.0 <= retry.wait_s <= 0.2
     later = _decide(error, HIGH, attempts=[_failed(fault_of(error), HIGH)] * 3)
     assert later is not None and later.wait_s <= 0.8  # 0.2 * 2**2
-    assert _decide(error, HIGH, attempts=[_failed(fault_of(error), HIGH)] * 4) is None
 
 
 def test_the_providers_own_retries_do_not_use_up_the_engines_attempts() -> None:
