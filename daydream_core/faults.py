@@ -31,11 +31,13 @@ do not depend on thread scheduling: the same spec strikes the same components ev
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from daydream_core.errors import ConfigurationError, StoreUnavailable
 from daydream_core.objectstore import ObjectStore
@@ -136,6 +138,37 @@ def from_environment(environ: Mapping[str, str] | None = None) -> FaultPlan | No
     """The plan of ``DAYDREAM_FAULTS``, or None when it is unset or empty (production)."""
     spec = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
     return FaultPlan.parse(spec) if spec else None
+
+
+class PlatformFaults:
+    """A platform's side of a plan (the local platform's, the cloud fakes'): the requests it
+    throttles. Decided per (component, attempt, n-th request of that attempt), so an adapter
+    that sends the same request again draws afresh. Thread-safe."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self._requests: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def throttles(self, request: Mapping[str, Any] | bytes) -> bool:
+        """Whether to answer `request` (a payload, or its JSON) with a 429."""
+        if self.plan.rates.get("throttle", 0.0) <= 0.0:
+            return False
+        payload: Any = request
+        if isinstance(request, bytes):
+            try:
+                payload = json.loads(request or b"{}")
+            except ValueError:
+                return False
+        if not isinstance(payload, Mapping):
+            return False
+        subject = str(payload.get("component", payload.get("kind", "")))
+        attempt = payload.get("attempt", 1)
+        attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 1
+        with self._lock:
+            n = self._requests.get((subject, attempt), 0) + 1
+            self._requests[(subject, attempt)] = n
+        return self.plan.strikes("throttle", subject, attempt, n)
 
 
 class FaultyStore(ObjectStore):

@@ -210,7 +210,7 @@ class LambdaFake:
         self._throttle = 0
         self._transient = 0
         self.faults = faults if faults is not None else fault_injection.from_environment()
-        self._requests: dict[tuple[str, int], int] = {}  # per (component, attempt), for faults
+        self._platform_faults = fault_injection.PlatformFaults(self.faults) if self.faults else None
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
@@ -535,22 +535,8 @@ class LambdaFake:
         return self._finish(request, function, run, request_id, tail)
 
     def _fault_throttles(self, body: bytes) -> bool:
-        """Whether the fault plan throttles this request (the caller holds the lock): decided
-        per (component, attempt, n-th request of it), so the adapter's resends draw afresh."""
-        if self.faults is None:
-            return False
-        try:
-            event = json.loads(body or b"{}")
-        except ValueError:
-            return False
-        if not isinstance(event, dict):
-            return False
-        component = str(event.get("component", event.get("kind", "")))
-        attempt = event.get("attempt", 1)
-        attempt = attempt if isinstance(attempt, int) else 1
-        n = self._requests.get((component, attempt), 0) + 1
-        self._requests[(component, attempt)] = n
-        return self.faults.strikes("throttle", component, attempt, n)
+        """Whether the fault plan throttles this request (see `PlatformFaults`)."""
+        return self._platform_faults is not None and self._platform_faults.throttles(body)
 
     def _backend(self) -> Any:
         """moto's Lambda backend (the docker-free one here, as configured)."""

@@ -126,6 +126,7 @@ class LocalProvider(Provider):
         faults: fault_injection.FaultPlan | None = None,
     ) -> None:
         self._faults = faults  # tests only (DAYDREAM_FAULTS, see daydream_core.faults)
+        self._platform_faults = fault_injection.PlatformFaults(faults) if faults else None
         cpus = host_cpus()
         self._tiers = {
             HIGH: self._tier(HIGH, high_memory_mb, len(cpus)),
@@ -338,10 +339,7 @@ class LocalProvider(Provider):
 
     def _throttle(self, payload: Mapping[str, Any]) -> None:
         """A throttling storm, when a fault plan asks for one (tests only)."""
-        plan = self._faults
-        if plan is not None and plan.strikes(
-            "throttle", payload.get("component"), int(payload.get("attempt", 1))
-        ):
+        if self._platform_faults is not None and self._platform_faults.throttles(payload):
             raise Throttled("local: too many requests (429, injected fault)")
 
     # -- instances --------------------------------------------------------------------------
