@@ -3,7 +3,11 @@ what is retried, how it is recorded, and that no output is lost, duplicated or m
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,3 +173,37 @@ def test_retries_are_bounded(make: Make, tmp_path: Path) -> None:
     assert [a.attempt for a in record.attempts] == [1, 2, 3]  # and the 4th is the record's own
     assert record.error is not None and "killed by SIGKILL" in record.error
     assert engine.provider.store().list(failed.value.run.run_id) == []  # type: ignore[union-attr]
+
+
+def _daydream(tmp_path: Path, faults: str) -> subprocess.CompletedProcess[str]:
+    workflows = Path(__file__).parent / "workflows"
+    env = {**os.environ, "DAYDREAM_FAULTS": faults}
+    argv = ["run", "demo", "--out", str(tmp_path / "out"), "-p", "phases=1", "-p", "width=2"]
+    return subprocess.run(
+        [sys.executable, str(workflows / "drive_cli.py"), "--concurrency", "2", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_command_says_when_faults_are_on(demo_workflows: Path, tmp_path: Path) -> None:
+    done = _daydream(tmp_path, "seed=1,kill=1,attempts=1")
+    assert done.returncode == 0, done.stderr
+    warning = "daydream: warning: fault injection is on (DAYDREAM_FAULTS=seed=1,kill=1.0,"
+    assert done.stderr.startswith(warning) and "for tests only" in done.stderr
+    record = json.loads((tmp_path / "out" / "run-1" / "run.json").read_text())
+    invocations = record["phases"][0]["invocations"]
+    assert [a["fault"] for i in invocations for a in i["attempts"]] == ["lost", "lost"]
+
+
+def test_a_bad_fault_spec_is_one_line_and_exit_status_2(
+    demo_workflows: Path, tmp_path: Path
+) -> None:
+    done = _daydream(tmp_path, "kill=2")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "daydream: error: DAYDREAM_FAULTS: kill='2' must be a fraction in [0, 1]"
+    ]
+    assert not (tmp_path / "out" / "run-1").exists()
