@@ -5,9 +5,11 @@ The switch is the environment variable ``DAYDREAM_FAULTS`` holding a small spec:
     DAYDREAM_FAULTS="seed=7,kill=0.1,oom=0.2,timeout=0.05,throttle=0.3,store_fail=0.05"
 
 Nothing else turns it on: no option, no configuration file, no payload. It is honoured by the
-local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`), never by a real
-cloud's adapter, and the CLI prints a warning line whenever it is set. Each rate is the
-fraction of its subjects that the fault strikes:
+local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`; the GCP and Azure
+fakes throttle), never by a real cloud's adapter, and the CLI prints a warning line whenever
+it is set. The plan reaches an instance from its host (`FunctionRuntime(faults=...)`), never
+from the function's configuration. Each rate is the fraction of its subjects that the fault
+strikes:
 
 - ``kill``: the instance is killed after its component has run and written its outputs, before
   it answers (the worst moment for outputs). Per component attempt. On the local platform the
