@@ -10,6 +10,8 @@
 4. Payloads an attacker might send to an instance: how many were run.
 5. Resume equivalence: runs stopped after a phase (Ctrl-C in-process, or the controller
    SIGKILLed), resumed from their journal, compared phase by phase with runs never stopped.
+6. Faults injected per kind (bench/fault_runs.py), on the local platform and the AWS fake:
+   runs completed, retries, outputs lost or duplicated, processes and functions left.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 WORKFLOWS = TESTS / "workflows"
-sys.path[:0] = [str(TESTS), str(WORKFLOWS)]
+sys.path[:0] = [str(TESTS), str(WORKFLOWS), str(Path(__file__).parent)]
 
 from bad_input_corpus import derived, expand, hand_written, run_case, sandbox  # noqa: E402
 
@@ -43,16 +45,16 @@ def _tripwire(*args: Any, **kwargs: Any) -> Any:
 
 
 def bad_input(work: Path, generated: int) -> dict[str, Any]:
+    files = sandbox(work / "sandbox")
     run = Engine.run
     Engine.run = _tripwire  # type: ignore[method-assign]
     try:
-        return _bad_input(work, generated)
+        return _bad_input(work, generated, files)
     finally:
-        Engine.run = run  # type: ignore[method-assign]  # the later sections run workflows
+        Engine.run = run  # type: ignore[method-assign]
 
 
-def _bad_input(work: Path, generated: int) -> dict[str, Any]:
-    files = sandbox(work / "sandbox")
+def _bad_input(work: Path, generated: int, files: dict[str, str]) -> dict[str, Any]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
         os.environ.pop(name, None)
     os.environ["DAYDREAM_PROFILE"] = str(work / "profile.sqlite")
@@ -331,18 +333,30 @@ def _killed_and_resumed(work: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    import fault_runs
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generated", type=int, default=300, help="hypothesis examples")
+    sections: dict[str, Callable[[Path, argparse.Namespace], Any]] = {
+        "bad input": lambda work, args: bad_input(work, args.generated),
+        "SIGKILL": lambda work, args: killed(work, signal.SIGKILL),
+        "SIGTERM": lambda work, args: killed(work, signal.SIGTERM),
+        "two commands, one --out": lambda work, args: concurrent_commands(work),
+        "payloads": lambda work, args: payloads(),
+        "resume": lambda work, args: resume_equivalence(work),
+        "faults (local)": lambda work, args: fault_runs.local(work / "faults-local"),
+        "faults (aws fake)": lambda work, args: fault_runs.aws(work / "faults-aws"),
+    }
+    parser.add_argument(
+        "--only", action="append", choices=sorted(sections), help="run only these sections"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="daydream-reliability-") as tmp:
         work = Path(tmp)
         report = {
-            "bad input": bad_input(work, args.generated),
-            "SIGKILL": killed(work, signal.SIGKILL),
-            "SIGTERM": killed(work, signal.SIGTERM),
-            "two commands, one --out": concurrent_commands(work),
-            "payloads": payloads(),
-            "resume": resume_equivalence(work),
+            name: measure(work, args)
+            for name, measure in sections.items()
+            if not args.only or name in args.only
         }
     with contextlib.suppress(BrokenPipeError):
         print(json.dumps(report, indent=1))

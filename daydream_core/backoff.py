@@ -4,17 +4,47 @@ every cloud adapter.
 Attempt k (k = 1 after the first failure) waits a uniform random time in
 ``[0, min(cap, base * 2**(k-1))]``, and there are at most `max_attempts` attempts in all. The
 clock and the random source are injected, so tests need no waiting.
+
+Every retry is also noted in the attempt log of the current context, if one is open
+(`recording`): the engine opens one around each invocation, so the retries an adapter makes
+inside `Provider.invoke` (a throttled request, sent again) land in that invocation's record
+without the contract carrying them.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Retried:
+    """One failed attempt that was retried: its number, its error, and the wait after it."""
+
+    attempt: int
+    error: Exception
+    wait_s: float
+
+
+_LOG: ContextVar[list[Retried] | None] = ContextVar("daydream_backoff_log", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[Retried]]:
+    """Collect the retries every `Backoff` makes in this context (this thread) meanwhile."""
+    log: list[Retried] = []
+    token = _LOG.set(log)
+    try:
+        yield log
+    finally:
+        _LOG.reset(token)
 
 
 @dataclass
@@ -44,5 +74,9 @@ class Backoff:
             except Exception as exc:
                 if attempt >= self.max_attempts or not retryable(exc):
                     raise
-                self.sleep(self.delay(attempt))
+                wait = self.delay(attempt)
+                log = _LOG.get()
+                if log is not None:
+                    log.append(Retried(attempt, exc, wait))
+                self.sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")

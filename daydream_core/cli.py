@@ -264,6 +264,7 @@ def run(
         out_dir, total = resume_dir.resolve().parent, 1
     else:
         out_dir = (out or WritableDir().convert(Path("daydream-out") / app, None, None)).resolve()
+    _warn_of_faults()
     profile = ProfileStore(options.profile)  # schema and a real write checked now
     provider = options.create_provider(out_dir)  # checks its configuration first
     if resumed is not None:
@@ -387,6 +388,15 @@ def _resuming(state: JournalState) -> None:
         f"{done + 1} ({done} completed phase{'' if done == 1 else 's'} replayed, not run)",
         err=True,
     )
+
+
+def _warn_of_faults() -> None:
+    """Fault injection is for tests: say so whenever it is on (a bad spec is one line)."""
+    from daydream_core import faults
+
+    plan = faults.from_environment()
+    if plan is not None:
+        _warn(f"fault injection is on ({faults.ENV_VAR}={plan.spec}); for tests only")
 
 
 def _reserve(reserve: Callable[[Path], int], out_dir: Path) -> int:

@@ -8,7 +8,9 @@ store. The engine never imports a cloud SDK: it speaks only the provider contrac
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import secrets
 import time
 import traceback
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.accounting import RunClock
+from daydream_core.backoff import recording
 from daydream_core.controller import Controller, PhasePlan
 from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
@@ -28,6 +31,7 @@ from daydream_core.model import (
     HIGH,
     INTERRUPTED,
     LOW,
+    AttemptRecord,
     Call,
     Component,
     InvocationRecord,
@@ -46,8 +50,9 @@ from daydream_core.policies.predictor import (
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
 from daydream_core.profile import PhaseWidths, ProfileStore
-from daydream_core.provider import FunctionHandle, Provider
-from daydream_core.workflow import RunContext, Workflow, hint_of
+from daydream_core.provider import FunctionHandle, Invocation, Provider
+from daydream_core.retries import RetryPolicy, fault_of
+from daydream_core.workflow import RunContext, Workflow, hint_of, output_prefix
 
 DEFAULT_INIT_MS = 1500.0  # a cold start's cost before any has been measured
 DEFAULT_TIMEOUT_S = 900.0
@@ -119,9 +124,12 @@ class Engine:
         events: EngineEvents | None = None,
         max_width: int = DEFAULT_MAX_WIDTH,
         command: str | None = None,
+        retries: RetryPolicy | None = None,
     ) -> None:
         self.provider = provider
         self.command = command  # recorded in each run, so a shared folder says who made what
+        self.retries = retries or RetryPolicy()
+        self._memory_floors: dict[str, dict[str, int]] = {}  # per app: what ran out of memory
         self.max_width = max_width
         self.deployments = Deployments(provider)  # what a failed run may remove
         self.profile = profile
@@ -173,7 +181,7 @@ class Engine:
             prices=self.prices,
             history=history,
             history_shapes=history_shapes,
-            timings=self.profile.timings(workflow.name, self.provider.name),
+            timings=self._timings(workflow.name),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
         )
@@ -409,16 +417,11 @@ class Engine:
         store_uri: str,
         dispatched_at: float | None = None,
     ) -> _Outcome:
-        payload = {
-            "component": component.id,
-            "kind": component.kind,
-            "args": dict(component.call.args),
-            "run_id": run.run_id,
-            "phase": component.phase,
-            "store": store_uri,
-        }
+        """Invoke one component, retrying what `RetryPolicy` says is worth it; the record is
+        the last attempt's, with every failed one before it in `attempts`."""
         started = time.perf_counter()
-        # Service time runs from the dispatch: a wait for a slot under the limit is in it.
+        # Service time runs from the dispatch (a wait for a slot under the limit is in it) and
+        # spans every attempt and wait.
         dispatched_at = started if dispatched_at is None else dispatched_at
         record = InvocationRecord(
             component=component.id,
@@ -432,18 +435,71 @@ class Engine:
             billed_ms=0.0,
             cost=0.0,
             service_ms=0.0,
-            started_s=started - run.origin_s,
+            started_s=dispatched_at - run.origin_s,
             queued_ms=(started - dispatched_at) * 1000.0,
         )
-        try:
-            result = self.provider.invoke(function, payload, self.timeout_s)
-        except DaydreamError as exc:
+        attempt = 0
+        while True:
+            attempt += 1
+            record.tier = function.tier.name
+            error: DaydreamError | None = None
+            with recording() as retried:  # the adapter's own retries, inside invoke
+                try:
+                    result = self.provider.invoke(
+                        function, self._payload(component, run, store_uri, attempt), self.timeout_s
+                    )
+                except DaydreamError as exc:
+                    error = exc
             record.service_ms = (time.perf_counter() - dispatched_at) * 1000.0
-            record.error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, ComponentFailed):
-                record.error += "\n" + exc.remote_traceback
-            return _Outcome(record, error=exc)
-        record.service_ms = (time.perf_counter() - dispatched_at) * 1000.0
+            for again in retried:
+                fault = fault_of(again.error)
+                record.attempts.append(
+                    AttemptRecord(
+                        attempt, record.tier, fault, _text(again.error), again.wait_s, "provider"
+                    )
+                )
+            if error is None:
+                self._measured(record, function, result)
+                return _Outcome(record, output=result.output)
+            failed = AttemptRecord(attempt, record.tier, fault_of(error), _text(error))
+            retry = self.retries.decide(
+                error,
+                kind=component.kind,
+                tier=record.tier,
+                attempts=[*record.attempts, failed],
+                tiers=self.tiers,
+                timings=self._timings(run.app) if failed.fault == "timeout" else {},
+                timeout_s=self.timeout_s,
+            )
+            self._discard_outputs(run, component, attempt, failed.fault)
+            if retry is None:
+                record.error = _text(error)
+                if isinstance(error, ComponentFailed):
+                    record.error += "\n" + error.remote_traceback
+                return _Outcome(record, error=error)
+            failed.wait_s = retry.wait_s
+            record.attempts.append(failed)
+            function = self._pools[run.app].functions[retry.tier]
+            if retry.wait_s > 0:
+                self.retries.backoff.sleep(retry.wait_s)
+
+    @staticmethod
+    def _payload(
+        component: Component, run: RunRecord, store_uri: str, attempt: int
+    ) -> dict[str, Any]:
+        return {
+            "component": component.id,
+            "kind": component.kind,
+            "args": dict(component.call.args),
+            "run_id": run.run_id,
+            "phase": component.phase,
+            "store": store_uri,
+            "attempt": attempt,  # scopes the outputs' keys (`ComponentContext.key`)
+        }
+
+    def _measured(
+        self, record: InvocationRecord, function: FunctionHandle, result: Invocation
+    ) -> None:
         record.instance = result.instance
         record.start = result.start
         record.init_ms = result.init_ms
@@ -454,7 +510,18 @@ class Engine:
             + result.surcharge
         )
         record.max_memory_mb = result.max_memory_used_mb
-        return _Outcome(record, output=result.output)
+
+    def _discard_outputs(
+        self, run: RunRecord, component: Component, attempt: int, fault: str
+    ) -> None:
+        """Remove what an attempt that the platform failed may have written: its keys are its
+        own and no result names them, so a retry neither duplicates nor mixes with them. (What
+        a component that failed on its own wrote is kept, to debug it.)"""
+        if fault not in ("lost", "memory", "timeout", "store"):
+            return  # the component never ran, or failed by itself
+        # Best effort: a leftover is never read, as no result names its keys.
+        with contextlib.suppress(Exception):
+            self.provider.store().delete(output_prefix(run.run_id, component.id, attempt))
 
     # -- policies' inputs -------------------------------------------------------------------
 
@@ -470,17 +537,46 @@ class Engine:
             for name, tier in self.tiers.items()
         }
 
+    def _timings(
+        self, app: str, learned: Mapping[str, Mapping[str, float]] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """What placement knows of each kind: the learned execution seconds per tier (the
+        run's `learned`, else the profile's), and an infinite time on every tier with no more
+        memory than the kind is known to run out of (it never finishes there)."""
+        if learned is None:
+            learned = self.profile.timings(app, self.provider.name)
+        timings = {kind: dict(tiers) for kind, tiers in learned.items()}
+        if app not in self._memory_floors:
+            self._memory_floors[app] = self.profile.memory_floors(app, self.provider.name)
+        for kind, floor in self._memory_floors[app].items():
+            for name, tier in self.tiers.items():
+                if tier.memory_mb <= floor:
+                    timings.setdefault(kind, {})[name] = math.inf
+        return timings
+
     def _learn(
         self, learning: RunLearning, phase: PhaseRecord, widths: PhaseWidths
     ) -> dict[str, dict[str, float]]:
         """What the phase taught: the timings now, and one profile-store transaction in the
-        background."""
+        background (an out-of-memory lesson, rare, is written at once)."""
         executions = [
             (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
         ]
         inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
-        return learning.learn(executions, [i for i in inits if i[1] > 0], widths)
+        timings = learning.learn(executions, [i for i in inits if i[1] > 0], widths)
+        out_of_memory = {
+            (r.kind, self.tiers[a.tier].memory_mb)
+            for r in phase.invocations
+            for a in r.attempts
+            if a.fault == "memory" and a.tier in self.tiers
+        }
+        if out_of_memory:
+            self.profile.record_out_of_memory(
+                learning.app, self.provider.name, sorted(out_of_memory)
+            )
+            self._memory_floors.pop(learning.app, None)  # read again, with the lesson
+        return self._timings(learning.app, timings)
 
 
 def _replay(
@@ -521,3 +617,7 @@ def _earlier_instances(directory: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError, AttributeError):
         return []
     return [i for i in recorded if isinstance(i, dict)] if isinstance(recorded, list) else []
+
+
+def _text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -51,3 +51,20 @@ class ComponentFailed(ProviderError):
         self.kind = kind
         self.message = message
         self.remote_traceback = remote_traceback
+
+
+class InstanceLost(ProviderError):
+    """The instance died mid-component (killed by a signal, or crashed), not out of memory;
+    retryable: another instance may serve the component."""
+
+    def __init__(self, message: str, signal: int | None = None) -> None:
+        super().__init__(message)
+        self.signal = signal
+
+
+class StoreUnavailable(ProviderError):
+    """The object store failed transiently while a component used it; retryable."""
+
+
+# What a new attempt of the same component may get past.
+RETRYABLE: tuple[type[ProviderError], ...] = (Throttled, InstanceLost, StoreUnavailable)

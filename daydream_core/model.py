@@ -99,6 +99,18 @@ class Component:
 
 
 @dataclass
+class AttemptRecord:
+    """One failed attempt of a component that was then retried (`InvocationRecord.attempts`)."""
+
+    attempt: int  # 1-based; the outputs of attempt n are under `ctx.key` of attempt n
+    tier: str
+    fault: str  # throttled | lost | memory | timeout | store | rejected | other
+    error: str  # the typed error, "Type: message"
+    wait_s: float = 0.0  # the backoff before the next request
+    by: str = "engine"  # who retried: the engine, or the provider's adapter (same payload)
+
+
+@dataclass
 class InvocationRecord:
     """One invocation of one component, as measured."""
 
@@ -126,6 +138,9 @@ class InvocationRecord:
     # Of service_ms, the wait for a dispatch slot (the platform's concurrency limit) before
     # the request was sent: a phase wider than the limit queues.
     queued_ms: float = 0.0
+    # The failed attempts before the one measured above (empty: it succeeded, or failed, at
+    # once); the measured fields are the last attempt's.
+    attempts: list[AttemptRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -24,7 +24,7 @@ from daydream_core.model import INTERRUPTED, RunRecord, WidthHint
 from daydream_core.policies.predictor import Shape
 
 ENV_VAR = "DAYDREAM_PROFILE"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -53,6 +53,12 @@ _MIGRATIONS: dict[int, str] = {
         workload TEXT NOT NULL, run_id TEXT NOT NULL, phase INTEGER NOT NULL,
         kinds TEXT NOT NULL, hint_expected INTEGER, hint_at_most INTEGER,
         PRIMARY KEY (run_id, phase));
+    """,
+    # Kinds that ran out of memory: the largest memory (MB) each one is known not to fit in.
+    3: """
+    CREATE TABLE memory_floor (
+        app TEXT NOT NULL, provider TEXT NOT NULL, kind TEXT NOT NULL,
+        memory_mb INTEGER NOT NULL, PRIMARY KEY (app, provider, kind));
     """,
 }
 
@@ -90,6 +96,7 @@ _COLUMNS = {
     "phase_shape": (
         "workload", "run_id", "phase", "kinds", "hint_expected", "hint_at_most",
     ),
+    "memory_floor": ("app", "provider", "kind", "memory_mb"),
 }  # fmt: skip
 
 
@@ -244,6 +251,28 @@ class ProfileStore:
         for kind, tier, mean_ms in rows:
             result.setdefault(kind, {})[tier] = mean_ms / 1000.0
         return result
+
+    def record_out_of_memory(
+        self, app: str, provider: str, samples: Sequence[tuple[str, int]]
+    ) -> None:
+        """(kind, memory MB) a component of that kind ran out of: it needs more than that."""
+        with self._write() as db:
+            for kind, memory_mb in samples:
+                db.execute(
+                    "INSERT INTO memory_floor VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (app, provider, kind) "
+                    "DO UPDATE SET memory_mb = MAX(memory_mb, excluded.memory_mb)",
+                    (app, provider, kind, int(memory_mb)),
+                )
+
+    def memory_floors(self, app: str, provider: str) -> dict[str, int]:
+        """kind -> the largest memory (MB) it is known to run out of."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT kind, memory_mb FROM memory_floor WHERE app=? AND provider=?",
+                (app, provider),
+            ).fetchall()
+        return {kind: int(memory_mb) for kind, memory_mb in rows}
 
     def init_ms(self, app: str, provider: str) -> dict[str, float]:
         with self._read() as db:
@@ -512,10 +541,10 @@ class ProfileStore:
         removed = 0
         with self._write() as db:
             if app is None:
-                for table in ("kind_timing", "init_timing", "phase_width", "runs"):
+                for table in ("kind_timing", "init_timing", "phase_width", "runs", "memory_floor"):
                     removed += db.execute(f"DELETE FROM {table}").rowcount
             else:
-                for table in ("kind_timing", "init_timing", "runs"):
+                for table in ("kind_timing", "init_timing", "runs", "memory_floor"):
                     removed += db.execute(f"DELETE FROM {table} WHERE app=?", (app,)).rowcount
                 removed += db.execute(
                     "DELETE FROM phase_width WHERE workload LIKE ?", (f"{app}:%",)

@@ -10,6 +10,10 @@ without a valid signature is refused before anything runs (`daydream_core.auth`)
 Run and component ids must be plain ids (no path separators), and the component must be
 registered. Without `key` and `store_uri` an adapter keeps the old behaviour (the payload's
 store), so adapters written before them still work; every built-in adapter passes both.
+
+Faults (tests only, `daydream_core.faults`): given a plan, the runtime itself executes the
+faults that happen inside an instance (killed mid-component, out of memory, a hang, a failing
+or slow store), so every platform that hosts it injects them the same way.
 """
 
 from __future__ import annotations
@@ -22,8 +26,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from daydream_core import auth
-from daydream_core.errors import ComponentFailed, OutOfMemory, PayloadRejected
-from daydream_core.model import StartKind, Tier
+from daydream_core.errors import (
+    ComponentFailed,
+    OutOfMemory,
+    PayloadRejected,
+    ProviderError,
+    StoreUnavailable,
+)
+from daydream_core.faults import FaultPlan, FaultyStore, InstanceKill
+from daydream_core.model import HIGH, StartKind, Tier
 from daydream_core.objectstore import ObjectStore, open_store
 from daydream_core.workflow import ComponentContext, RuntimeEnvironment, load_workflow
 
@@ -76,6 +87,7 @@ class FunctionRuntime:
         *,
         store_uri: str | None = None,
         key: str | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         started = time.perf_counter()
         self.workflow = load_workflow(runtime)
@@ -85,6 +97,7 @@ class FunctionRuntime:
         self._stores: dict[str, ObjectStore] = {}
         self.store_uri = store_uri
         self._key = key  # never logged, never in an envelope
+        self.faults = faults  # tests only: handed over by the host, never read from a payload
         self.init_ms = (time.perf_counter() - started) * 1000.0
 
     def authenticate(self, payload: Mapping[str, Any]) -> None:
@@ -119,13 +132,34 @@ class FunctionRuntime:
             message = f"{type(exc).__name__}: {exc}"
             return self._error("component", kind, message, traceback.format_exc())
         try:
+            self._inject(ctx, kind)
             output = fn(ctx, **args)
         except MemoryError:
             return self._error("memory", kind, "out of memory", traceback.format_exc())
+        except StoreUnavailable as exc:
+            return self._error("store", kind, str(exc), traceback.format_exc())
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             return self._error("component", kind, message, traceback.format_exc())
+        if self.faults is not None and self.faults.strikes("kill", ctx.component_id, ctx.attempt):
+            raise InstanceKill(f"instance killed after {ctx.component_id} ran (injected fault)")
         return self._ok(output, started)
+
+    def _inject(self, ctx: ComponentContext, kind: str) -> None:
+        """The faults that strike before a component runs (a plan's, tests only)."""
+        plan = self.faults
+        if plan is None:
+            return
+        ctx.store = FaultyStore(ctx.store, plan, ctx.component_id, ctx.attempt)
+        if plan.strikes("timeout", ctx.component_id, ctx.attempt):
+            # A hung instance: it never runs its component, and the platform ends it at last.
+            threading.Event().wait(plan.hang_s)
+            raise InstanceKill(f"instance hung {plan.hang_s:g} s on {ctx.component_id} (injected)")
+        if self.tier.name != HIGH and plan.strikes("oom", kind, ctx.attempt):
+            raise MemoryError(
+                f"{kind!r} needs more than the {self.tier.memory_mb} MB of tier "
+                f"{self.tier.name!r} (injected fault)"
+            )
 
     def _prepare(
         self, payload: Mapping[str, Any], kind: str, platform: Mapping[str, Any] | None
@@ -141,6 +175,9 @@ class FunctionRuntime:
         phase = payload.get("phase", 0)
         if not isinstance(phase, int) or isinstance(phase, bool) or phase < 0:
             raise PayloadRejected(f"payload phase {phase!r} is not a phase index")
+        attempt = payload.get("attempt", 1)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise PayloadRejected(f"payload attempt {attempt!r} is not an attempt number")
         ctx = ComponentContext(
             store=self._store(self._store_uri(payload)),
             tier=self.tier,
@@ -149,6 +186,7 @@ class FunctionRuntime:
             component_id=auth.check_id(payload.get("component", kind), "component id"),
             phase=phase,
             platform=dict(platform or {}),
+            attempt=attempt,
         )
         return fn, ctx, dict(args)
 
@@ -187,13 +225,19 @@ def _hold_ms(value: object) -> float:
     return float(value)
 
 
+def envelope_error(error: Mapping[str, Any]) -> ProviderError:
+    """The shared typed error of a failed envelope's ``error``."""
+    kind, message = str(error.get("kind", "")), str(error.get("message", ""))
+    if error.get("type") == "memory":
+        return OutOfMemory(f"component {kind!r} ran out of memory")
+    if error.get("type") == "rejected":
+        return PayloadRejected(f"the instance refused the payload: {message}")
+    if error.get("type") == "store":
+        return StoreUnavailable(f"component {kind!r}: {message}")
+    return ComponentFailed(kind, message, str(error.get("traceback", "")))
+
+
 def raise_for_envelope(envelope: Mapping[str, Any]) -> None:
     """Turn a failed envelope into the shared typed error."""
-    if envelope.get("ok"):
-        return
-    error = envelope["error"]
-    if error["type"] == "memory":
-        raise OutOfMemory(f"component {error['kind']!r} ran out of memory")
-    if error["type"] == "rejected":
-        raise PayloadRejected(f"the instance refused the payload: {error['message']}")
-    raise ComponentFailed(error["kind"], error["message"], error.get("traceback", ""))
+    if not envelope.get("ok"):
+        raise envelope_error(envelope["error"])

@@ -131,10 +131,17 @@ class ComponentContext:
     # context.memory_limit_in_mb}``; Ray: the actor's assigned resources). Empty where the
     # platform says nothing; the instance can still look at RLIMIT_AS, cgroups and affinity.
     platform: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # which attempt of the component this is (retries count up from 1)
 
     def key(self, name: str) -> str:
-        """A store key private to this run and component, for outputs."""
-        return f"{self.run_id}/{self.component_id}/{name}"
+        """A store key private to this run, component and attempt, for outputs: a retried
+        component writes afresh, so it never overwrites or mixes with a failed attempt's."""
+        return output_prefix(self.run_id, self.component_id, self.attempt) + name
+
+
+def output_prefix(run_id: str, component_id: str, attempt: int) -> str:
+    """The store prefix of the outputs one attempt of one component writes (`ctx.key`)."""
+    return f"{run_id}/{component_id}/a{attempt}/"
 
 
 _REGISTRY: dict[str, Workflow] = {}

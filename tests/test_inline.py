@@ -19,7 +19,7 @@ def test_run_inline_calls_every_component(demo_workflows: Path, tmp_path: Path) 
     assert made.result == {"phases": 3}
     assert [len(p) for p in made.phases] == [len(o) for o in made.outputs] == [2, 3, 4]
     assert all(isinstance(r, float) and r < 1e-9 for phase in made.outputs for r in phase)
-    assert store.exists("inline/p1-c1/x.npy")
+    assert store.exists("inline/p1-c1/a1/x.npy")
 
 
 def test_drive_takes_any_executor(demo_workflows: Path, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_the_store_is_fixed_at_deploy(
     # The store named nowhere: the deployed one is used.
     envelope = runtime.handle(auth.sign({**_echo(), "args": {"key": "k"}}, KEY))
     assert envelope["ok"], envelope
-    assert store.list() == ["r1/c1/k"]
+    assert store.list() == ["r1/c1/a1/k"]
 
 
 @pytest.mark.parametrize(

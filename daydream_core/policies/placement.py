@@ -99,16 +99,16 @@ def pooled_timings(timings: Timings, reference: str, weight: float) -> Timings:
     for tiers in timings.values():
         ref = tiers.get(reference)
         for tier, value in tiers.items():
-            if tier != reference and ref and ref > 0 and value > 0:
+            if tier != reference and ref and ref > 0 and 0 < value < math.inf:
                 logs.setdefault(tier, []).append(math.log(value / ref))
     pooled = {t: statistics.median(v) for t, v in logs.items()}
     result: dict[str, dict[str, float]] = {}
     for kind, tiers in timings.items():
         ref = tiers.get(reference)
         adjusted = dict(tiers)
-        if ref and ref > 0:
+        if ref and 0 < ref < math.inf:  # an infinite time (out of memory) stays infinite
             for tier, value in tiers.items():
-                if tier in pooled and value > 0:
+                if tier in pooled and 0 < value < math.inf:
                     own = math.log(value / ref)
                     adjusted[tier] = ref * math.exp(weight * pooled[tier] + (1 - weight) * own)
         result[kind] = adjusted

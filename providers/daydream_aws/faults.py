@@ -11,17 +11,19 @@ import json
 from typing import Any
 
 from daydream_aws import wire
+from daydream_aws.report import Report
 from daydream_core.errors import (
     ComponentFailed,
     ConfigurationError,
     DaydreamError,
     FunctionNotFound,
     FunctionTimeout,
+    InstanceLost,
     OutOfMemory,
-    PayloadRejected,
     ProviderError,
     Throttled,
 )
+from daydream_core.runtime import envelope_error
 
 # Worth another attempt: the request was refused or failed before the function ran.
 THROTTLING_CODES = frozenset(
@@ -78,8 +80,11 @@ def retryable(exc: Exception) -> bool:
     return isinstance(exc, (Throttled, Transient))
 
 
-def function_error(kind: str, function_error: str, body: bytes) -> ProviderError:
-    """The typed error for a function error: the component's own, a timeout, or the runtime's."""
+def function_error(
+    kind: str, function_error: str, body: bytes, report: Report | None = None
+) -> ProviderError:
+    """The typed error for a function error: the component's own, a timeout, or the runtime's
+    (`report`: the invocation's REPORT line, where Lambda sent one)."""
     try:
         data: Any = json.loads(body or b"{}")
     except ValueError:
@@ -92,22 +97,18 @@ def function_error(kind: str, function_error: str, body: bytes) -> ProviderError
     if error_type == wire.COMPONENT_ERROR:
         envelope = _envelope(message)
         if envelope is not None:
-            error = envelope["error"]
-            if error.get("type") == "memory":
-                return OutOfMemory(f"component {error.get('kind', kind)!r} ran out of memory")
-            if error.get("type") == "rejected":
-                return PayloadRejected(f"the function refused the payload: {error['message']}")
-            return ComponentFailed(
-                str(error.get("kind", kind)),
-                str(error.get("message", "")),
-                str(error.get("traceback", "")),
-            )
+            return envelope_error({"kind": kind, **envelope["error"]})
     if error_type == wire.TIMEOUT_ERROR:
         return FunctionTimeout(f"component {kind!r}: {message}")
     if error_type in ("Sandbox.Timedout", "Function.TimedOut") or "Task timed out" in message:
         return FunctionTimeout(f"component {kind!r} reached the function's timeout: {message}")
     if error_type in ("Runtime.OutOfMemory", "MemoryError"):
         return OutOfMemory(f"component {kind!r} ran out of memory: {message}")
+    if error_type == "Runtime.ExitError" and "signal: killed" in message:
+        # Older runtimes report running out of memory so too; the REPORT line tells which.
+        if report is not None and report.max_memory_used_mb >= report.memory_mb:
+            return OutOfMemory(f"component {kind!r} ran out of memory: {message}")
+        return InstanceLost(f"the environment running {kind!r} was killed: {message}", signal=9)
     return ComponentFailed(kind, f"{error_type}: {message}".rstrip(": "), trace)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from daydream_aws import wire
 from daydream_core.errors import PayloadRejected
+from daydream_core.faults import FaultPlan
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
 from daydream_core.runtime import FunctionRuntime, StartLedger
@@ -72,7 +73,9 @@ def platform_limits(context: Any) -> dict[str, Any]:
 class ExecutionEnvironment:
     """One execution environment: the loaded runtime environment and what it has served."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], *, faults: FaultPlan | None = None) -> None:
+        """`faults`: a fault plan, handed over by a test double only (`daydream_aws.testing`);
+        never read from the function's configuration."""
         started = time.perf_counter()
         self.id = uuid.uuid4().hex[:12]
         runtime = json.loads(environ[wire.RUNTIME_VAR])
@@ -91,6 +94,7 @@ class ExecutionEnvironment:
             # deploy; nothing a payload says can name another store or skip the signature.
             store_uri=environ.get(wire.STORE_VAR) or None,
             key=environ.get(wire.KEY_VAR) or None,
+            faults=faults,
         )
         self.default_transfer = environ.get(wire.STORE_VAR, "")
         self.starts = StartLedger()  # how each request found this instance

@@ -802,7 +802,7 @@ class AwsProvider(Provider):
         raw = response["Payload"].read()
         report = parse_report(decode_log_result(response.get("LogResult")))
         if response.get("FunctionError"):
-            raise faults.function_error(kind, str(response["FunctionError"]), raw)
+            raise faults.function_error(kind, str(response["FunctionError"]), raw, report)
         try:
             envelope = json.loads(raw)
         except ValueError:

@@ -19,6 +19,10 @@ from botocore's ``before-send.lambda.Invoke`` event, before any bytes leave the 
 - it enforces the function's own timeout (``Sandbox.Timedout``; the environment is then
   discarded) and the client's read timeout (botocore's ``ReadTimeoutError``, raised where the
   HTTP layer would raise it).
+- under a fault plan (``faults=``, or ``DAYDREAM_FAULTS``; see `daydream_core.faults`; thread
+  isolation) it throttles that fraction of requests with 429 and hands the plan to each
+  environment's runtime, whose injected kill it answers as Lambda answers a runtime killed by a
+  signal (``Runtime.ExitError``), the environment discarded.
 
 botocore therefore parses every answer, and the adapter's retries run, as against AWS. Use it as
 a context manager; it sets fake credentials and a region for its lifetime::
@@ -59,6 +63,7 @@ from daydream_conformance.view import BillingView, EnvironmentView
 from daydream_aws import wire
 from daydream_aws.options import vcpus as lambda_vcpus
 from daydream_aws.report import Report
+from daydream_core import faults as fault_injection
 from daydream_core.provider import ProviderSettings
 from daydream_core.runtime import max_rss_mb
 
@@ -180,6 +185,7 @@ class LambdaFake:
         region: str = DEFAULT_REGION,
         max_concurrency: int = 1000,
         isolation: str = "thread",
+        faults: fault_injection.FaultPlan | None = None,
     ) -> None:
         if isolation not in ("thread", "serial", "process"):
             raise ValueError(f"isolation must be thread, serial or process, not {isolation!r}")
@@ -203,6 +209,8 @@ class LambdaFake:
         self._billing: dict[str, list[BillingView]] = {}
         self._throttle = 0
         self._transient = 0
+        self.faults = faults if faults is not None else fault_injection.from_environment()
+        self._platform_faults = fault_injection.PlatformFaults(self.faults) if self.faults else None
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
@@ -446,8 +454,8 @@ class LambdaFake:
         if isinstance(body, str):
             body = body.encode()
         with self._lock:
-            if self._throttle > 0:
-                self._throttle -= 1
+            if self._throttle > 0 or self._fault_throttles(body):
+                self._throttle = max(0, self._throttle - 1)
                 return self._api_error(
                     request,
                     429,
@@ -525,6 +533,10 @@ class LambdaFake:
         if invocation_type == "Event":
             return self._response(request, 202, {"x-amzn-RequestId": request_id}, b"")
         return self._finish(request, function, run, request_id, tail)
+
+    def _fault_throttles(self, body: bytes) -> bool:
+        """Whether the fault plan throttles this request (see `PlatformFaults`)."""
+        return self._platform_faults is not None and self._platform_faults.throttles(body)
 
     def _backend(self) -> Any:
         """moto's Lambda backend (the docker-free one here, as configured)."""
@@ -678,9 +690,15 @@ class LambdaFake:
                 finally:
                     run.duration_ms = (time.perf_counter() - started) * 1000.0
             finally:
+                killed = isinstance(run.error, fault_injection.InstanceKill)
                 with self._lock:
                     state.busy -= 1
-                    if not run.abandoned and not run.init_error and instance.handler is not None:
+                    if (
+                        not run.abandoned
+                        and not run.init_error
+                        and not killed
+                        and instance.handler is not None
+                    ):
                         state.idle.append(instance)
                     else:
                         instance.alive = False
@@ -719,6 +737,12 @@ class LambdaFake:
             }
             if run.init_error:
                 payload["errorType"] = "Runtime.ImportModuleError"
+            if isinstance(run.error, fault_injection.InstanceKill):  # as Lambda reports a kill
+                payload["errorType"] = "Runtime.ExitError"
+                payload["errorMessage"] = (
+                    f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+                )
+                payload["stackTrace"] = []
             report = self._report(function, run, request_id, duration, status="error")
             return self._invocation(request, payload, report, tail, unhandled=True)
         try:
@@ -762,7 +786,7 @@ class LambdaFake:
         if handler == wire.HANDLER:
             from daydream_aws.handler import ExecutionEnvironment
 
-            return ExecutionEnvironment(environ)
+            return ExecutionEnvironment(environ, faults=self.faults)
         # Another handler, in threads: imported once, so environments share its module state.
         module_name, _, attribute = handler.rpartition(".")
         fn: Callable[[Any, Any], Any] = getattr(importlib.import_module(module_name), attribute)

@@ -85,8 +85,9 @@ NO_CREDENTIALS = (
 )
 
 
-class _Retryable(ProviderError):
-    """A 429 or 503 from the front end: worth another attempt after a pause."""
+class _Retryable(Throttled):
+    """A 429 or 503 from the front end: worth another attempt after a pause (a refusal
+    before the function ran, recorded as throttling)."""
 
 
 class AzureProvider(Provider):

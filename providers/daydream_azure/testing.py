@@ -52,6 +52,7 @@ from daydream_azure.azurite import Azurite
 from daydream_azure.fake_arm import Answer, ArmApi, error, ok
 from daydream_azure.fake_host import FunctionHost, InstanceGone
 from daydream_azure.packaging import check_package
+from daydream_core import faults as fault_injection
 from daydream_core.provider import ProviderSettings
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000da7da"
@@ -133,8 +134,14 @@ class _TlsServer(http.server.ThreadingHTTPServer):
 class AzureFake:
     """Management API, SCM sites, trigger URLs, identity and Blob storage, offline."""
 
-    def __init__(self, *, max_instances: int = 100) -> None:
+    def __init__(
+        self, *, max_instances: int = 100, faults: fault_injection.FaultPlan | None = None
+    ) -> None:
         self.max_instances = max_instances
+        # A fault plan (tests only; DAYDREAM_FAULTS): the fake throttles that fraction of
+        # trigger requests. Faults inside instances need the plan in their process: not here.
+        plan = faults if faults is not None else fault_injection.from_environment()
+        self._platform_faults = fault_injection.PlatformFaults(plan) if plan else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
@@ -380,6 +387,8 @@ class AzureFake:
             return 401, {}, b""
         if route not in arm.functions.get(app, {}).values():
             return 404, {}, b""
+        if self._platform_faults is not None and self._platform_faults.throttles(body):
+            return 429, {"Retry-After": "1"}, b""  # as its own throttle answers
         with self._lock:
             for fault, status in (("throttle", 429), ("unavailable", 503)):
                 if self._faults[fault] > 0:

@@ -43,6 +43,7 @@ from typing import Any
 
 from daydream_conformance.view import BillingView, EnvironmentView
 
+from daydream_core import faults as fault_injection
 from daydream_core.provider import ProviderSettings
 from daydream_gcp import wire
 from daydream_gcp.fakeplatform import Instance, InstanceFailed, error_body, new_instance
@@ -85,8 +86,19 @@ class _Operation:
 class FunctionsFake:
     """Cloud Functions v2, its metadata server and function URLs, on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, *, project: str = PROJECT, region: str = REGION) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        project: str = PROJECT,
+        region: str = REGION,
+        faults: fault_injection.FaultPlan | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
+        # A fault plan (tests only; DAYDREAM_FAULTS): the fake throttles that fraction of
+        # requests. Faults inside instances need the plan in their process: not done here.
+        plan = faults if faults is not None else fault_injection.from_environment()
+        self._platform_faults = fault_injection.PlatformFaults(plan) if plan else None
         self.project = project
         self.region = region
         self.invocations = 0
@@ -417,8 +429,10 @@ class FunctionsFake:
                 return 401 if token is None else 403, error_body(401, "UNAUTHENTICATED", "")
             if state is None or state.resource.get("state") != _ACTIVE:
                 return 404, b"<html><body>Error: Page not found</body></html>"
-            if self._throttle > 0:
-                self._throttle -= 1
+            if self._throttle > 0 or (
+                self._platform_faults is not None and self._platform_faults.throttles(body)
+            ):
+                self._throttle = max(0, self._throttle - 1)
                 return 429, error_body(429, "RESOURCE_EXHAUSTED", "Rate exceeded.")
             if self._unavailable > 0:
                 self._unavailable -= 1

@@ -32,6 +32,7 @@ class Instance:
         log_dir: Path,
         store_uri: str = "",
         key: str = "",
+        faults: str = "",
     ) -> None:
         self.id = instance_id
         self.function = function
@@ -52,6 +53,7 @@ class Instance:
             "instance": instance_id,  # so the platform's own view (/proc) names it the same
             "store": store_uri,
             "key": key,
+            "faults": faults,  # a fault plan's spec, tests only (daydream_core.faults)
             "controller": os.getpid(),
             "idle_init": hot and priority.can_restore(),  # see daydream_local.priority
         }

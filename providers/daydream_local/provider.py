@@ -9,9 +9,12 @@ so local numbers compare with cloud ones.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import itertools
 import math
 import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -19,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core import auth
+from daydream_core import faults as fault_injection
 from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
     FunctionTimeout,
-    OutOfMemory,
+    InstanceLost,
     ProviderError,
+    Throttled,
 )
 from daydream_core.model import HIGH, LOW, StartKind, Tier
 from daydream_core.objectstore import LocalObjectStore, ObjectStore
@@ -50,6 +55,7 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous limit, so apps behav
 INSTANCE_BUDGET_MB = 1024  # resident memory planned per instance for the default limit
 REFERENCE_MEMORY_MB = 10240  # the memory at which an instance gets every host CPU
 INIT_TIMEOUT_S = 300.0
+EXIT_WAIT_S = 2.0  # how long a process whose pipe closed may take to end on its own
 
 
 MIN_MEMORY_MB = 128  # as Lambda: below it an interpreter does not start
@@ -117,7 +123,10 @@ class LocalProvider(Provider):
         low_memory_mb: int = 5120,
         prices: PriceTable = AWS_LAMBDA_X86,
         store_dir: Path | None = None,
+        faults: fault_injection.FaultPlan | None = None,
     ) -> None:
+        self._faults = faults  # tests only (DAYDREAM_FAULTS, see daydream_core.faults)
+        self._platform_faults = fault_injection.PlatformFaults(faults) if faults else None
         cpus = host_cpus()
         self._tiers = {
             HIGH: self._tier(HIGH, high_memory_mb, len(cpus)),
@@ -175,6 +184,7 @@ class LocalProvider(Provider):
             low_memory_mb=low,
             prices=PRICE_TABLES[prices],
             store_dir=_store_dir(options.get("store")),
+            faults=fault_injection.from_environment(),
         )
 
     @staticmethod
@@ -234,6 +244,7 @@ class LocalProvider(Provider):
         self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float
     ) -> Invocation:
         deadline = time.monotonic() + timeout
+        self._throttle(payload)
         instance, start = self._acquire(function, deadline)
         while not self._await_hot_start(instance, deadline):
             instance, start = self._acquire(function, deadline)  # its init failed
@@ -253,13 +264,9 @@ class LocalProvider(Provider):
                 f"{payload.get('kind')!r} on {instance.id} ran past its {timeout:g} s timeout"
             ) from None
         except EOFError:
+            died = _died(instance)
             self._discard(instance)
-            code = instance.process.returncode
-            if code == -9:
-                raise OutOfMemory(f"instance {instance.id} was killed (out of memory)") from None
-            raise ProviderError(
-                f"instance {instance.id} exited with status {code}: {instance.log_tail()}"
-            ) from None
+            raise died from None
         if not envelope.get("ok") and envelope["error"]["type"] == "memory":
             self._discard(instance)  # like Lambda: an environment that ran out is not reused
         else:
@@ -330,6 +337,11 @@ class LocalProvider(Provider):
             instance.kill()
         self._reaper.join(timeout=5)
 
+    def _throttle(self, payload: Mapping[str, Any]) -> None:
+        """A throttling storm, when a fault plan asks for one (tests only)."""
+        if self._platform_faults is not None and self._platform_faults.throttles(payload):
+            raise Throttled("local: too many requests (429, injected fault)")
+
     # -- instances --------------------------------------------------------------------------
 
     def instance_pids(self) -> dict[str, int]:
@@ -363,6 +375,7 @@ class LocalProvider(Provider):
             log_dir=self._log_dir,
             store_uri=self._store.uri,
             key=self._keys[function.name],
+            faults=self._faults.spec if self._faults is not None else "",
         )
         self._pool(function).append(instance)
         return instance
@@ -453,3 +466,21 @@ class LocalProvider(Provider):
                     self._instances[instance.function.name].remove(instance)
             for instance in expired:
                 instance.kill()
+
+
+def _died(instance: Instance) -> ProviderError:
+    """Why an instance's process ended mid-component. Its memory is capped by RLIMIT_AS, so
+    running out of it is a MemoryError answered as such, never a signal: a signal means
+    someone (or something) killed it."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        instance.process.wait(timeout=EXIT_WAIT_S)  # its pipe closes a moment before it ends
+    code = instance.process.returncode
+    if code is None:
+        return ProviderError(f"instance {instance.id} stopped answering: {instance.log_tail()}")
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return InstanceLost(f"instance {instance.id} was killed by {name}", signal=-code)
+    return ProviderError(f"instance {instance.id} exited with status {code}: {instance.log_tail()}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sys
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> int:
     import traceback
 
     try:
+        from daydream_core.faults import FaultPlan, InstanceKill
         from daydream_core.model import Tier
         from daydream_core.runtime import FunctionRuntime
         from daydream_core.workflow import RuntimeEnvironment
@@ -58,6 +60,7 @@ def main(argv: list[str]) -> int:
             threads=len(config["cpus"]),
             store_uri=config["store"] or None,
             key=config["key"] or None,
+            faults=FaultPlan.parse(config["faults"]) if config.get("faults") else None,
         )
     except BaseException:
         write_frame(out_fd, {"ready": False, "traceback": traceback.format_exc()})
@@ -68,7 +71,12 @@ def main(argv: list[str]) -> int:
             payload = read_frame(in_fd)
         except InstanceGone:
             return 0
-        write_frame(out_fd, runtime.handle(payload))
+        try:
+            envelope = runtime.handle(payload)
+        except InstanceKill:  # an injected fault: die as a killed instance does
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+            raise
+        write_frame(out_fd, envelope)
 
 
 if __name__ == "__main__":
