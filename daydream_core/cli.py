@@ -22,7 +22,8 @@ from daydream_core.clitypes import FiniteFloat, ReadablePath, WritableDir, Writa
 from daydream_core.config import ENV_PREFIX, Config, project_file, user_file
 from daydream_core.config import load as load_config
 from daydream_core.errors import ConfigurationError, DaydreamError, ProviderError, UsageError
-from daydream_core.journal import JournalState
+from daydream_core.journal import JournalError, JournalState
+from daydream_core.journal import read as read_journal
 from daydream_core.model import RunRecord
 from daydream_core.profile import ENV_VAR as PROFILE_ENV_VAR
 from daydream_core.profile import ProfileStore
@@ -362,8 +363,6 @@ def _command_id() -> str:
 def _resumable(run_dir: Path, out: Path | None, runs: int | None) -> JournalState:
     """The journal of the run `--resume` names, checked for what can be told without the
     workflow: a run-<i> directory with a journal of that run, one run, its own --out."""
-    from daydream_core import journal
-
     if runs not in (None, 1):
         raise UsageError(f"--resume continues one run; --runs {runs} is not valid with it")
     name = run_dir.resolve().name
@@ -375,9 +374,9 @@ def _resumable(run_dir: Path, out: Path | None, runs: int | None) -> JournalStat
         raise UsageError(
             f"--resume {run_dir} is not in --out {out}; a resumed run stays in its own folder"
         )
-    state = journal.read(run_dir)
+    state = read_journal(run_dir)
     if int(state.header.get("index", -1)) != int(name.removeprefix("run-")):
-        raise journal.JournalError(f"{state.path} is the journal of another run directory")
+        raise JournalError(f"{state.path} is the journal of another run directory")
     return state
 
 
