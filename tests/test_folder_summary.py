@@ -91,7 +91,7 @@ def test_the_run_log_holds_what_the_terminal_does_not(
     assert _main(["--concurrency", "4", "run", "demo", "--out", str(out)]) == 0
     log = (out / "run-1" / "run.log").read_text()
     run = json.loads((out / "run-1" / "run.json").read_text())
-    assert f"command {run['command']}: daydream" in log
+    assert f"command {run['command']}: daydream --concurrency 4 run demo --out {out}" in log
     assert "workload demo:small" in log and '"width": 3' in log
     for phase in run["phases"]:
         assert f"phase {phase['index'] + 1}: {phase['width']} components placed" in log
