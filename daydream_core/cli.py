@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 import warnings
@@ -43,6 +44,7 @@ MAX_WIDTH = 1_000_000
 
 out_console = Console()
 err_console = Console(stderr=True)
+_command_line: list[str] = []  # the arguments `main` was given, for the run logs
 
 
 class FailureLogged(DaydreamError):
@@ -281,7 +283,7 @@ def run(
     failed = True
     command = _command_id()
     runlog = RunLog(out_dir)
-    header = [f"command {command}: daydream {' '.join(sys.argv[1:])}".rstrip()]
+    header = [f"command {command}: daydream {shlex.join(_command_line)}".rstrip()]
     header.append(f"app {app}, preset {preset}, policy {policy}, provider {provider.name}")
     header.append(f"workload {workflow.workload(preset, parameters)}")
     header.append(f"parameters {json.dumps(parameters, sort_keys=True, default=str)}")
@@ -775,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(f"daydream: error: {message}", err=True)
         sys.exit(code)
 
+    _command_line[:] = sys.argv[1:] if argv is None else list(argv)
     with _one_line_warnings(), _sigterm_as_interrupt():
         try:
             config = load_config(cli, [user_file(), *filter(None, [project_file()])])

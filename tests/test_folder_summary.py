@@ -91,7 +91,7 @@ def test_the_run_log_holds_what_the_terminal_does_not(
     assert _main(["--concurrency", "4", "run", "demo", "--out", str(out)]) == 0
     log = (out / "run-1" / "run.log").read_text()
     run = json.loads((out / "run-1" / "run.json").read_text())
-    assert f"command {run['command']}: daydream" in log
+    assert f"command {run['command']}: daydream --concurrency 4 run demo --out {out}" in log
     assert "workload demo:small" in log and '"width": 3' in log
     for phase in run["phases"]:
         assert f"phase {phase['index'] + 1}: {phase['width']} components placed" in log
@@ -142,3 +142,30 @@ def test_a_workflow_says_its_own_headline_and_a_broken_one_falls_back() -> None:
     with pytest.warns(UserWarning, match="headline of the result failed"):
         assert flow.headline({"other": 1}) == "other=1"
     assert default_headline(None) == "" and default_headline("x" * 200).endswith("…")
+
+
+def test_each_app_headlines_its_scientific_result() -> None:
+    from daydream_ccl.workflow import workflow as ccl
+    from daydream_cosmoscout.workflow import workflow as cosmoscout
+    from daydream_exafel.workflow import workflow as exafel
+    from daydream_trace.workflow import workflow as trace
+
+    fit = {"best_fit": {"Omega_c": 0.2612, "sigma8": 0.8101, "S8": 0.8}, "chi2_min": 31.5,
+           "n_data": 34, "converged": True, "iterations": 1}  # fmt: skip
+    assert ccl.headline(fit) == (
+        "best fit Omega_c=0.2612 sigma8=0.8101 S8=0.8000; chi2_min=31.50 (34 data), "
+        "converged after 1 round"
+    )
+    merged = {"final": {"completeness": 0.934, "cc_half": 0.91}, "target_reached": False,
+              "indexed": 40, "shots": 64, "batches": 2}  # fmt: skip
+    assert exafel.headline(merged) == (
+        "completeness 0.934 (below target), CC1/2 0.910; 40 of 64 shots indexed in 2 batches"
+    )
+    scene = {"leaves": 52, "refinements": 3, "unrefined_candidates": 7, "images": ["a", "b"],
+             "relief_rms_km": 2.5}  # fmt: skip
+    assert cosmoscout.headline(scene).startswith("52 tiles after 3 refinements (7 left")
+    replay = {"name": "ccl/run-1", "phases": "6/10", "widths": [1, 2], "cpu_seconds": 1.25,
+              "recorded_seconds": 12.5}  # fmt: skip
+    assert trace.headline(replay) == (
+        "ccl/run-1: 6/10 phases, 3 components, 1.2 s of CPU work (12.5 s recorded)"
+    )
