@@ -113,12 +113,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst of invocations must not be reset
+
+
 @contextmanager
 def serving(platform: Platform, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve `platform` in a thread; yield its URL; stop it and its instances on exit."""
     handler = type("Handler", (_Handler,), {"platform": platform})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = _Server((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
