@@ -92,8 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "invoke" and method == "POST":
             return platform.invoke(name, body["event"], float(body["timeout_s"]))
         if action == "provision" and method == "POST":
-            started = platform.provision(name, int(body["count"]))
-            return {"started": [asdict(bill) for _, bill in started]}
+            return {"started": [asdict(b) for b in platform.provision(name, int(body["count"]))]}
         if action == "instances" and method == "GET":
             return {"instances": platform.live(name)}
         if action == "release" and method == "POST":
