@@ -227,3 +227,45 @@ def test_the_suite_fails_the_example_made_wrong(example: Any, pytester: pytest.P
     result = _suite(pytester, HidesColdStarts, "-k", " or ".join(cases))
     assert result.ret != 0
     assert result.parseoutcomes().get("failed") == len(cases), result.stdout.str()
+
+
+# -- the platform itself ------------------------------------------------------------------------
+
+
+def test_platform_reports_a_failed_init_and_keeps_nothing(example: Any, tmp_path: Path) -> None:
+    from daydream_minifaas.platform import Platform, PlatformError
+
+    platform = Platform(tmp_path)
+    try:
+        platform.put("broken", {"handler": "no_such_module", "memory_mb": 256, "cpus": 1})
+        attempts = (
+            lambda: platform.invoke("broken", {}, 30.0),
+            lambda: platform.provision("broken", 2),
+        )
+        for attempt in attempts:
+            with pytest.raises(PlatformError) as raised:
+                attempt()
+            assert raised.value.status == 502 and "failed its init" in str(raised.value)
+        assert platform.live("broken") == []
+        assert not any(i.alive for i in platform.history)
+    finally:
+        platform.close()
+
+
+def test_platform_reclaims_idle_instances(example: Any, tmp_path: Path) -> None:
+    import time
+
+    from daydream_minifaas.platform import Platform
+
+    platform = Platform(tmp_path, keep_alive_s=0.2)
+    try:  # the handler: a standard-library module, imported at init, never called
+        platform.put("idle", {"handler": "json", "memory_mb": 256, "cpus": 1})
+        (bill,) = platform.provision("idle", 1)
+        assert bill.init_ms > 0 and bill.billed_ms >= bill.init_ms
+        deadline = time.monotonic() + 30.0
+        while platform.live("idle") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert platform.live("idle") == [], "an idle instance outlived its keep-alive"
+        assert not platform.history[0].alive
+    finally:
+        platform.close()

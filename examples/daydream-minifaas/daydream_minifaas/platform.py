@@ -196,20 +196,26 @@ class Platform:
 
     # -- instances --------------------------------------------------------------------------
 
-    def provision(self, name: str, count: int) -> list[tuple[Instance, Bill]]:
+    def provision(self, name: str, count: int) -> list[Bill]:
         """Start up to `count` instances ahead of requests (within the instance limit) and
-        bill each one's init."""
+        bill each one's init; an error only if every init failed."""
         with self._cond:
             function = self.get(name)
             room = self.max_instances - self._live()
             started = [self._start(function) for _ in range(max(0, min(count, room)))]
-        done = []
+        bills, failure = [], None
         for instance in started:
-            init_ms = self._init(instance)
+            try:
+                init_ms = self._init(instance)
+            except PlatformError as exc:
+                failure = exc
+                continue
             instance.provisioned = True
-            done.append((instance, self._bill(instance, 0.0, init_ms)))
+            bills.append(self._bill(instance, 0.0, init_ms))
             self._idle(instance)
-        return done
+        if failure is not None and not bills:
+            raise failure
+        return bills
 
     def invoke(self, name: str, event: Any, timeout_s: float) -> dict[str, Any]:
         instance, start = self._acquire(name, time.monotonic() + timeout_s)
@@ -248,8 +254,10 @@ class Platform:
             idle = [i for i in self.get(name).instances if not i.busy]
             idle.sort(key=lambda i: i.last_used, reverse=True)
             doomed = idle[max(keep, 0) :]
+            for instance in doomed:
+                self._drop(instance)  # under the lock: no request can take it now
         for instance in doomed:
-            self._remove(instance)
+            instance.stop()
         return [i.id for i in doomed]
 
     def live(self, name: str) -> list[str]:
@@ -353,5 +361,7 @@ class Platform:
                     for i in f.instances
                     if not i.busy and now - i.last_used > self.keep_alive_s
                 ]
+                for instance in expired:
+                    self._drop(instance)  # under the lock: no request can take it now
             for instance in expired:
-                self._remove(instance)
+                instance.stop()

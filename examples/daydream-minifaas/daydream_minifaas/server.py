@@ -92,8 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "invoke" and method == "POST":
             return platform.invoke(name, body["event"], float(body["timeout_s"]))
         if action == "provision" and method == "POST":
-            started = platform.provision(name, int(body["count"]))
-            return {"started": [asdict(bill) for _, bill in started]}
+            return {"started": [asdict(b) for b in platform.provision(name, int(body["count"]))]}
         if action == "instances" and method == "GET":
             return {"instances": platform.live(name)}
         if action == "release" and method == "POST":
@@ -113,12 +112,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst of invocations must not be reset
+
+
 @contextmanager
 def serving(platform: Platform, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve `platform` in a thread; yield its URL; stop it and its instances on exit."""
     handler = type("Handler", (_Handler,), {"platform": platform})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = _Server((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
