@@ -125,9 +125,10 @@ def test_a_profile_of_the_first_schema_gains_the_shape_table(tmp_path: Path) -> 
     ProfileStore(path)
     with sqlite3.connect(path) as db:  # as a daydream of schema 1 left it
         db.execute("DROP TABLE phase_shape")
+        db.execute("DROP TABLE memory_floor")
         db.execute("PRAGMA user_version = 1")
     store = ProfileStore(path)
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     store.record_shape("app:small", "r1", 0, ["a"], WidthHint(expected=1))
 
 
