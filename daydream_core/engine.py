@@ -183,6 +183,7 @@ class Engine:
             policy=self.policy.name,
             preset=preset,
             seed=seed,
+            deployment=self.deployments.id,
         )
         pool.begin_run(run_index)
         key = workload(workflow.name, preset)

@@ -150,6 +150,7 @@ class RunRecord:
     result: Any = None
     error: str | None = None
     instances: list[dict[str, Any]] = field(default_factory=list)
+    deployment: str | None = None  # whose names and tags its functions carry (cleanup by it)
 
     @property
     def execution_time_s(self) -> float:
@@ -182,4 +183,5 @@ class RunRecord:
             "error": self.error,
             "phases": [p.to_json() for p in self.phases],
             "instances": self.instances,
+            "deployment": self.deployment,
         }

@@ -12,33 +12,19 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    ProfileNotFound,
-)
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
 from daydream_aws import wire
 from daydream_aws.aliases import Aliases
 from daydream_aws.options import AwsOptions, check_region
-from daydream_aws.packaging import (
-    Bundle,
-)
+from daydream_aws.packaging import Bundle
 from daydream_aws.store import S3ObjectStore, s3_client
 from daydream_core.backoff import Backoff
-from daydream_core.errors import (
-    ConfigurationError,
-    ProviderError,
-)
+from daydream_core.errors import ConfigurationError, ProviderError
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
 from daydream_core.pricing import PriceTable
-from daydream_core.provider import (
-    Capabilities,
-    Provider,
-    ProviderSettings,
-)
+from daydream_core.provider import Capabilities, Provider, ProviderSettings
 from daydream_core.workflow import RuntimeEnvironment
 
 CONNECT_TIMEOUT_S = 10
@@ -74,6 +60,7 @@ class AwsAccount(Provider):
         if settings.concurrency is not None:
             options = options.with_changes(max_concurrency=settings.concurrency)
         self.options = options
+        self.deployment = settings.deployment
         self._state_dir = Path(settings.state_dir) / "aws"
         try:
             self._session = session or boto3.session.Session(

@@ -12,31 +12,19 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from botocore.exceptions import (
-    ClientError,
-)
+from botocore.exceptions import ClientError
 
 from daydream_aws import wire
 from daydream_aws.account import _code, _message
 from daydream_aws.layers import AwsLayers
 from daydream_aws.options import MAX_MEMORY_MB, MIN_MEMORY_MB
-from daydream_aws.packaging import (
-    function_zip,
-)
+from daydream_aws.packaging import function_zip
 from daydream_aws.plan import ALIAS
 from daydream_aws.store import S3ObjectStore
 from daydream_core import auth
-from daydream_core.errors import (
-    ConfigurationError,
-    FunctionNotFound,
-    ProviderError,
-)
+from daydream_core.errors import ConfigurationError, FunctionNotFound, ProviderError
 from daydream_core.model import Tier
-from daydream_core.provider import (
-    NAME_PREFIX,
-    FunctionHandle,
-    function_name,
-)
+from daydream_core.provider import NAME_PREFIX, FunctionHandle, deployment_prefix, function_name
 from daydream_core.workflow import RuntimeEnvironment
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -49,7 +37,7 @@ class AwsFunctions(AwsLayers):
     # -- deploy --------------------------------------------------------------------------------
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
-        name = function_name(runtime, tier)
+        name = function_name(runtime, tier, self.deployment)
         if not _FUNCTION_NAME.match(name):
             raise ConfigurationError(
                 f"aws: function name {name!r} is not a valid Lambda name (at most 64 letters, "
@@ -139,11 +127,7 @@ class AwsFunctions(AwsLayers):
         request.update(
             FunctionName=name,
             Architectures=[self.options.architecture],
-            Tags={
-                wire.TAG_MANAGED: "true",
-                wire.TAG_RUNTIME: runtime.name,
-                wire.TAG_TIER: tier.name,
-            },
+            Tags=self._tags(runtime, tier),
             Publish=False,
         )
         if package == "image":
@@ -161,6 +145,12 @@ class AwsFunctions(AwsLayers):
                 ) from None
             raise ProviderError(f"creating function {name!r} failed: {exc}") from None
         return None
+
+    def _tags(self, runtime: RuntimeEnvironment, tier: Tier) -> dict[str, str]:
+        tags = {wire.TAG_MANAGED: "true", wire.TAG_RUNTIME: runtime.name, wire.TAG_TIER: tier.name}
+        if self.deployment is not None:
+            tags[wire.TAG_DEPLOYMENT] = self.deployment
+        return tags
 
     def _update_function(
         self,
@@ -229,16 +219,19 @@ class AwsFunctions(AwsLayers):
     # -- delete, list, cleanup -----------------------------------------------------------------
 
     def delete(self, function: FunctionHandle) -> None:
+        self._delete(function.name)
+
+    def _delete(self, name: str) -> None:
         with self._lock:
-            self._seen.pop(function.name, None)
-            self._keys.pop(function.name, None)
-            self._qualified.pop(function.name, None)
-            self._held.pop(function.name, None)
+            self._seen.pop(name, None)
+            self._keys.pop(name, None)
+            self._qualified.pop(name, None)
+            self._held.pop(name, None)
         try:
-            self._lambda.delete_function(FunctionName=function.name)
+            self._lambda.delete_function(FunctionName=name)
         except ClientError as exc:
             if _code(exc) != "ResourceNotFoundException":
-                raise ProviderError(f"deleting {function.name!r} failed: {exc}") from None
+                raise ProviderError(f"deleting {name!r} failed: {exc}") from None
 
     def _functions(self, prefix: str) -> builtins.list[dict[str, Any]]:
         found: builtins.list[dict[str, Any]] = []
@@ -251,27 +244,21 @@ class AwsFunctions(AwsLayers):
         return sorted(f["FunctionName"] for f in self._functions(prefix))
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
-        """Every function, layer version and object daydream created (and its bucket)."""
+        """Every function, layer version and object daydream created (and its bucket); for a
+        provider confined to a deployment, that deployment's functions (name prefix and tag)
+        and the layer versions it published that no other function uses, nothing shared."""
         removed: builtins.list[str] = []
+        in_use: set[str] = set()  # layer versions that functions staying behind still use
         for function in self._functions(NAME_PREFIX):
-            tags = self._lambda.list_tags(Resource=function["FunctionArn"]).get("Tags", {})
-            if tags.get(wire.TAG_MANAGED) != "true":
+            if not self._owned(function):
+                in_use.update(layer["Arn"] for layer in function.get("Layers", []))
                 continue
             removed.append(f"function {function['FunctionName']}")
             if not dry_run:
-                self._lambda.delete_function(FunctionName=function["FunctionName"])
-        for page in self._lambda.get_paginator("list_layers").paginate():
-            for layer in page.get("Layers", []):
-                if not layer["LayerName"].startswith(NAME_PREFIX):
-                    continue
-                for version in self._layer_versions(layer["LayerName"]):
-                    if not str(version.get("Description", "")).startswith(wire.DESCRIPTION_MARK):
-                        continue
-                    removed.append(f"layer {version['LayerVersionArn']}")
-                    if not dry_run:
-                        self._lambda.delete_layer_version(
-                            LayerName=layer["LayerName"], VersionNumber=version["Version"]
-                        )
+                self._delete(function["FunctionName"])
+        removed.extend(self._cleanup_layers(dry_run, in_use))
+        if self.deployment is not None:
+            return removed  # the image repository, objects and bucket are shared
         removed.extend(self._images().cleanup(dry_run))
         removed.extend(self._cleanup_bucket(dry_run))
         if not dry_run:
@@ -280,6 +267,16 @@ class AwsFunctions(AwsLayers):
                 self._bucket = None
                 self._store = None
         return removed
+
+    def _owned(self, function: Mapping[str, Any]) -> bool:
+        """Whether `cleanup` may remove `function`: daydream's tag, and this deployment's
+        prefix and tag when confined to one."""
+        if not function["FunctionName"].startswith(deployment_prefix(self.deployment)):
+            return False
+        tags = self._lambda.list_tags(Resource=function["FunctionArn"]).get("Tags", {})
+        if tags.get(wire.TAG_MANAGED) != "true":
+            return False
+        return self.deployment is None or tags.get(wire.TAG_DEPLOYMENT) == self.deployment
 
     def _cleanup_bucket(self, dry_run: bool) -> builtins.list[str]:
         name = self._bucket_name()

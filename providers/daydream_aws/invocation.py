@@ -35,11 +35,7 @@ from daydream_core.errors import (
     ProviderError,
 )
 from daydream_core.model import StartKind
-from daydream_core.provider import (
-    FunctionHandle,
-    Invocation,
-    WarmStart,
-)
+from daydream_core.provider import FunctionHandle, Invocation, WarmStart
 from daydream_core.runtime import WARMUP, raise_for_envelope
 
 WARM_ROUNDS = 3  # warm-up rounds before settling for fewer distinct instances than asked

@@ -7,9 +7,7 @@ import builtins
 import re
 from typing import Any
 
-from botocore.exceptions import (
-    ClientError,
-)
+from botocore.exceptions import ClientError
 
 from daydream_aws import wire
 from daydream_aws.account import AwsAccount, _code, _message
@@ -23,14 +21,8 @@ from daydream_aws.packaging import (
 )
 from daydream_aws.plan import describe
 from daydream_aws.store import S3ObjectStore
-from daydream_core.errors import (
-    ConfigurationError,
-    ProviderError,
-)
-from daydream_core.provider import (
-    NAME_PREFIX,
-    function_name,
-)
+from daydream_core.errors import ConfigurationError, ProviderError
+from daydream_core.provider import NAME_PREFIX, function_name
 from daydream_core.workflow import RuntimeEnvironment
 
 _LAYER_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -83,7 +75,8 @@ class AwsLayers(AwsAccount):
         else:
             bundle = self._bundle(runtime)
         package, why = self._package(bundle)
-        functions = {function_name(runtime, tier): tier for tier in self.tiers().values()}
+        tiers = self.tiers().values()
+        functions = {function_name(runtime, tier, self.deployment): tier for tier in tiers}
         return describe(
             runtime.name,
             bundle,
@@ -113,10 +106,15 @@ class AwsLayers(AwsAccount):
     def _publish_layer(self, runtime: RuntimeEnvironment, bundle: Bundle, package: str) -> str:
         """The layer version holding `bundle`: found by its digest, else published."""
         layer = self.layer_name(runtime)
-        description = f"{wire.DESCRIPTION_MARK} {runtime.name} sha256={bundle.sha256}"[:256]
-        for version in self._layer_versions(layer):
-            if version.get("Description") == description:
+        content_mark = f"{wire.DESCRIPTION_MARK} {runtime.name} sha256={bundle.sha256}"
+        for version in self._layer_versions(layer):  # any deployment's: layers are shared
+            found = str(version.get("Description", ""))
+            if found == content_mark[:256] or found.startswith(content_mark + wire.DEPLOYMENT_MARK):
                 return str(version["LayerVersionArn"])
+        description = content_mark
+        if self.deployment is not None:  # who published it: what its cleanup may remove
+            description += f"{wire.DEPLOYMENT_MARK}{self.deployment}"
+        description = description[:256]
         transfer_key = None
         content: dict[str, Any]
         if package == "layer-via-s3":
@@ -142,8 +140,36 @@ class AwsLayers(AwsAccount):
                 self.store().delete(transfer_key)
         return str(published["LayerVersionArn"])
 
-    def _layer_versions(self, layer: str) -> list[dict[str, Any]]:
-        versions: list[dict[str, Any]] = []
+    def _cleanup_layers(self, dry_run: bool, in_use: set[str]) -> builtins.list[str]:
+        """daydream's layer versions: every one, or, confined to a deployment, those it
+        published that no function in `in_use` (layer version ARNs) still uses."""
+        removed: builtins.list[str] = []
+        for page in self._lambda.get_paginator("list_layers").paginate():
+            for layer in page.get("Layers", []):
+                if not layer["LayerName"].startswith(NAME_PREFIX):
+                    continue
+                for version in self._layer_versions(layer["LayerName"]):
+                    if not self._ours(str(version.get("Description", ""))):
+                        continue
+                    if self.deployment is not None and version["LayerVersionArn"] in in_use:
+                        continue
+                    removed.append(f"layer {version['LayerVersionArn']}")
+                    if not dry_run:
+                        self._lambda.delete_layer_version(
+                            LayerName=layer["LayerName"], VersionNumber=version["Version"]
+                        )
+        return removed
+
+    def _ours(self, description: str) -> bool:
+        """Whether a layer version's description says daydream (this deployment) made it."""
+        if not description.startswith(wire.DESCRIPTION_MARK):
+            return False
+        return self.deployment is None or description.endswith(
+            f"{wire.DEPLOYMENT_MARK}{self.deployment}"
+        )
+
+    def _layer_versions(self, layer: str) -> builtins.list[dict[str, Any]]:
+        versions: builtins.list[dict[str, Any]] = []
         try:
             for page in self._lambda.get_paginator("list_layer_versions").paginate(LayerName=layer):
                 versions.extend(page.get("LayerVersions", []))

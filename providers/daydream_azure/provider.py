@@ -70,6 +70,7 @@ from daydream_core.provider import (
     Provider,
     ProviderSettings,
     WarmStart,
+    deployment_prefix,
     function_name,
 )
 from daydream_core.runtime import WARMUP, raise_for_envelope
@@ -106,6 +107,7 @@ class AzureProvider(Provider):
         if settings.concurrency is not None:
             options = options.with_changes(max_concurrency=settings.concurrency)
         self.options = options
+        self.deployment = settings.deployment
         subscription, self.group, self.location = options.require_account()
         options.require_storage()
         self._state_dir = Path(settings.state_dir) / "azure"
@@ -192,7 +194,7 @@ class AzureProvider(Provider):
     # -- deploy --------------------------------------------------------------------------------
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
-        name = function_name(runtime, tier)
+        name = function_name(runtime, tier, self.deployment)
         if not _SITE_NAME.match(name):
             raise ConfigurationError(
                 f"azure: function app name {name!r} is not valid (2-60 lowercase letters, "
@@ -205,7 +207,7 @@ class AzureProvider(Provider):
             )
         store = self.store()
         package = self._package(runtime)
-        labels = tags(runtime, tier)
+        labels = tags(runtime, tier, self.deployment)
         container = package_container(name)
         ensure_container(self._blob, container)
         identity = not self.options.storage_connection_string
@@ -451,11 +453,15 @@ class AzureProvider(Provider):
 
     # -- delete, list, cleanup -----------------------------------------------------------------
 
+    def _forget(self, name: str) -> None:
+        """Drop what is cached about function app `name` (caller holds the lock)."""
+        self._seen.pop(name, None)
+        self._endpoints.pop(name, None)
+        self._keys.pop(name, None)
+
     def delete(self, function: FunctionHandle) -> None:
         with self._lock:
-            self._seen.pop(function.name, None)
-            self._endpoints.pop(function.name, None)
-            self._keys.pop(function.name, None)
+            self._forget(function.name)
         try:
             self._manage.delete_app(function.name)
         except HttpResponseError as exc:
@@ -467,9 +473,12 @@ class AzureProvider(Provider):
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         """Every function app, plan, package container and object daydream created (found by
-        its tags or container metadata and name prefix), and nothing else."""
-        apps = self._manage.managed_apps(NAME_PREFIX)
-        plans = self._manage.managed_plans(NAME_PREFIX)
+        its tags or container metadata and name prefix), and nothing else; confined to a
+        deployment, only its apps and plans (its prefix and tag) and their package containers:
+        the data container is shared."""
+        prefix = deployment_prefix(self.deployment)
+        apps = self._manage.managed_apps(prefix, self.deployment)
+        plans = self._manage.managed_plans(prefix, self.deployment)
         removed = [f"function app {site.name}" for site in apps]
         removed += [f"plan {plan.name}" for plan in plans]
         if not dry_run:
@@ -477,6 +486,16 @@ class AzureProvider(Provider):
                 self._manage.delete_app(str(site.name))
             for plan in plans:
                 self._manage.delete_plan(str(plan.name))
+        if self.deployment is not None:
+            containers = [package_container(str(site.name)) for site in apps]
+            removed += [f"package container {name}" for name in containers]
+            if not dry_run:
+                for name in containers:
+                    delete_container(self._blob, name)
+                with self._lock:
+                    for site in apps:
+                        self._forget(str(site.name))
+            return removed
         removed += cleanup_containers(
             self._blob,
             self.options.container,
