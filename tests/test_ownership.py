@@ -220,3 +220,34 @@ def test_cleanup_of_one_deployment_needs_an_adapter_that_names_per_deployment(
         main(["--provider", "local", "cleanup", "--deployment", "../x"])
     assert done.value.code == 2
     assert "is not a deployment id" in capsys.readouterr().err
+
+
+def test_aws_a_failed_deployment_removes_the_layer_only_it_published(tmp_path: Path) -> None:
+    """Layer versions are shared by content; the one a deployment published goes with it
+    when no other function uses it, and one it found (published by `daydream deploy`) stays."""
+    from daydream_aws.provider import AwsProvider
+    from daydream_aws.testing import LambdaFake
+
+    def layers(fake: LambdaFake) -> list[str]:
+        return [entry for entry in fake.leftovers() if entry.startswith("layer ")]
+
+    with LambdaFake() as fake:
+        settings = ProviderSettings(tmp_path, options=fake.options(), deployment=RUN_B)
+        with _closing(AwsProvider(settings)) as alone:
+            run = Deployments(alone)
+            for tier in alone.tiers().values():
+                run.deploy(workflow.runtime, tier)
+            (published,) = layers(fake)
+            removed = run.remove_created()
+            assert published in removed
+            assert layers(fake) == [] and not alone.list()
+
+        with _closing(AwsProvider(ProviderSettings(tmp_path, options=fake.options()))) as shared:
+            kept = shared.deploy(workflow.runtime, shared.tiers()["low"])  # `daydream deploy`
+            (found,) = layers(fake)
+            with _closing(AwsProvider(settings)) as failing:
+                run = Deployments(failing)
+                created = [run.deploy(workflow.runtime, t).name for t in failing.tiers().values()]
+                assert layers(fake) == [found], "the shared layer version is reused"
+                assert sorted(run.remove_created()) == sorted(created)
+            assert layers(fake) == [found] and shared.list() == [kept.name]
