@@ -78,9 +78,10 @@ class Deployments:
     def remove_created(self) -> list[str]:
         """Delete what this controller created; returns the functions' names, then what the
         provider's confined cleanup removed besides (``layer ARN``, ``actor NAME``, ...).
-        Every deletion is tried; the first failure is raised after the others. A provider confined to this
-        deployment then removes the rest of what the deployment made (layer versions no other
-        function uses, instances); one with shared names has nothing more that is only ours."""
+        Every deletion is tried; the first failure is raised after the others. A provider
+        confined to this deployment then removes the rest of what the deployment made (layer
+        versions no other function uses, instances); one with shared names has nothing more
+        that is only ours."""
         with self._lock:
             doomed = list(self._created.values())
         removed: list[str] = []

@@ -254,6 +254,21 @@ class Management:
         with contextlib.suppress(ResourceNotFoundError):
             self.client.app_service_plans.delete(self.group, name)
 
+    def cleanup(
+        self, prefix: str, deployment: str | None, dry_run: bool
+    ) -> tuple[list[str], list[str]]:
+        """Remove daydream's apps and plans under `prefix` (the deployment's, if given, by
+        its tag too); (the apps' names, what was or would be removed)."""
+        apps = [str(site.name) for site in self.managed_apps(prefix, deployment)]
+        plans = [str(plan.name) for plan in self.managed_plans(prefix, deployment)]
+        removed = [f"function app {name}" for name in apps] + [f"plan {name}" for name in plans]
+        if not dry_run:
+            for name in apps:
+                self.delete_app(name)
+            for name in plans:
+                self.delete_plan(name)
+        return apps, removed
+
     def managed_apps(self, prefix: str, deployment: str | None = None) -> list[m.Site]:
         return [
             site

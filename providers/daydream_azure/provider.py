@@ -472,36 +472,20 @@ class AzureProvider(Provider):
         return sorted(str(site.name) for site in self._manage.managed_apps(prefix))
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
-        """Every function app, plan, package container and object daydream created (found by
-        its tags or container metadata and name prefix), and nothing else; confined to a
-        deployment, only its apps and plans (its prefix and tag) and their package containers:
-        the data container is shared."""
+        """What daydream created (by tags or container metadata and name prefix), nothing
+        else; for one deployment, its apps, plans and package containers only."""
         prefix = deployment_prefix(self.deployment)
-        apps = self._manage.managed_apps(prefix, self.deployment)
-        plans = self._manage.managed_plans(prefix, self.deployment)
-        removed = [f"function app {site.name}" for site in apps]
-        removed += [f"plan {plan.name}" for plan in plans]
-        if not dry_run:
-            for site in apps:
-                self._manage.delete_app(str(site.name))
-            for plan in plans:
-                self._manage.delete_plan(str(plan.name))
+        apps, removed = self._manage.cleanup(prefix, self.deployment, dry_run)
         if self.deployment is not None:
-            containers = [package_container(str(site.name)) for site in apps]
-            removed += [f"package container {name}" for name in containers]
-            if not dry_run:
-                for name in containers:
-                    delete_container(self._blob, name)
+            removed += [f"package container {package_container(app)}" for app in apps]
+            for app in [] if dry_run else apps:
+                delete_container(self._blob, package_container(app))
                 with self._lock:
-                    for site in apps:
-                        self._forget(str(site.name))
+                    self._forget(app)
             return removed
+        options = self.options
         removed += cleanup_containers(
-            self._blob,
-            self.options.container,
-            self.options.prefix,
-            PACKAGE_CONTAINER_PREFIX,
-            dry_run,
+            self._blob, options.container, options.prefix, PACKAGE_CONTAINER_PREFIX, dry_run
         )
         if not dry_run:
             with self._lock:
