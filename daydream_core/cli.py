@@ -204,7 +204,10 @@ def cli(
     help="Most components in one phase; a wider phase stops the run.",
 )
 @click.option(
-    "--keep", is_flag=True, help="Keep the functions this command deployed if the run fails."
+    "--keep",
+    is_flag=True,
+    help="Keep the functions this command deployed (removed when it ends, otherwise); "
+    "`cleanup --deployment ID` removes them later.",
 )
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show a failed component's traceback on the terminal."
@@ -251,7 +254,6 @@ def run(
     deployment = new_deployment_id()
     provider = options.create_provider(out_dir, deployment=deployment)  # checks it first
     finished: list[RunRecord] = []
-    failed = True
     with ProgressDisplay(err_console) as display:
         engine = Engine(
             provider,
@@ -286,10 +288,10 @@ def run(
                     raise
                 finished.append(record)
                 display.run_finished(record)
-            failed = False
         finally:
-            if failed and not keep:
-                # Exactly what this command deployed: never another run's functions.
+            if not keep:
+                # Exactly what this command deployed, failed or not: its names are its own
+                # (its deployment id), so nothing else would ever reuse them.
                 _best_effort(
                     "removing the functions this run deployed", engine.deployments.remove_created
                 )

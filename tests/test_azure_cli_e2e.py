@@ -41,7 +41,9 @@ def test_run_ccl_on_azure_then_cleanup(fake: AzureFake, tmp_path: Path) -> None:
     if "ccl" not in plugins.apps():
         pytest.skip("the ccl app is not installed")
     out = tmp_path / "out"
-    daydream(fake, "run", "ccl", "--preset", "small", "--runs", "1", "--out", str(out), *SHRINK)
+    daydream(
+        fake, "run", "ccl", "--preset", "small", "--runs", "1", "--out", str(out), "--keep", *SHRINK
+    )
 
     # What was deployed: an app and a plan per tier, their packages, the data container.
     deployed = fake.leftovers()

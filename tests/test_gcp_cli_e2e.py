@@ -55,6 +55,7 @@ def test_run_ccl_on_gcp_then_cleanup(
         "1",
         "--out",
         str(out),
+        "--keep",  # to look at what it deployed; without it the command removes it
         *SHRINK,
     )
 

@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 from daydream_conformance.workflow import workflow
 
+from daydream_core import plugins
+from daydream_core.apps import AppSpec
 from daydream_core.cli import main
 from daydream_core.deployments import Deployments
 from daydream_core.engine import Engine
 from daydream_core.errors import UsageError
+from daydream_core.hookspecs import hookimpl
 from daydream_core.plugins import policies
 from daydream_core.profile import ProfileStore
 from daydream_core.provider import Provider, ProviderSettings, deployment_prefix
@@ -251,3 +254,44 @@ def test_aws_a_failed_deployment_removes_the_layer_only_it_published(tmp_path: P
                 assert layers(fake) == [found], "the shared layer version is reused"
                 assert sorted(run.remove_created()) == sorted(created)
             assert layers(fake) == [found] and shared.list() == [kept.name]
+
+
+class _ConformanceApp:
+    """The suite's workflow as an app, so that `daydream run conformance` is quick."""
+
+    @hookimpl
+    def daydream_apps(self) -> list[AppSpec]:
+        return [AppSpec("conformance", "echoes", "daydream_conformance.workflow:workflow")]
+
+
+@pytest.fixture
+def conformance_app() -> Iterator[None]:
+    plugin = _ConformanceApp()
+    plugins.plugin_manager().register(plugin)
+    yield
+    plugins.plugin_manager().unregister(plugin)
+
+
+def test_a_command_removes_what_it_deployed_when_it_ends_unless_kept(
+    conformance_app: None, tmp_path: Path
+) -> None:
+    """Its names are its own, so nothing would reuse them: a finished `daydream run` removes
+    its functions too; `--keep` keeps them for `cleanup --deployment` (its run.json's id)."""
+    import json
+
+    from daydream_aws.provider import AwsProvider
+    from daydream_aws.testing import LambdaFake
+
+    out = tmp_path / "out"
+    run = ["run", "conformance", "--runs", "1", "--out", str(out)]
+    with LambdaFake() as fake:
+        kit = Kit("aws", fake.options(), AwsProvider, lambda provider, name: None, fake.leftovers)
+        _cli(kit, *run)
+        assert not any(entry.startswith("function ") for entry in fake.leftovers())
+        _cli(kit, *run, "--keep")
+        deployment = json.loads((out / "run-2" / "run.json").read_text())["deployment"]
+        functions = [entry for entry in fake.leftovers() if entry.startswith("function ")]
+        assert len(functions) == 2
+        assert all(f.startswith(f"function {deployment_prefix(deployment)}") for f in functions)
+        _cli(kit, "cleanup", "--deployment", deployment)
+        assert not any(entry.startswith("function ") for entry in fake.leftovers())
