@@ -59,12 +59,15 @@ class Options:
     concurrency: int | None
     config: Config = field(default_factory=Config)
 
-    def create_provider(self, state_dir: Path) -> Provider:
+    def create_provider(self, state_dir: Path, *, deployment: str | None = None) -> Provider:
         """The provider, its options checked; an adapter's own exception while it is being
         built is a configuration problem of that provider, reported as one line."""
         spec = plugins.lookup("provider", self.provider, plugins.providers())
         settings = ProviderSettings(
-            state_dir=state_dir, concurrency=self.concurrency, options=self.provider_options
+            state_dir=state_dir,
+            concurrency=self.concurrency,
+            options=self.provider_options,
+            deployment=deployment,
         )
         try:
             return spec.create(settings)
@@ -205,7 +208,10 @@ def cli(
     help="Most components in one phase; a wider phase stops the run.",
 )
 @click.option(
-    "--keep", is_flag=True, help="Keep the functions this command deployed if the run fails."
+    "--keep",
+    is_flag=True,
+    help="Keep the functions this command deployed (removed when it ends, otherwise); "
+    "`cleanup --deployment ID` removes them later.",
 )
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show a failed component's traceback on the terminal."
@@ -269,7 +275,11 @@ def run(
         out_dir = (out or WritableDir().convert(Path("daydream-out") / app, None, None)).resolve()
     _warn_of_faults()
     profile = ProfileStore(options.profile)  # schema and a real write checked now
-    provider = options.create_provider(out_dir)  # checks its configuration first
+    from daydream_core.deployments import new_deployment_id
+
+    # Its own names and tags: a failure removes what this command made, never another's.
+    deployment = new_deployment_id()
+    provider = options.create_provider(out_dir, deployment=deployment)  # checks it first
     if resumed is not None:
         resumed.check(
             app=workflow.name,
@@ -280,7 +290,6 @@ def run(
             provider=provider.name,
         )
     finished: list[RunRecord] = []
-    failed = True
     command = _command_id()
     runlog = RunLog(out_dir)
     header = [f"command {command}: daydream {shlex.join(_command_line)}".rstrip()]
@@ -336,10 +345,10 @@ def run(
                 finished.append(record)
                 display.run_finished(record)
                 runlog.run_finished(record)
-            failed = False
         finally:
-            if failed and not keep:
-                # Exactly what this command deployed: never another run's functions.
+            if not keep:
+                # Exactly what this command deployed, failed or not: its names are its own
+                # (its deployment id), so nothing else would ever reuse them.
                 _best_effort(
                     "removing the functions this run deployed", engine.deployments.remove_created
                 )
@@ -450,13 +459,31 @@ def policies() -> None:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("--provider", "provider_name", help="The provider (as the global --provider).")
+@click.option(
+    "--deployment",
+    help="Only what this deployment created (the id in a run's run.json), e.g. what a killed "
+    "command left while others still run.",
+)
 @click.pass_obj
-def cleanup(options: Options, dry_run: bool, provider_name: str | None) -> None:
-    """Remove everything daydream created on the provider."""
+def cleanup(
+    options: Options, dry_run: bool, provider_name: str | None, deployment: str | None
+) -> None:
+    """Remove everything daydream created on the provider (or one deployment's)."""
+    from daydream_core.deployments import check_deployment_id
+
     if provider_name is not None:
         plugins.lookup("provider", provider_name, plugins.providers())
         options.provider = provider_name
-    provider = options.create_provider(Path(platformdirs.user_cache_dir("daydream")))
+    if deployment is not None:
+        check_deployment_id(deployment)
+    state_dir = Path(platformdirs.user_cache_dir("daydream"))
+    provider = options.create_provider(state_dir, deployment=deployment)
+    if deployment is not None and provider.deployment != deployment:
+        _best_effort("closing the provider", provider.close)
+        raise UsageError(
+            f"provider {options.provider!r} does not name its resources per deployment; "
+            "`daydream cleanup` without --deployment removes all that daydream created"
+        )
     try:
         removed = provider.cleanup(dry_run=dry_run)
     except DaydreamError:

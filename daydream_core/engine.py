@@ -216,6 +216,7 @@ class Engine:
             preset=preset,
             seed=seed,
             command=self.command,
+            deployment=self.deployments.id,
         )
         pool.begin_run(run_index, origin_s=run.origin_s)
         key = workflow.workload(preset, params)

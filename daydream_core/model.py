@@ -243,6 +243,8 @@ class RunRecord:
         """Stopped before it finished or failed (Ctrl-C, SIGTERM, a killed controller)."""
         return self.error == INTERRUPTED
 
+    deployment: str | None = None  # whose names and tags its functions carry (cleanup by it)
+
     @property
     def execution_time_s(self) -> float:
         return sum(p.phase_time_s for p in self.phases)
@@ -293,4 +295,5 @@ class RunRecord:
             "instances": self.instances,
             "interrupted": self.interrupted,
             "resumed_at": self.resumed_at,
+            "deployment": self.deployment,
         }

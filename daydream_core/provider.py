@@ -81,12 +81,18 @@ class ProviderSettings:
     state_dir: Path
     concurrency: int | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    # The deployment the adapter names and tags what it creates for (`daydream_core.
+    # deployments`); None: the shared names of `daydream deploy`.
+    deployment: str | None = None
 
 
 class Provider(ABC):
     """A serverless platform, as daydream uses it."""
 
     name: ClassVar[str]
+    # The deployment whose id this adapter puts in the names and tags of what it creates, and
+    # to which its `cleanup` is then confined; None where it does not (shared names).
+    deployment: str | None = None
 
     @abstractmethod
     def tiers(self) -> Mapping[str, Tier]:
@@ -132,7 +138,8 @@ class Provider(ABC):
 
     @abstractmethod
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
-        """Remove everything daydream created on this provider; return what (would be) removed."""
+        """Remove everything daydream created on this provider (only what `self.deployment`
+        created, when set); return what (would be) removed."""
 
     @abstractmethod
     def store(self) -> ObjectStore:
@@ -146,7 +153,8 @@ class Provider(ABC):
         """What `deploy` would create for `runtime`, one line each, creating nothing.
         Providers with more to say (packaging paths, sizes) override it."""
         return [
-            f"function {function_name(runtime, tier)} ({tier.name} tier, {tier.memory_mb} MB)"
+            f"function {function_name(runtime, tier, self.deployment)} "
+            f"({tier.name} tier, {tier.memory_mb} MB)"
             for tier in self.tiers().values()
         ]
 
@@ -177,8 +185,14 @@ class ProviderSpec:
         return self.factory(settings)
 
 
-def function_name(runtime: RuntimeEnvironment, tier: Tier) -> str:
-    """Deterministic, hashed function name: same inputs, same name, on every provider."""
+def deployment_prefix(deployment: str | None) -> str:
+    """The name prefix of everything one deployment creates (all of daydream's, for None)."""
+    return NAME_PREFIX if deployment is None else f"{NAME_PREFIX}{deployment}-"
+
+
+def function_name(runtime: RuntimeEnvironment, tier: Tier, deployment: str | None = None) -> str:
+    """Deterministic, hashed function name: same inputs, same name, on every provider; under
+    the deployment's own prefix when there is one, so no two deployments share a function."""
     identity = "|".join(
         [
             runtime.name,
@@ -190,4 +204,4 @@ def function_name(runtime: RuntimeEnvironment, tier: Tier) -> str:
         ]
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
-    return f"{NAME_PREFIX}{runtime.name}-{tier.name}-{digest}"
+    return f"{deployment_prefix(deployment)}{runtime.name}-{tier.name}-{digest}"

@@ -43,11 +43,15 @@ def test_run_ccl_on_aws_then_cleanup(fake: LambdaFake, tmp_path: Path) -> None:
     if "ccl" not in plugins.apps():
         pytest.skip("the ccl app is not installed")
     out = tmp_path / "out"
-    daydream(fake, "run", "ccl", "--preset", "small", "--runs", "1", "--out", str(out), *SHRINK)
+    daydream(
+        fake, "run", "ccl", "--preset", "small", "--runs", "1", "--out", str(out), "--keep", *SHRINK
+    )
 
+    # The run's own names, under its deployment id (recorded in run.json).
+    ccl = f"daydream-{json.loads((out / 'run-1' / 'run.json').read_text())['deployment']}-ccl-"
     # What was deployed: a function per tier on one layer, in a private bucket.
     deployed = fake.leftovers()
-    assert sum(item.startswith("function daydream-ccl-") for item in deployed) == 2
+    assert sum(item.startswith(f"function {ccl}") for item in deployed) == 2
     assert sum(item.startswith("layer ") for item in deployed) == 1
     assert any(item.startswith("object s3://daydream-") for item in deployed), "no outputs"
 

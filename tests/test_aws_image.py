@@ -147,7 +147,7 @@ def test_run_exafel_through_the_image_path_then_cleanup(tmp_path: Path) -> None:
 
         daydream(
             "run", "exafel", "--preset", "small", "--runs", "1", "--out", str(out),
-            "-p", "max_batches=1", "--timeout", "300",
+            "-p", "max_batches=1", "--timeout", "300", "--keep",  # to look at what it made
         )  # fmt: skip
         functions = boto3.client("lambda").list_functions()["Functions"]
         assert sorted(f["PackageType"] for f in functions) == ["Image", "Image"]

@@ -41,12 +41,16 @@ def test_run_ccl_on_azure_then_cleanup(fake: AzureFake, tmp_path: Path) -> None:
     if "ccl" not in plugins.apps():
         pytest.skip("the ccl app is not installed")
     out = tmp_path / "out"
-    daydream(fake, "run", "ccl", "--preset", "small", "--runs", "1", "--out", str(out), *SHRINK)
+    daydream(
+        fake, "run", "ccl", "--preset", "small", "--runs", "1", "--out", str(out), "--keep", *SHRINK
+    )
 
     # What was deployed: an app and a plan per tier, their packages, the data container.
     deployed = fake.leftovers()
-    apps = [item.split()[-1] for item in deployed if item.startswith("function app daydream-ccl-")]
-    assert len(apps) == 2 and sum(item.startswith("plan daydream-ccl-") for item in deployed) == 2
+    # The run's own names, under its deployment id (recorded in run.json).
+    ccl = f"daydream-{json.loads((out / 'run-1' / 'run.json').read_text())['deployment']}-ccl-"
+    apps = [item.split()[-1] for item in deployed if item.startswith(f"function app {ccl}")]
+    assert len(apps) == 2 and sum(item.startswith(f"plan {ccl}") for item in deployed) == 2
     assert sum(item.endswith("/released-package.zip") for item in deployed) == 2
     assert any(item.startswith("blob daydream/daydream/") for item in deployed), "no outputs"
 

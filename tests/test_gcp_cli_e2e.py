@@ -55,12 +55,15 @@ def test_run_ccl_on_gcp_then_cleanup(
         "1",
         "--out",
         str(out),
+        "--keep",  # to look at what it deployed; without it the command removes it
         *SHRINK,
     )
 
     # What was deployed: a function per tier, each from an uploaded source, and a bucket.
     deployed = fake.leftovers()
-    functions = [item for item in deployed if item.startswith("function daydream-ccl-")]
+    # The run's own names, under its deployment id (recorded in run.json).
+    ccl = f"daydream-{json.loads((out / 'run-1' / 'run.json').read_text())['deployment']}-ccl-"
+    functions = [item for item in deployed if item.startswith(f"function {ccl}")]
     assert len(functions) == 2
     assert sum(item.startswith("object gs://gcf-v2-uploads-") for item in deployed) == 2
     assert any(item.startswith("object gs://daydream-") for item in deployed), "no outputs"

@@ -229,3 +229,45 @@ def test_concurrency_is_what_the_cluster_holds(make: Any) -> None:
     expected = min(int(cpus // 0.5), int(memory_mb // 1024))
     assert provider.capabilities().max_concurrency == expected
     assert make(max_concurrency="3").capabilities().max_concurrency == 3
+
+
+def test_a_failed_deployment_ends_only_its_own_actors(cluster: Any, view: RayStateView) -> None:
+    """Three deployments on one cluster: the failing one's removal, and the cleanup of a
+    killed one by its deployment id, end exactly their own actors; the third keeps serving."""
+    from daydream_core.deployments import Deployments
+
+    made: dict[str, tuple[RayProvider, Deployments]] = {}
+    actors: dict[str, set[str]] = {}
+    try:
+        for deployment in ("draaaaaa", "drbbbbbb", "drcccccc"):
+            adapter = RayProvider(ProviderSettings(state_dir=Path("."), deployment=deployment))
+            deployments = Deployments(adapter)
+            made[deployment] = (adapter, deployments)
+            function = deployments.deploy(runtime("fractions"), adapter.tiers()[LOW])
+            assert function.name.startswith(f"daydream-{deployment}-")
+            adapter.warm(function, 1)
+            actors[deployment] = set(adapter.instance_names().values())
+        # drbbbbbb fails: its controller removes what it created.
+        _, failed_run = made["drbbbbbb"]
+        created = [function.name for function in failed_run.created]
+        assert failed_run.remove_created() == created and len(created) == 1
+        # drcccccc's controller was killed: `daydream cleanup --deployment drcccccc`.
+        cleaner = RayProvider(ProviderSettings(state_dir=Path("."), deployment="drcccccc"))
+        made["cleaner"] = (cleaner, Deployments(cleaner))
+        assert cleaner.cleanup() == [f"actor {name}" for name in sorted(actors["drcccccc"])]
+        everyone = set().union(*actors.values())
+        deadline = time.monotonic() + 10
+        while True:
+            alive = {entry.split(" ", 1)[1] for entry in view.leftovers()} & everyone
+            if alive == actors["draaaaaa"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert alive == actors["draaaaaa"]
+        running, ran = made["draaaaaa"]
+        (function,) = ran.created
+        answer = running.invoke(function, payload(running, "echo", value=3), TIMEOUT_S)
+        assert answer.output["value"] == 3 and answer.start is StartKind.HOT
+    finally:
+        for adapter, _ in made.values():
+            adapter.cleanup()
+            adapter.close()

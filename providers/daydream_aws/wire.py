@@ -40,4 +40,8 @@ TIMEOUT_ERROR = "DaydreamTimeout"
 TAG_MANAGED = "daydream:managed"
 TAG_RUNTIME = "daydream:runtime"
 TAG_TIER = "daydream:tier"
+# The deployment (one `daydream run`) that created a function; layer versions carry it in
+# their description, after DEPLOYMENT_MARK.
+TAG_DEPLOYMENT = "daydream:deployment"
+DEPLOYMENT_MARK = " deployment="
 DESCRIPTION_MARK = "daydream runtime environment"

@@ -41,12 +41,19 @@ def package_container(app: str) -> str:
     return PACKAGE_CONTAINER_PREFIX + hashlib.sha256(app.encode()).hexdigest()[:20]
 
 
-def tags(runtime: RuntimeEnvironment, tier: Tier) -> dict[str, str]:
-    return {wire.TAG_MANAGED: "true", wire.TAG_RUNTIME: runtime.name, wire.TAG_TIER: tier.name}
+def tags(runtime: RuntimeEnvironment, tier: Tier, deployment: str | None = None) -> dict[str, str]:
+    labels = {wire.TAG_MANAGED: "true", wire.TAG_RUNTIME: runtime.name, wire.TAG_TIER: tier.name}
+    if deployment is not None:
+        labels[wire.TAG_DEPLOYMENT] = deployment
+    return labels
 
 
-def is_managed(resource: Any) -> bool:
-    return (getattr(resource, "tags", None) or {}).get(wire.TAG_MANAGED) == "true"
+def is_managed(resource: Any, deployment: str | None = None) -> bool:
+    """daydream's tag, and the deployment's when one is given."""
+    found = getattr(resource, "tags", None) or {}
+    if found.get(wire.TAG_MANAGED) != "true":
+        return False
+    return deployment is None or found.get(wire.TAG_DEPLOYMENT) == deployment
 
 
 @dataclass(frozen=True)
@@ -247,18 +254,33 @@ class Management:
         with contextlib.suppress(ResourceNotFoundError):
             self.client.app_service_plans.delete(self.group, name)
 
-    def managed_apps(self, prefix: str) -> list[m.Site]:
+    def cleanup(
+        self, prefix: str, deployment: str | None, dry_run: bool
+    ) -> tuple[list[str], list[str]]:
+        """Remove daydream's apps and plans under `prefix` (the deployment's, if given, by
+        its tag too); (the apps' names, what was or would be removed)."""
+        apps = [str(site.name) for site in self.managed_apps(prefix, deployment)]
+        plans = [str(plan.name) for plan in self.managed_plans(prefix, deployment)]
+        removed = [f"function app {name}" for name in apps] + [f"plan {name}" for name in plans]
+        if not dry_run:
+            for name in apps:
+                self.delete_app(name)
+            for name in plans:
+                self.delete_plan(name)
+        return apps, removed
+
+    def managed_apps(self, prefix: str, deployment: str | None = None) -> list[m.Site]:
         return [
             site
             for site in self.client.web_apps.list_by_resource_group(self.group)
-            if str(site.name).startswith(prefix) and is_managed(site)
+            if str(site.name).startswith(prefix) and is_managed(site, deployment)
         ]
 
-    def managed_plans(self, prefix: str) -> list[m.AppServicePlan]:
+    def managed_plans(self, prefix: str, deployment: str | None = None) -> list[m.AppServicePlan]:
         return [
             plan
             for plan in self.client.app_service_plans.list_by_resource_group(self.group)
-            if str(plan.name).startswith(prefix) and is_managed(plan)
+            if str(plan.name).startswith(prefix) and is_managed(plan, deployment)
         ]
 
 

@@ -70,6 +70,7 @@ from daydream_core.provider import (
     Provider,
     ProviderSettings,
     WarmStart,
+    deployment_prefix,
     function_name,
 )
 from daydream_core.runtime import WARMUP, raise_for_envelope
@@ -107,6 +108,7 @@ class AzureProvider(Provider):
         if settings.concurrency is not None:
             options = options.with_changes(max_concurrency=settings.concurrency)
         self.options = options
+        self.deployment = settings.deployment
         subscription, self.group, self.location = options.require_account()
         options.require_storage()
         self._state_dir = Path(settings.state_dir) / "azure"
@@ -193,7 +195,7 @@ class AzureProvider(Provider):
     # -- deploy --------------------------------------------------------------------------------
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
-        name = function_name(runtime, tier)
+        name = function_name(runtime, tier, self.deployment)
         if not _SITE_NAME.match(name):
             raise ConfigurationError(
                 f"azure: function app name {name!r} is not valid (2-60 lowercase letters, "
@@ -206,7 +208,7 @@ class AzureProvider(Provider):
             )
         store = self.store()
         package = self._package(runtime)
-        labels = tags(runtime, tier)
+        labels = tags(runtime, tier, self.deployment)
         container = package_container(name)
         ensure_container(self._blob, container)
         identity = not self.options.storage_connection_string
@@ -452,11 +454,15 @@ class AzureProvider(Provider):
 
     # -- delete, list, cleanup -----------------------------------------------------------------
 
+    def _forget(self, name: str) -> None:
+        """Drop what is cached about function app `name` (caller holds the lock)."""
+        self._seen.pop(name, None)
+        self._endpoints.pop(name, None)
+        self._keys.pop(name, None)
+
     def delete(self, function: FunctionHandle) -> None:
         with self._lock:
-            self._seen.pop(function.name, None)
-            self._endpoints.pop(function.name, None)
-            self._keys.pop(function.name, None)
+            self._forget(function.name)
         try:
             self._manage.delete_app(function.name)
         except HttpResponseError as exc:
@@ -467,23 +473,20 @@ class AzureProvider(Provider):
         return sorted(str(site.name) for site in self._manage.managed_apps(prefix))
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
-        """Every function app, plan, package container and object daydream created (found by
-        its tags or container metadata and name prefix), and nothing else."""
-        apps = self._manage.managed_apps(NAME_PREFIX)
-        plans = self._manage.managed_plans(NAME_PREFIX)
-        removed = [f"function app {site.name}" for site in apps]
-        removed += [f"plan {plan.name}" for plan in plans]
-        if not dry_run:
-            for site in apps:
-                self._manage.delete_app(str(site.name))
-            for plan in plans:
-                self._manage.delete_plan(str(plan.name))
+        """What daydream created (by tags or container metadata and name prefix), nothing
+        else; for one deployment, its apps, plans and package containers only."""
+        prefix = deployment_prefix(self.deployment)
+        apps, removed = self._manage.cleanup(prefix, self.deployment, dry_run)
+        if self.deployment is not None:
+            removed += [f"package container {package_container(app)}" for app in apps]
+            for app in [] if dry_run else apps:
+                delete_container(self._blob, package_container(app))
+                with self._lock:
+                    self._forget(app)
+            return removed
+        options = self.options
         removed += cleanup_containers(
-            self._blob,
-            self.options.container,
-            self.options.prefix,
-            PACKAGE_CONTAINER_PREFIX,
-            dry_run,
+            self._blob, options.container, options.prefix, PACKAGE_CONTAINER_PREFIX, dry_run
         )
         if not dry_run:
             with self._lock:

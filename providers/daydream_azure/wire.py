@@ -32,4 +32,5 @@ RESULT_KEY = "result_key"  # the result envelope is in the store, under this key
 TAG_MANAGED = "daydream-managed"
 TAG_RUNTIME = "daydream-runtime"
 TAG_TIER = "daydream-tier"
+TAG_DEPLOYMENT = "daydream-deployment"  # the deployment (one `daydream run`) that made it
 METADATA_MANAGED = "daydream_managed"  # blob metadata names must be C# identifiers

@@ -46,8 +46,18 @@ def desired_function(
     storage_source: functions_v2.StorageSource,
     environment: Mapping[str, str],
     options: GcpOptions,
+    deployment: str | None = None,
 ) -> functions_v2.Function:
-    """The function daydream wants for (runtime, tier): 2nd gen, HTTP, one request each."""
+    """The function daydream wants for (runtime, tier): 2nd gen, HTTP, one request each;
+    labelled with the deployment that makes it, if any."""
+    labels = {
+        wire.LABEL_MANAGED: "true",
+        wire.LABEL_RUNTIME: label_value(runtime.name),
+        wire.LABEL_TIER: label_value(tier.name),
+        LABEL_SOURCE: source.sha256[:16],
+    }
+    if deployment is not None:
+        labels[wire.LABEL_DEPLOYMENT] = deployment
     service = functions_v2.ServiceConfig(
         available_memory=available_memory(tier.memory_mb),
         available_cpu=available_cpu(tier.vcpus),
@@ -65,12 +75,7 @@ def desired_function(
         name=path,
         description=f"daydream {runtime.name} ({tier.name} tier)",
         environment=functions_v2.Environment.GEN_2,
-        labels={
-            wire.LABEL_MANAGED: "true",
-            wire.LABEL_RUNTIME: label_value(runtime.name),
-            wire.LABEL_TIER: label_value(tier.name),
-            LABEL_SOURCE: source.sha256[:16],
-        },
+        labels=labels,
         build_config=functions_v2.BuildConfig(
             runtime=options.python_runtime,
             entry_point=wire.ENTRY_POINT,

@@ -44,6 +44,7 @@ from daydream_core.provider import (
     Provider,
     ProviderSettings,
     WarmStart,
+    deployment_prefix,
     function_name,
 )
 from daydream_core.runtime import WARMUP, raise_for_envelope
@@ -84,6 +85,7 @@ class GcpProvider(Provider):
                 "gcp: no project configured; set GOOGLE_CLOUD_PROJECT, or -o project=ID"
             )
         self.options = options
+        self.deployment = settings.deployment
         self.project: str = options.project
         self.region: str = options.region or ""
         self._state_dir = Path(settings.state_dir) / "gcp"
@@ -190,7 +192,7 @@ class GcpProvider(Provider):
     # -- deploy --------------------------------------------------------------------------------
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
-        name = function_name(runtime, tier)
+        name = function_name(runtime, tier, self.deployment)
         if not _FUNCTION_ID.match(name):
             raise ConfigurationError(
                 f"gcp: function name {name!r} is not a valid Cloud Functions id (at most 63 "
@@ -217,6 +219,7 @@ class GcpProvider(Provider):
                 storage_source,
                 environment,
                 self.options,
+                self.deployment,
             )
             try:
                 deployed = self._api.create(name, desired)
@@ -237,6 +240,7 @@ class GcpProvider(Provider):
                     storage_source,
                     environment,
                     self.options,
+                    self.deployment,
                 )
                 deployed = self._api.update(desired, fields)
             else:
@@ -431,10 +435,14 @@ class GcpProvider(Provider):
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         """Every function daydream created (by label and name prefix), its uploaded source,
-        and daydream's objects and bucket."""
+        and daydream's objects and bucket; confined to a deployment, only its functions (its
+        prefix and label) with their sources: the objects and bucket are shared."""
         removed: builtins.list[str] = []
-        for function in self._api.list(NAME_PREFIX):
-            if function.labels.get(wire.LABEL_MANAGED) != "true":
+        for function in self._api.list(deployment_prefix(self.deployment)):
+            labels = function.labels
+            if labels.get(wire.LABEL_MANAGED) != "true":
+                continue
+            if self.deployment is not None and labels.get(wire.LABEL_DEPLOYMENT) != self.deployment:
                 continue
             short = function.name.rsplit("/", 1)[-1]
             removed.append(f"function {short}")
@@ -447,6 +455,9 @@ class GcpProvider(Provider):
                 with self._lock:
                     self._uris.pop(short, None)
                     self._seen.pop(short, None)
+                    self._keys.pop(short, None)
+        if self.deployment is not None:
+            return removed
         removed.extend(self._cleanup_bucket(dry_run))
         if not dry_run:
             with self._lock:

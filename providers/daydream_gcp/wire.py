@@ -16,6 +16,7 @@ RESULT_KEY = "__daydream_result__"  # the result was too large: it is in the sto
 LABEL_MANAGED = "daydream-managed"
 LABEL_RUNTIME = "daydream-runtime"
 LABEL_TIER = "daydream-tier"
+LABEL_DEPLOYMENT = "daydream-deployment"  # the deployment (one `daydream run`) that made it
 
 # Cloud Run's request size limit for HTTP/1 is 32 MiB; leave room for the headers and the
 # envelope around a payload.

@@ -42,6 +42,7 @@ from daydream_core.provider import (
     Provider,
     ProviderSettings,
     WarmStart,
+    deployment_prefix,
     function_name,
 )
 from daydream_core.runtime import raise_for_envelope
@@ -89,6 +90,7 @@ class RayProvider(Provider):
 
     def __init__(self, settings: ProviderSettings, cluster: Cluster | None = None) -> None:
         self.options = RayOptions.parse(settings.options)
+        self.deployment = settings.deployment
         self._runtime_env = self.options.runtime_env_dict()
         self._store = choose_store(self.options.store, Path(settings.state_dir))
         self._tiers = self.options.tiers()
@@ -143,7 +145,8 @@ class RayProvider(Provider):
     # -- functions ----------------------------------------------------------------------------
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
-        handle = FunctionHandle(self.name, function_name(runtime, tier), runtime, tier)
+        name = function_name(runtime, tier, self.deployment)
+        handle = FunctionHandle(self.name, name, runtime, tier)
         with self._cond:
             self._functions.setdefault(handle.name, handle)
             self._instances.setdefault(handle.name, [])
@@ -162,7 +165,8 @@ class RayProvider(Provider):
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         """This provider's functions and their instances, and every other actor in daydream's
-        namespace named after a daydream function (left by another driver on the cluster)."""
+        namespace named after a daydream function (left by another driver on the cluster);
+        confined to a deployment, only actors under its prefix (actors carry no tags)."""
         with self._cond:
             functions = builtins.list(self._functions.values())
             ours = {i.name for pool in self._instances.values() for i in pool} | self._killed
@@ -179,11 +183,13 @@ class RayProvider(Provider):
         return removed
 
     def named_actors(self) -> builtins.list[str]:
-        """Alive actors in daydream's namespace named like daydream's instances (Ray's word)."""
+        """Alive actors in daydream's namespace named like daydream's instances (Ray's word),
+        under this deployment's prefix when confined to one."""
+        prefix = deployment_prefix(self.deployment)
         return sorted(
             entry["name"]
             for entry in ray.util.list_named_actors(all_namespaces=True)
-            if entry["namespace"] == NAMESPACE and entry["name"].startswith(NAME_PREFIX)
+            if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
         )
 
     def store(self) -> ObjectStore:
