@@ -192,12 +192,12 @@ class InstancePool(Generic[Inst]):
             # A hot start's init ran at idle priority: a cold start's says what one costs.
             if demand is not None and (not instance.hot or demand.init_s is None):
                 demand.learn_init(init_ms / 1000.0)
-            if not instance.hot:
-                return
             request = self._claims.pop(instance.id, None)
+            if demand is not None and (request is not None or not instance.hot):
+                demand.granted[instance.id] = time.monotonic()  # its request's work begins
             if request is not None:
                 request.wakeup.notify()
-            else:
+            elif instance.hot:
                 self._free(instance, served=False)
 
     # -- invocations --------------------------------------------------------------------------
@@ -228,7 +228,8 @@ class InstancePool(Generic[Inst]):
                     self._queue.remove(request)
                     self._dispatch()
             instance, start = request.granted
-            self._demand[function.name].granted[instance.id] = time.monotonic()
+            if instance.id not in self._initialising:  # else its work starts at `initialised`
+                self._demand[function.name].granted[instance.id] = time.monotonic()
             return instance, start
 
     def await_ready(self, instance: Inst, deadline: float) -> bool:
