@@ -216,7 +216,8 @@ class LocalProvider(Provider):
                 failures.append(str(exc))
                 continue
             self._pool.initialised(instance, init_ms)
-            started.append(WarmStart(instance.id, init_ms, self._prices.billed_ms(init_ms)))
+            billed = self._prices.billed_ms(instance.billed_init_ms)
+            started.append(WarmStart(instance.id, init_ms, billed))
         if failures and not started:
             raise ProviderError(failures[0])
         return started
