@@ -234,7 +234,9 @@ class InstancePool(Generic[Inst]):
 
     def await_ready(self, instance: Inst, deadline: float) -> bool:
         """Wait for a claimed hot start to finish its init; False if its init failed (the
-        caller queues again)."""
+        caller queues again). Anything else it was granted is the caller's already."""
+        if not instance.claimed:
+            return True
         with self.lock:
             request = self._claims.get(instance.id)
             while instance.id in self._initialising:

@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from daydream_core.errors import FunctionTimeout, ProviderError
-from daydream_core.instance_pool import CLOSED, EVICTED, KEEP_ALIVE, RELEASED, InstancePool
+from daydream_core.instance_pool import (
+    CLOSED,
+    EVICTED,
+    FAILED_INIT,
+    KEEP_ALIVE,
+    RELEASED,
+    InstancePool,
+)
 from daydream_core.model import HIGH, LOW, StartKind, Tier
 from daydream_core.provider import FunctionHandle
 from daydream_core.workflow import RuntimeEnvironment
@@ -217,3 +224,15 @@ def test_a_request_that_is_never_served_times_out_and_leaves_the_queue(
     with pytest.raises(FunctionTimeout, match="concurrency limit 2"):
         platform.pool.acquire(A, time.monotonic() + 0.05)
     assert platform.waiting() == 0
+
+
+def test_a_request_whose_claimed_hot_start_failed_its_init_queues_again(
+    platform: Platform,
+) -> None:
+    [hot] = platform.pool.start_hot(A, 1)
+    assert platform.pool.acquire(A, time.monotonic() + 5) == (hot, StartKind.HOT)
+    platform.pool.discard(hot, FAILED_INIT)
+    assert not platform.pool.await_ready(hot, time.monotonic() + 5)
+    assert platform.pool.ended(A) == {hot.id: FAILED_INIT}
+    instance, start = platform.pool.acquire(A, time.monotonic() + 5)
+    assert start is StartKind.COLD and instance is not hot
