@@ -55,15 +55,25 @@ def test_the_time_a_hot_start_is_held_back_at_idle_priority_is_not_billed(
     import sys
 
     function = provider.deploy(RUNTIME, provider.tiers()[LOW])
-    spin = "import time\nend = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
+    spin = (
+        "import time\nprint('spinning', flush=True)\n"
+        "end = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
+    )
     # Every CPU busy at normal priority for 1.5 s: the hot start's init waits for them.
-    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in os.sched_getaffinity(0)]
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+        for _ in os.sched_getaffinity(0)
+    ]
     try:
+        for hog in hogs:
+            assert hog.stdout is not None and hog.stdout.readline().strip() == "spinning"
         (warm,) = provider.warm(function, 1)
     finally:
         for hog in hogs:
             hog.wait(timeout=30)
-    assert warm.init_ms > 1000, "the init could not finish before the CPUs were free"
-    assert warm.billed_ms < warm.init_ms - 500, "its wait at idle priority was billed"
+            if hog.stdout is not None:
+                hog.stdout.close()
+    # Its init spent most of its time waiting for the busy CPUs: that part is not billed.
+    assert warm.billed_ms < 0.5 * warm.init_ms, "its wait at idle priority was billed"
     result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)
     assert result.start is StartKind.HOT and result.billed_ms >= result.duration_ms

@@ -108,7 +108,9 @@ class Instance:
                 f"instance {self.id} failed to load its runtime environment:\n"
                 + message.get("traceback", "")
             )
-        self.init_ms = (time.monotonic() - self._spawned) * 1000.0
+        # When the instance said it was ready (hot starts are read one after another).
+        ready_at = min(time.monotonic(), float(message.get("ready_at", time.monotonic())))
+        self.init_ms = max(0.0, ready_at - self._spawned) * 1000.0
         if self._idle_init and self._measured.acquire(blocking=False):
             self.held_back_ms = priority.held_back_ms(self.process.pid)  # all of its init
         self.ready = True
