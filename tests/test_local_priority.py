@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,13 +68,17 @@ def test_the_time_a_hot_start_is_held_back_at_idle_priority_is_not_billed(
     try:
         for hog in hogs:
             assert hog.stdout is not None and hog.stdout.readline().strip() == "spinning"
+        began = time.monotonic()
         (warm,) = provider.warm(function, 1)
+        wall_ms = (time.monotonic() - began) * 1000
     finally:
         for hog in hogs:
             hog.wait(timeout=30)
             if hog.stdout is not None:
                 hog.stdout.close()
-    # Its init spent most of its time waiting for the busy CPUs: that part is not billed.
-    assert warm.billed_ms < 0.5 * warm.init_ms, "its wait at idle priority was billed"
+    # Its init spent most of its time waiting for the busy CPUs: that part is neither
+    # reported nor billed.
+    assert warm.billed_ms == pytest.approx(warm.init_ms, abs=1.0)
+    assert warm.init_ms < 0.5 * wall_ms, "its wait at idle priority was counted"
     result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)
     assert result.start is StartKind.HOT and result.billed_ms >= result.duration_ms

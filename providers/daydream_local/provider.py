@@ -215,9 +215,11 @@ class LocalProvider(Provider):
                 self._pool.discard(instance, FAILED_INIT)
                 failures.append(str(exc))
                 continue
+            # Its init as it ran, without the time it was held back at idle priority: that
+            # is what is reported and billed (see daydream_local.priority).
+            init_ms = instance.billed_init_ms
             self._pool.initialised(instance, init_ms)
-            billed = self._prices.billed_ms(instance.billed_init_ms)
-            started.append(WarmStart(instance.id, init_ms, billed))
+            started.append(WarmStart(instance.id, init_ms, self._prices.billed_ms(init_ms)))
         if failures and not started:
             raise ProviderError(failures[0])
         return started
