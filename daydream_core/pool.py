@@ -33,7 +33,11 @@ class InstanceLife:
     served: int = 0
     last_run: int = 0
     ended_after_phase: int | None = None
-    ended_by: str | None = None  # "daydream" (released as surplus) or "platform"
+    # Why it ended: "daydream" (released as surplus), "keep-alive" (reclaimed after the
+    # platform's keep-alive), "evicted" (for another function's request), "killed",
+    # "out-of-memory", "failed-init", "closed" (the platform closed), where the provider says
+    # (`Provider.ended`); else "platform" (ended on the platform's own schedule).
+    ended_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +54,7 @@ class PoolManager:
         self.lives: dict[str, InstanceLife] = {}
         self.run_index = 0
         self.origin_s = time.perf_counter()  # the run's start: hot starts' offsets count from it
+        self._last_phase = 0  # the phase of the latest invocation seen
         self._pending: dict[int, list[tuple[str, float, Future[list[WarmStart]]]]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, len(self.functions)), thread_name_prefix="daydream-warm"
@@ -58,6 +63,7 @@ class PoolManager:
     def begin_run(self, run_index: int, origin_s: float | None = None) -> None:
         self.run_index = run_index
         self.origin_s = time.perf_counter() if origin_s is None else origin_s
+        self._last_phase = 0
 
     def lives_of_run(self, run_index: int) -> list[InstanceLife]:
         """Instances started in, or used by, a run."""
@@ -68,11 +74,17 @@ class PoolManager:
         ]
 
     def live(self, tier: str, phase: int) -> int:
-        """Instances of `tier` alive now; lives the platform ended are closed at `phase`."""
-        alive = set(self.provider.instances(self.functions[tier]))
+        """Instances of `tier` alive now; lives the platform ended are closed at `phase`, with
+        the platform's reason where it gives one."""
+        function = self.functions[tier]
+        alive = set(self.provider.instances(function))
+        ended: Mapping[str, str] | None = None
         for life in self.lives.values():
             if life.tier == tier and life.ended_by is None and life.instance not in alive:
-                life.ended_after_phase, life.ended_by = phase, "platform"
+                if ended is None:
+                    ended = self.provider.ended(function)
+                life.ended_after_phase = phase
+                life.ended_by = ended.get(life.instance, "platform")
         return len(alive)
 
     def alive(self) -> dict[str, int]:
@@ -94,7 +106,10 @@ class PoolManager:
         return issued
 
     def hot_starts(self, phase: int) -> list[HotStartRecord]:
-        """Wait for the hot starts issued for `phase`; record and return them."""
+        """Wait for the hot starts issued for `phase`; record and return them. (Called as
+        each phase ends, so instances that ended during it are closed there.)"""
+        for tier in self.functions:
+            self.live(tier, self._last_phase)
         records = []
         for tier, issued_at, future in self._pending.pop(phase, []):
             try:
@@ -136,6 +151,7 @@ class PoolManager:
             self.lives[record.instance] = life
         life.served += 1
         life.last_run = self.run_index
+        self._last_phase = record.phase
 
     def release(self, after_phase: int, keep: Mapping[str, int] | None) -> list[str]:
         """Release idle instances beyond `keep` per tier, where that pays (`releases`; None

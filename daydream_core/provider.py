@@ -124,6 +124,12 @@ class Provider(ABC):
         """Ids of the function's instances alive now, busy or idle: exact where the provider
         runs them, else those seen recently enough that the platform still keeps them."""
 
+    def ended(self, function: FunctionHandle) -> Mapping[str, str]:
+        """Why the function's instances that are no longer alive ended, by instance id, where
+        the provider knows (`daydream_core.instance_pool.ENDINGS`); Lambda-like platforms that
+        end instances on their own schedule say nothing."""
+        return {}
+
     @abstractmethod
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         """Stop idle instances beyond `keep` where the provider allows it; return their ids."""

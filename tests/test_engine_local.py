@@ -134,3 +134,36 @@ def test_a_bug_in_the_phase_generator_stops_the_run_and_keeps_results(
     assert failure.value.run is not None and len(failure.value.run.phases) == 1
     assert len(_floats(out / "run-1" / "phase_time.txt")) == 1
     assert "failed planning" in json.loads((out / "run-1" / "run.json").read_text())["error"]
+
+
+def test_a_1000_wide_phase_queues_at_the_limit_instead_of_thrashing(
+    tmp_path: Path, demo_workflows: Path
+) -> None:
+    import wide_workflow
+
+    limit = 23
+    provider = LocalProvider(tmp_path / "state", concurrency=limit)
+    engine = Engine(provider, ProfileStore(tmp_path / "profile.sqlite"), policies()["daydream"])
+    try:
+        workflow = wide_workflow.workflow
+        run = engine.run(
+            workflow,
+            preset="1000",
+            params=workflow.preset("1000").params,
+            seed=0,
+            run_index=1,
+            out_dir=tmp_path / "out",
+        )
+    finally:
+        provider.close()
+        engine.close()
+    data = json.loads((tmp_path / "out" / "run-1" / "run.json").read_text())
+    wide = data["phases"][0]
+    assert wide["width"] == 1000 and len({r["tier"] for r in wide["invocations"]}) == 2
+    cold = [r for r in wide["invocations"] if r["start"] == "cold"]
+    assert len(cold) <= limit, "both tiers' requests queue for their own instances"
+    # No instance was ended to make room: each tier drains through its own instances.
+    lives = data["instances"]
+    assert {life["ended_by"] for life in lives} == {None}
+    assert len(lives) == len({r["instance"] for p in data["phases"] for r in p["invocations"]})
+    assert len(run.phases) == 2

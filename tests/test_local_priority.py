@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,43 @@ def test_a_cold_start_runs_at_normal_priority(provider: LocalProvider) -> None:
     result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)
     assert result.start is StartKind.COLD
     assert _policies(provider.instance_pids()[result.instance]) == {os.SCHED_OTHER}
+
+
+def test_the_time_a_hot_start_is_held_back_at_idle_priority_is_not_billed(
+    provider: LocalProvider,
+) -> None:
+    import subprocess
+    import sys
+
+    function = provider.deploy(RUNTIME, provider.tiers()[LOW])
+    spin = (
+        "import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\n"
+        "print('spinning', flush=True)\n"
+        "end = time.monotonic() + 1.5\nwhile time.monotonic() < end: pass"
+    )
+    # Every CPU busy at normal priority for 1.5 s (one spinning process pinned to each): the
+    # hot start's init waits for them.
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", spin, str(cpu)], stdout=subprocess.PIPE, text=True)
+        for cpu in sorted(os.sched_getaffinity(0))
+    ]
+    try:
+        for hog in hogs:
+            assert hog.stdout is not None and hog.stdout.readline().strip() == "spinning"
+        began = time.monotonic()
+        (warm,) = provider.warm(function, 1)
+        wall_ms = (time.monotonic() - began) * 1000
+    finally:
+        for hog in hogs:
+            hog.wait(timeout=30)
+            if hog.stdout is not None:
+                hog.stdout.close()
+    # The time its init waited for the busy CPUs at idle priority (the kernel's run delay,
+    # taken as it said ready) is neither reported nor billed.
+    [instance] = provider._instances[function.name]
+    assert 0 < instance.held_back_ms <= priority.held_back_ms(instance.process.pid)
+    assert warm.init_ms == pytest.approx(instance.init_ms - instance.held_back_ms, abs=0.01)
+    assert warm.init_ms < wall_ms - instance.held_back_ms + 1.0
+    assert warm.billed_ms == pytest.approx(warm.init_ms, abs=1.0)
+    result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)
+    assert result.start is StartKind.HOT and result.billed_ms >= result.duration_ms

@@ -92,6 +92,7 @@ def test_timeout_kills_the_instance(provider: LocalProvider) -> None:
     with pytest.raises(FunctionTimeout):
         provider.invoke(function, _payload("spin", seconds=20), timeout=0.5)
     assert provider.instance_pids() == {}
+    assert list(provider.ended(function).values()) == ["killed"]
 
 
 def test_missing_function_and_idempotent_delete(provider: LocalProvider) -> None:
@@ -111,6 +112,7 @@ def test_release_keeps_what_is_asked(provider: LocalProvider) -> None:
     released = provider.release(function, keep=1)
     assert len(released) == 2
     assert len(provider.instance_pids()) == 1
+    assert provider.ended(function) == dict.fromkeys(released, "daydream")
 
 
 def test_idle_instances_are_reclaimed_after_keep_alive(
@@ -119,12 +121,30 @@ def test_idle_instances_are_reclaimed_after_keep_alive(
     platform = LocalProvider(tmp_path, keep_alive_s=0.5)
     try:
         function = platform.deploy(RUNTIME, platform.tiers()[LOW])
-        platform.invoke(function, _payload("whoami"), timeout=60)
+        served = platform.invoke(function, _payload("whoami"), timeout=60)
         for _ in range(100):  # bounded: at most ~10 s
             if not platform.instance_pids():
                 break
             time.sleep(0.1)
         assert platform.instance_pids() == {}
+        assert platform.ended(function) == {served.instance: "keep-alive"}
+    finally:
+        platform.close()
+
+
+def test_an_idle_instance_is_evicted_only_for_a_function_with_nothing_of_its_own(
+    tmp_path: Path, demo_workflows: Path
+) -> None:
+    platform = LocalProvider(tmp_path, concurrency=1)
+    try:
+        high, low = (platform.deploy(RUNTIME, platform.tiers()[t]) for t in (HIGH, LOW))
+        first = platform.invoke(high, _payload("whoami"), timeout=60)
+        second = platform.invoke(low, _payload("whoami"), timeout=60)  # at the limit
+        assert second.start is StartKind.COLD
+        assert platform.ended(high) == {first.instance: "evicted"}
+        assert platform.instances(high) == [] and platform.instances(low) == [second.instance]
+        platform.close()
+        assert platform.ended(low) == {second.instance: "closed"}
     finally:
         platform.close()
 

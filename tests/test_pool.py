@@ -39,6 +39,7 @@ class RecordingProvider(Provider):
         self.failing_warm = failing_warm
         self._ids = itertools.count(1)
         self.alive: dict[str, list[str]] = {HIGH: [], LOW: []}  # all idle in this fake
+        self.reasons: dict[str, str] = {}  # what `ended` says
         self._store = LocalObjectStore(tmp)
 
     def tiers(self) -> Mapping[str, Tier]:
@@ -70,6 +71,9 @@ class RecordingProvider(Provider):
 
     def instances(self, function: FunctionHandle) -> list[str]:
         return list(self.alive[function.tier.name])
+
+    def ended(self, function: FunctionHandle) -> Mapping[str, str]:
+        return self.reasons
 
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         self.releases.append((function.tier.name, keep))
@@ -160,3 +164,16 @@ def test_instances_the_platform_ended_are_not_counted(tmp_path: Path) -> None:
         1,
         "platform",
     )
+
+
+def test_lives_end_with_the_reason_the_provider_gives(tmp_path: Path) -> None:
+    provider = RecordingProvider(tmp_path)
+    pool = _pool(provider)
+    pool.prewarm(1, {LOW: 2})
+    evicted, kept = [r.instance for r in pool.hot_starts(1)]
+    pool.observe(_record(kept, LOW, StartKind.HOT, phase=1))
+    provider.alive[LOW].remove(evicted)
+    provider.reasons[evicted] = "evicted"
+    pool.hot_starts(2)  # as each phase ends, lives that ended during it are closed
+    assert (pool.lives[evicted].ended_after_phase, pool.lives[evicted].ended_by) == (1, "evicted")
+    assert pool.lives[kept].ended_by is None

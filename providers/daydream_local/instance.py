@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class Instance:
         self.claimed = False  # an invocation took this hot start before its init finished
         self.served = 0
         self.init_ms = 0.0
+        self.held_back_ms = 0.0  # of its init, at idle priority waiting for a CPU (not billed)
         self.last_used = time.monotonic()
         # The configuration travels over the pipe, not argv or the environment: it holds the
         # function's payload key, which other users' `ps` must not see.
@@ -57,6 +59,9 @@ class Instance:
             "controller": os.getpid(),
             "idle_init": hot and priority.can_restore(),  # see daydream_local.priority
         }
+        self._idle_init = bool(config["idle_init"])
+        # Its held-back time is taken once: when a component takes it, or when its init ends.
+        self._measured = threading.Lock()
         # What the instance is, without secrets, on its command line: the platform's own view
         # (`daydream_local.testing.ProcessView`, like `ps`) names it from there.
         self._identity = json.dumps({k: config[k] for k in ("runtime", "tier", "instance")})
@@ -105,14 +110,26 @@ class Instance:
                 f"instance {self.id} failed to load its runtime environment:\n"
                 + message.get("traceback", "")
             )
-        self.init_ms = (time.monotonic() - self._spawned) * 1000.0
+        # When the instance said it was ready (hot starts are read one after another).
+        ready_at = min(time.monotonic(), float(message.get("ready_at", time.monotonic())))
+        self.init_ms = max(0.0, ready_at - self._spawned) * 1000.0
+        if self._idle_init and self._measured.acquire(blocking=False):
+            self.held_back_ms = priority.held_back_ms(self.process.pid)  # all of its init
         self.ready = True
         return self.init_ms
+
+    @property
+    def billed_init_ms(self) -> float:
+        """The init as billed: without the time it was held back at idle priority."""
+        return max(0.0, self.init_ms - self.held_back_ms)
 
     def promote(self) -> None:
         """A component took this hot start: its init (if still running) and its work run at
         normal priority from now on."""
         if self.hot and self.served == 0:
+            if self._idle_init and self._measured.acquire(blocking=False):
+                # Still initialising: what it waited so far was at idle priority, the rest not.
+                self.held_back_ms = priority.held_back_ms(self.process.pid)
             priority.restore(self.process.pid)
 
     def call(self, payload: Any, timeout: float) -> Any:

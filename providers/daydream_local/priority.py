@@ -6,6 +6,11 @@ that are running. So a hot-started instance initialises under ``SCHED_IDLE`` (it
 only when no running component wants it) and goes back to normal priority the moment a
 component takes it. Linux only lets a process leave ``SCHED_IDLE`` with CAP_SYS_NICE or a
 generous RLIMIT_NICE; where that is not so, hot starts keep normal priority (as before).
+
+The time a hot start spends held back at idle priority is the platform's choice, not the
+function's: on Lambda an instance initialises on CPUs of its own. So it is not billed
+(`held_back_ms`, from the kernel's scheduler statistics): a hot start's billed init is the
+time it initialised, not the time it waited for the phase to leave it a CPU.
 """
 
 from __future__ import annotations
@@ -45,3 +50,13 @@ def restore(pid: int) -> None:
         with contextlib.suppress(OSError):
             if os.sched_getscheduler(tid) == os.SCHED_IDLE:
                 os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+
+
+def held_back_ms(pid: int) -> float:
+    """How long `pid`'s main thread (where the runtime environment is imported) has been
+    runnable but waiting for a CPU, in ms (0 where the kernel does not say)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0

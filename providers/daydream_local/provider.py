@@ -31,6 +31,7 @@ from daydream_core.errors import (
     ProviderError,
     Throttled,
 )
+from daydream_core.instance_pool import FAILED_INIT, KILLED, OUT_OF_MEMORY, InstancePool
 from daydream_core.model import HIGH, LOW, StartKind, Tier
 from daydream_core.objectstore import LocalObjectStore, ObjectStore
 from daydream_core.params import writable_dir
@@ -144,11 +145,10 @@ class LocalProvider(Provider):
             raise ConfigurationError(
                 f"local: cannot create the store in {store_dir or state_dir}: {exc.strerror}"
             ) from None
-        self._functions: dict[str, FunctionHandle] = {}
         self._keys: dict[str, str] = {}  # payload keys, per deployed function (never logged)
-        self._instances: dict[str, builtins.list[Instance]] = {}
         self._ids = itertools.count(1)
-        self._cond = threading.Condition()
+        self._pool = InstancePool[Instance]("local", self._concurrency, self._spawn, _stop)
+        self._instances = self._pool.instances  # by function name (tests look inside)
         self._closed = threading.Event()
         self._reaper = threading.Thread(
             target=self._reap, name="daydream-local-reaper", daemon=True
@@ -210,31 +210,25 @@ class LocalProvider(Provider):
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
         handle = FunctionHandle(self.name, function_name(runtime, tier), runtime, tier)
-        with self._cond:
-            self._functions.setdefault(handle.name, handle)
+        with self._pool.lock:
             self._keys.setdefault(handle.name, auth.new_key())
-            self._instances.setdefault(handle.name, [])
-            return self._functions[handle.name]
+            return self._pool.add(handle)
 
     def warm(self, function: FunctionHandle, n: int) -> builtins.list[WarmStart]:
-        with self._cond:
-            self._pool(function)
-            room = self._concurrency - self._live()
-            spawned = [self._spawn(function, hot=True) for _ in range(min(n, room))]
+        spawned = self._pool.start_hot(function, n)
         started: builtins.list[WarmStart] = []
         failures: builtins.list[str] = []
         for instance in spawned:
             try:
                 init_ms = instance.wait_ready(INIT_TIMEOUT_S)
             except ProviderError as exc:
-                self._discard(instance)
+                self._pool.discard(instance, FAILED_INIT)
                 failures.append(str(exc))
                 continue
-            with self._cond:
-                if instance.claimed:
-                    self._cond.notify_all()  # an invocation is waiting for this very instance
-                else:
-                    self._release(instance, served=False)
+            # Its init as it ran, without the time it was held back at idle priority: that
+            # is what is reported and billed (see daydream_local.priority).
+            init_ms = instance.billed_init_ms
+            self._pool.initialised(instance, init_ms)
             started.append(WarmStart(instance.id, init_ms, self._prices.billed_ms(init_ms)))
         if failures and not started:
             raise ProviderError(failures[0])
@@ -246,31 +240,31 @@ class LocalProvider(Provider):
         deadline = time.monotonic() + timeout
         self._throttle(payload)
         instance, start = self._acquire(function, deadline)
-        while not self._await_hot_start(instance, deadline):
-            instance, start = self._acquire(function, deadline)  # its init failed
         init_ms = 0.0
         if start is StartKind.COLD:
             try:
                 init_ms = instance.wait_ready(INIT_TIMEOUT_S)
             except ProviderError:
-                self._discard(instance)
+                self._pool.discard(instance, FAILED_INIT)
                 raise
+            self._pool.initialised(instance, init_ms)
         signed = auth.sign(payload, self._key(function), ttl_s=timeout + auth.DEFAULT_TTL_S)
         try:
             envelope = instance.call(signed, timeout)
         except TimeoutError:
-            self._discard(instance)
+            self._pool.discard(instance, KILLED)
             raise FunctionTimeout(
                 f"{payload.get('kind')!r} on {instance.id} ran past its {timeout:g} s timeout"
             ) from None
         except EOFError:
             died = _died(instance)
-            self._discard(instance)
+            self._pool.discard(instance, KILLED)
             raise died from None
         if not envelope.get("ok") and envelope["error"]["type"] == "memory":
-            self._discard(instance)  # like Lambda: an environment that ran out is not reused
+            # like Lambda: an environment that ran out is not reused
+            self._pool.discard(instance, OUT_OF_MEMORY)
         else:
-            self._release(instance, served=True)
+            self._pool.release(instance, served=True)
         raise_for_envelope(envelope)
         duration_ms = float(envelope["execution_ms"])
         return Invocation(
@@ -285,38 +279,25 @@ class LocalProvider(Provider):
         )
 
     def instances(self, function: FunctionHandle) -> builtins.list[str]:
-        with self._cond:
+        with self._pool.lock:
             return [i.id for i in self._instances.get(function.name, []) if i.alive]
 
+    def ended(self, function: FunctionHandle) -> dict[str, str]:
+        return self._pool.ended(function)
+
     def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
-        with self._cond:
-            idle = sorted(
-                (i for i in self._pool(function) if i.ready and not i.busy),
-                key=lambda i: i.last_used,
-            )
-            surplus = idle[: max(0, len(idle) - keep)]
-            for instance in surplus:
-                self._pool(function).remove(instance)
-        for instance in surplus:
-            instance.kill()
-        return [i.id for i in surplus]
+        return [i.id for i in self._pool.surplus(function, keep)]
 
     def delete(self, function: FunctionHandle) -> None:
-        with self._cond:
-            self._functions.pop(function.name, None)
+        with self._pool.lock:
             self._keys.pop(function.name, None)
-            doomed = self._instances.pop(function.name, [])
-            self._cond.notify_all()
-        for instance in doomed:
-            instance.kill()
+        self._pool.remove(function)
 
     def list(self, prefix: str = NAME_PREFIX) -> builtins.list[str]:
-        with self._cond:
-            return sorted(name for name in self._functions if name.startswith(prefix))
+        return sorted(f.name for f in self._pool.functions() if f.name.startswith(prefix))
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
-        with self._cond:
-            functions = list(self._functions.values())
+        functions = self._pool.functions()
         removed = [f.name for f in functions]
         if not dry_run:
             for function in functions:
@@ -328,13 +309,7 @@ class LocalProvider(Provider):
 
     def close(self) -> None:
         self._closed.set()
-        with self._cond:
-            doomed = [i for pool in self._instances.values() for i in pool]
-            for pool in self._instances.values():
-                pool.clear()
-            self._cond.notify_all()
-        for instance in doomed:
-            instance.kill()
+        self._pool.close()
         self._reaper.join(timeout=5)
 
     def _throttle(self, payload: Mapping[str, Any]) -> None:
@@ -346,28 +321,18 @@ class LocalProvider(Provider):
 
     def instance_pids(self) -> dict[str, int]:
         """Live instance processes by id (for tests and diagnostics)."""
-        with self._cond:
-            return {i.id: i.process.pid for pool in self._instances.values() for i in pool}
-
-    def _pool(self, function: FunctionHandle) -> builtins.list[Instance]:
-        try:
-            return self._instances[function.name]
-        except KeyError:
-            raise FunctionNotFound(f"no local function {function.name!r}") from None
+        return {i.id: i.process.pid for i in self._pool.everything()}
 
     def _key(self, function: FunctionHandle) -> str:
-        with self._cond:
+        with self._pool.lock:
             try:
                 return self._keys[function.name]
             except KeyError:
                 raise FunctionNotFound(f"no local function {function.name!r}") from None
 
-    def _live(self) -> int:
-        return sum(len(pool) for pool in self._instances.values())
-
-    def _spawn(self, function: FunctionHandle, *, hot: bool) -> Instance:
-        """Start an instance (caller holds the lock); it stays reserved until released."""
-        instance = Instance(
+    def _spawn(self, function: FunctionHandle, hot: bool) -> Instance:
+        """Start an instance (the pool holds its lock); it stays reserved until released."""
+        return Instance(
             f"{function.tier.name}-{next(self._ids):04d}",
             function,
             self._cpus.envelope(function.tier),
@@ -377,95 +342,22 @@ class LocalProvider(Provider):
             key=self._keys[function.name],
             faults=self._faults.spec if self._faults is not None else "",
         )
-        self._pool(function).append(instance)
-        return instance
 
     def _acquire(self, function: FunctionHandle, deadline: float) -> tuple[Instance, StartKind]:
-        """An idle instance (hot first, then the most recently used), else a new one."""
-        with self._cond:
-            while True:
-                if self._closed.is_set():
-                    raise ProviderError("the local platform is closed")
-                pool = self._pool(function)
-                idle = [i for i in pool if i.ready and not i.busy and i.alive]
-                if idle:
-                    fresh = [i for i in idle if i.hot and i.served == 0]
-                    chosen = fresh[0] if fresh else max(idle, key=lambda i: i.last_used)
-                    chosen.busy = True
-                    chosen.promote()
-                    return chosen, StartKind.HOT if chosen.served == 0 else StartKind.WARM
-                # A hot start still initialising is nearer to ready than a new instance.
-                warming = [i for i in pool if i.hot and not i.ready and not i.claimed and i.alive]
-                if warming:
-                    warming[0].claimed = True
-                    warming[0].promote()
-                    return warming[0], StartKind.HOT
-                if self._live() >= self._concurrency:
-                    self._evict_idle_elsewhere(function)
-                if self._live() < self._concurrency:
-                    return self._spawn(function, hot=False), StartKind.COLD
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FunctionTimeout(
-                        f"no local instance became free within the timeout "
-                        f"(concurrency limit {self._concurrency})"
-                    )
-                self._cond.wait(min(remaining, 1.0))
-
-    def _await_hot_start(self, instance: Instance, deadline: float) -> bool:
-        """Wait for a claimed hot start to finish its init; False if its init failed."""
-        if not instance.claimed:
-            return True
-        with self._cond:
-            while not instance.ready:
-                if instance not in self._instances.get(instance.function.name, []):
-                    return False
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FunctionTimeout(f"hot start {instance.id} was not ready in time")
-                self._cond.wait(min(remaining, 1.0))
-        return True
-
-    def _evict_idle_elsewhere(self, function: FunctionHandle) -> None:
-        for name, pool in self._instances.items():
-            if name == function.name:
-                continue
-            for instance in pool:
-                if instance.ready and not instance.busy:
-                    pool.remove(instance)
-                    instance.kill()
-                    return
-
-    def _release(self, instance: Instance, *, served: bool) -> None:
-        with self._cond:
-            instance.busy = False
-            instance.served += int(served)
-            instance.last_used = time.monotonic()
-            self._cond.notify_all()
-
-    def _discard(self, instance: Instance) -> None:
-        with self._cond:
-            pool = self._instances.get(instance.function.name, [])
-            if instance in pool:
-                pool.remove(instance)
-            self._cond.notify_all()
-        instance.kill()
+        """An instance from the pool's queue; a hot start it claimed before its init finished
+        is waited for (and the request queues again if that init failed)."""
+        while True:
+            instance, start = self._pool.acquire(function, deadline)
+            if start is StartKind.HOT:
+                instance.promote()  # its init (if still running) and its work: normal priority
+                if not self._pool.await_ready(instance, deadline):
+                    continue
+            return instance, start
 
     def _reap(self) -> None:
         """Reclaim instances idle for longer than the keep-alive time."""
         while not self._closed.wait(0.5):
-            now = time.monotonic()
-            with self._cond:
-                expired = [
-                    i
-                    for pool in self._instances.values()
-                    for i in pool
-                    if i.ready and not i.busy and now - i.last_used > self._keep_alive_s
-                ]
-                for instance in expired:
-                    self._instances[instance.function.name].remove(instance)
-            for instance in expired:
-                instance.kill()
+            self._pool.reclaim(self._keep_alive_s)
 
 
 def _died(instance: Instance) -> ProviderError:
@@ -484,3 +376,7 @@ def _died(instance: Instance) -> ProviderError:
             name = f"signal {-code}"
         return InstanceLost(f"instance {instance.id} was killed by {name}", signal=-code)
     return ProviderError(f"instance {instance.id} exited with status {code}: {instance.log_tail()}")
+
+
+def _stop(instance: Instance) -> None:
+    instance.kill()

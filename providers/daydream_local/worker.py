@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import sys
+import time
 
 
 def apply_envelope(cpus: list[int], memory_mb: int) -> None:
@@ -65,7 +66,13 @@ def main(argv: list[str]) -> int:
     except BaseException:
         write_frame(out_fd, {"ready": False, "traceback": traceback.format_exc()})
         return 1
-    write_frame(out_fd, {"ready": True, "init_ms": runtime.init_ms, "pid": os.getpid()})
+    # CLOCK_MONOTONIC is one clock for every process of the host: the platform times the
+    # init from its spawn to this moment, not to when it got round to reading this frame.
+    ready_at = time.monotonic()
+    write_frame(
+        out_fd,
+        {"ready": True, "init_ms": runtime.init_ms, "pid": os.getpid(), "ready_at": ready_at},
+    )
     while True:
         try:
             payload = read_frame(in_fd)

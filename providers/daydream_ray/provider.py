@@ -30,7 +30,8 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
-from daydream_core.errors import FunctionNotFound, FunctionTimeout, OutOfMemory, ProviderError
+from daydream_core.errors import FunctionTimeout, OutOfMemory, ProviderError
+from daydream_core.instance_pool import FAILED_INIT, KILLED, OUT_OF_MEMORY, InstancePool
 from daydream_core.model import StartKind, Tier
 from daydream_core.objectstore import ObjectStore
 from daydream_core.pricing import PriceTable
@@ -82,6 +83,10 @@ class _Instance:
         self.last_used = self.created
         self.ready_ref = actor.ready.remote()
 
+    @property
+    def alive(self) -> bool:
+        return True  # what Ray ended on its own is found by Ray's own list, in `instances`
+
 
 class RayProvider(Provider):
     """Ray, as daydream uses it."""
@@ -118,10 +123,11 @@ class RayProvider(Provider):
         )
         self._actor_class = ray.remote(RayInstance)
         self._untrusted = [os.getcwd(), os.path.dirname(os.path.realpath(sys.argv[0] or "."))]
-        self._functions: dict[str, FunctionHandle] = {}
-        self._instances: dict[str, list[_Instance]] = {}
+        self._pool = InstancePool[_Instance](
+            "ray", self._concurrency, self._create, self._kill, fits=lambda f: self._fits(f.tier)
+        )
+        self._instances = self._pool.instances  # by function name
         self._killed: set[str] = set()  # actor names this provider ended itself
-        self._cond = threading.Condition()
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="daydream-ray-reaper", daemon=True)
         self._reaper.start()
@@ -145,31 +151,27 @@ class RayProvider(Provider):
     # -- functions ----------------------------------------------------------------------------
 
     def deploy(self, runtime: RuntimeEnvironment, tier: Tier) -> FunctionHandle:
-        name = function_name(runtime, tier, self.deployment)
-        handle = FunctionHandle(self.name, name, runtime, tier)
-        with self._cond:
-            self._functions.setdefault(handle.name, handle)
-            self._instances.setdefault(handle.name, [])
-            return self._functions[handle.name]
+        handle = FunctionHandle(
+            self.name, function_name(runtime, tier, self.deployment), runtime, tier
+        )
+        return self._pool.add(handle)
 
     def delete(self, function: FunctionHandle) -> None:
-        with self._cond:
-            self._functions.pop(function.name, None)
-            doomed = self._instances.pop(function.name, [])
-            self._cond.notify_all()
-        self._end(doomed)
+        with self._pool.lock:
+            doomed = {i.name for i in self._instances.get(function.name, [])}
+        self._pool.remove(function)
+        self._await_ended(doomed)
 
     def list(self, prefix: str = NAME_PREFIX) -> list[str]:
-        with self._cond:
-            return sorted(name for name in self._functions if name.startswith(prefix))
+        return sorted(f.name for f in self._pool.functions() if f.name.startswith(prefix))
 
     def cleanup(self, dry_run: bool = False) -> builtins.list[str]:
         """This provider's functions and their instances, and every other actor in daydream's
         namespace named after a daydream function (left by another driver on the cluster);
         confined to a deployment, only actors under its prefix (actors carry no tags)."""
-        with self._cond:
-            functions = builtins.list(self._functions.values())
-            ours = {i.name for pool in self._instances.values() for i in pool} | self._killed
+        functions = self._pool.functions()
+        with self._pool.lock:
+            ours = {i.name for i in self._pool.everything()} | self._killed
         foreign = [name for name in self.named_actors() if name not in ours]
         removed = [f.name for f in functions] + [f"actor {name}" for name in foreign]
         if not dry_run:
@@ -197,40 +199,26 @@ class RayProvider(Provider):
 
     def close(self) -> None:
         self._closed.set()
-        with self._cond:
-            doomed = [i for pool in self._instances.values() for i in pool]
-            for pool in self._instances.values():
-                pool.clear()
-            self._cond.notify_all()
+        ended = self._pool.close()
         if ray.is_initialized():
-            self._end(doomed)
+            self._await_ended({i.name for i in ended})
         self._reaper.join(timeout=5)
         self.cluster.shutdown()
 
     # -- instances ----------------------------------------------------------------------------
 
     def warm(self, function: FunctionHandle, n: int) -> builtins.list[WarmStart]:
-        with self._cond:
-            self._pool(function)
-            created = []
-            for _ in range(n):
-                if self._live() >= self._concurrency or not self._fits(function.tier):
-                    break
-                created.append(self._create(function, hot=True))
+        created = self._pool.start_hot(function, n)
         started: list[WarmStart] = []
         failures: list[str] = []
         for instance in created:
             try:
                 init_ms = self._wait_ready(instance)
             except ProviderError as exc:
-                self._discard(instance)
+                self._discard(instance, FAILED_INIT)
                 failures.append(str(exc))
                 continue
-            with self._cond:
-                if instance.claimed:
-                    self._cond.notify_all()  # an invocation is waiting for this very instance
-                else:
-                    self._release(instance, served=False)
+            self._pool.initialised(instance, init_ms)
             started.append(WarmStart(instance.id, init_ms, self._prices.billed_ms(init_ms)))
         if failures and not started:
             raise ProviderError(failures[0])
@@ -240,21 +228,23 @@ class RayProvider(Provider):
         self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float
     ) -> Invocation:
         deadline = time.monotonic() + timeout
-        instance, start = self._acquire(function, deadline)
-        while not self._await_hot_start(instance, deadline):
-            instance, start = self._acquire(function, deadline)  # its init failed
+        instance, start = self._pool.acquire(function, deadline)
+        while not self._pool.await_ready(instance, deadline):
+            instance, start = self._pool.acquire(function, deadline)  # its init failed
         init_ms = 0.0
         if start is StartKind.COLD:
             try:
                 init_ms = self._wait_ready(instance)
             except ProviderError:
-                self._discard(instance)
+                self._discard(instance, FAILED_INIT)
                 raise
+            self._pool.initialised(instance, init_ms)
         envelope = self._call(instance, payload, timeout)
         if not envelope.get("ok") and envelope["error"]["type"] == "memory":
-            self._discard(instance)  # like Lambda: an instance that ran out is not reused
+            # like Lambda: an instance that ran out is not reused
+            self._discard(instance, OUT_OF_MEMORY)
         else:
-            self._release(instance, served=True)
+            self._pool.release(instance, served=True)
         raise_for_envelope(envelope)
         duration_ms = float(envelope["execution_ms"])
         billed_init = init_ms if self._prices.init_billed else 0.0
@@ -273,41 +263,25 @@ class RayProvider(Provider):
         """Exact: an idle actor that Ray ended on its own (its process killed, its node lost)
         is dropped here, by Ray's own list of alive actors."""
         alive = set(self.named_actors())
-        with self._cond:
+        with self._pool.lock:
             pool = self._instances.get(function.name, [])
             for gone in [i for i in pool if i.ready and not i.busy and i.name not in alive]:
-                pool.remove(gone)
-                self._killed.add(gone.name)
-            return [i.id for i in pool]
+                self._pool.discard(gone, KILLED)
+            return [i.id for i in self._instances.get(function.name, [])]
+
+    def ended(self, function: FunctionHandle) -> dict[str, str]:
+        return self._pool.ended(function)
 
     def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
-        with self._cond:
-            idle = sorted(
-                (i for i in self._pool(function) if i.ready and not i.busy),
-                key=lambda i: i.last_used,
-            )
-            surplus = idle[: max(0, len(idle) - keep)]
-            for instance in surplus:
-                self._pool(function).remove(instance)
-            self._cond.notify_all()
-        self._end(surplus)
+        surplus = self._pool.surplus(function, keep)
+        self._await_ended({i.name for i in surplus})
         return [i.id for i in surplus]
 
     def instance_names(self) -> dict[str, str]:
         """Live instances' actor names by instance id (for tests and diagnostics)."""
-        with self._cond:
-            return {i.id: i.name for pool in self._instances.values() for i in pool}
+        return {i.id: i.name for i in self._pool.everything()}
 
     # -- the actors ---------------------------------------------------------------------------
-
-    def _pool(self, function: FunctionHandle) -> builtins.list[_Instance]:
-        try:
-            return self._instances[function.name]
-        except KeyError:
-            raise FunctionNotFound(f"no ray function {function.name!r}") from None
-
-    def _live(self) -> int:
-        return sum(len(pool) for pool in self._instances.values())
 
     def _held(self) -> dict[str, float]:
         held: dict[str, float] = {}
@@ -326,8 +300,8 @@ class RayProvider(Provider):
             held.get(k, 0.0) + v <= self._budget.get(k, 0.0) + 1e-9 for k, v in request.items()
         )
 
-    def _create(self, function: FunctionHandle, *, hot: bool) -> _Instance:
-        """Create an actor (caller holds the lock); it stays reserved until released."""
+    def _create(self, function: FunctionHandle, hot: bool) -> _Instance:
+        """Create an actor (the pool holds its lock); it stays reserved until released."""
         tier = function.tier
         name = f"{function.name}:{uuid.uuid4().hex[:8]}"
         options: dict[str, Any] = {
@@ -352,9 +326,7 @@ class RayProvider(Provider):
             self._untrusted,
             self.store().uri,
         )
-        instance = _Instance(name, function, actor, hot=hot)
-        self._pool(function).append(instance)
-        return instance
+        return _Instance(name, function, actor, hot=hot)
 
     def _wait_ready(self, instance: _Instance) -> float:
         """Block until the actor's runtime environment is loaded; the cold-start time in ms,
@@ -376,10 +348,8 @@ class RayProvider(Provider):
             ) from None
         except RayError as exc:
             raise ProviderError(f"ray instance {instance.name} failed to start: {exc}") from None
-        with self._cond:
-            instance.init_ms = (time.monotonic() - instance.created) * 1000.0
-            instance.ready = True
-            self._cond.notify_all()
+        instance.init_ms = (time.monotonic() - instance.created) * 1000.0
+        instance.ready = True
         return instance.init_ms
 
     def _call(
@@ -390,103 +360,29 @@ class RayProvider(Provider):
         try:
             envelope: dict[str, Any] = ray.get(reference, timeout=timeout)
         except GetTimeoutError:
-            self._discard(instance)
+            self._discard(instance, KILLED)
             raise FunctionTimeout(
                 f"{payload.get('kind')!r} on {instance.name} ran past its {timeout:g} s timeout"
             ) from None
         except RayActorError as exc:
-            self._discard(instance)
             cause = _cause(exc)
             if any(marker in str(exc).lower() for marker in _OOM_MARKERS):
+                self._discard(instance, OUT_OF_MEMORY)
                 raise OutOfMemory(f"ray instance {instance.name} was killed: {cause}") from None
+            self._discard(instance, KILLED)
             raise ProviderError(f"ray instance {instance.name} died: {cause}") from None
         except RayError as exc:
-            self._discard(instance)
+            self._discard(instance, KILLED)
             raise ProviderError(f"ray instance {instance.name} failed: {exc}") from None
         return envelope
 
-    def _acquire(self, function: FunctionHandle, deadline: float) -> tuple[_Instance, StartKind]:
-        """An idle instance (hot first, then the most recently used), else a new one."""
-        with self._cond:
-            while True:
-                if self._closed.is_set():
-                    raise ProviderError("the ray provider is closed")
-                pool = self._pool(function)
-                idle = [i for i in pool if i.ready and not i.busy]
-                if idle:
-                    fresh = [i for i in idle if i.hot and i.served == 0]
-                    chosen = fresh[0] if fresh else max(idle, key=lambda i: i.last_used)
-                    chosen.busy = True
-                    return chosen, StartKind.HOT if chosen.served == 0 else StartKind.WARM
-                # A hot start still initialising is nearer to ready than a new instance.
-                warming = [i for i in pool if i.hot and not i.ready and not i.claimed]
-                if warming:
-                    warming[0].claimed = True
-                    return warming[0], StartKind.HOT
-                if self._live() >= self._concurrency or not self._fits(function.tier):
-                    self._evict_idle_elsewhere(function)
-                if self._live() < self._concurrency and self._fits(function.tier):
-                    return self._create(function, hot=False), StartKind.COLD
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FunctionTimeout(
-                        f"no ray instance became free within the timeout (concurrency limit "
-                        f"{self._concurrency})"
-                    )
-                self._cond.wait(min(remaining, 1.0))
-
-    def _await_hot_start(self, instance: _Instance, deadline: float) -> bool:
-        """Wait for a claimed hot start to finish its init; False if its init failed."""
-        if not instance.claimed:
-            return True
-        with self._cond:
-            while not instance.ready:
-                if instance not in self._instances.get(instance.function.name, []):
-                    return False
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FunctionTimeout(f"hot start {instance.name} was not ready in time")
-                self._cond.wait(min(remaining, 1.0))
-        return True
-
-    def _evict_idle_elsewhere(self, function: FunctionHandle) -> None:
-        """Make room for `function`: kill the least recently used idle instance of another
-        function (caller holds the lock)."""
-        idle = [
-            i
-            for name, pool in self._instances.items()
-            if name != function.name
-            for i in pool
-            if i.ready and not i.busy
-        ]
-        if idle:
-            victim = min(idle, key=lambda i: i.last_used)
-            self._instances[victim.function.name].remove(victim)
-            self._kill(victim)
-
-    def _release(self, instance: _Instance, *, served: bool) -> None:
-        with self._cond:
-            instance.busy = False
-            instance.served += int(served)
-            instance.last_used = time.monotonic()
-            self._cond.notify_all()
-
-    def _discard(self, instance: _Instance) -> None:
-        with self._cond:
-            pool = self._instances.get(instance.function.name, [])
-            if instance in pool:
-                pool.remove(instance)
-            self._cond.notify_all()
-        self._end([instance])
-
-    def _end(self, instances: builtins.list[_Instance]) -> None:
-        """Kill actors and return once Ray itself no longer lists them as alive, so that
-        `instances`, `release` and `delete` say what the cluster runs."""
-        for instance in instances:
-            self._kill(instance)
-        self._await_ended({i.name for i in instances})
+    def _discard(self, instance: _Instance, reason: str) -> None:
+        self._pool.discard(instance, reason)
+        self._await_ended({instance.name})
 
     def _await_ended(self, names: set[str]) -> None:
+        """Return once Ray itself no longer lists these actors as alive, so that `instances`,
+        `release` and `delete` say what the cluster runs."""
         if not names:
             return
         deadline = time.monotonic() + END_WAIT_S
@@ -501,26 +397,15 @@ class RayProvider(Provider):
 
     def _kill(self, instance: _Instance) -> None:
         self._killed.add(instance.name)
+        if not ray.is_initialized():
+            return  # the cluster is gone, and its actors with it
         with contextlib.suppress(RayError):  # already dead: the goal is reached
             ray.kill(instance.actor, no_restart=True)
 
     def _reap(self) -> None:
         """Reclaim instances idle for longer than the keep-alive time."""
         while not self._closed.wait(REAP_INTERVAL_S):
-            now = time.monotonic()
-            with self._cond:
-                expired = [
-                    i
-                    for pool in self._instances.values()
-                    for i in pool
-                    if i.ready and not i.busy and now - i.last_used > self.options.keep_alive_s
-                ]
-                for instance in expired:
-                    self._instances[instance.function.name].remove(instance)
-                if expired:
-                    self._cond.notify_all()
-            for instance in expired:
-                self._kill(instance)
+            self._pool.reclaim(self.options.keep_alive_s)
 
 
 def _last_line(exc: BaseException) -> str:
