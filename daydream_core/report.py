@@ -96,15 +96,15 @@ def folder_table(summary: Mapping[str, Any], command: str | None = None) -> Tabl
         title="daydream summary: every run in the folder",
         title_justify="left",
         box=SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),  # nine columns fit an 80-column terminal
+        padding=(0, 1, 0, 0),  # ten columns fit an 80-column terminal
         show_edge=False,
     )
-    for column in ("run", "cmd", "status", "phases", "comps", "time (s)", "cost ($)"):
+    for column in ("run", "cmd", "status", "phases", "comps", "time s", "ctrl s", "cost $"):
         table.add_column(
             column, justify="left" if column in ("cmd", "status") else "right", no_wrap=True
         )
-    table.add_column("hot/warm/cold", justify="right", no_wrap=True)
-    table.add_column("width err", justify="right", no_wrap=True)
+    table.add_column("h/w/c", justify="right", no_wrap=True)
+    table.add_column("w err", justify="right", no_wrap=True)
     for row in rows:
         starts = row["starts"]
         state = row["status"]
@@ -115,6 +115,7 @@ def folder_table(summary: Mapping[str, Any], command: str | None = None) -> Tabl
             _phases_cell(row),
             str(row["components"]),
             f"{row['execution_time_s']:.2f}",
+            f"{row.get('controller_time_s', 0.0):.2f}",
             f"{row['cost']:.6f}",
             "/".join(str(starts.get(k, 0)) for k in ("hot", "warm", "cold")),
             f"{row['width_error']:.2f}",
@@ -123,7 +124,8 @@ def folder_table(summary: Mapping[str, Any], command: str | None = None) -> Tabl
     if len(rows) > 1:
         table.add_row(
             "total", "", "", str(sum(r["phases"] for r in rows)), str(summary["components"]),
-            f"{summary['execution_time_s']:.2f}", f"{summary['cost']:.6f}",
+            f"{summary['execution_time_s']:.2f}",
+            f"{sum(r.get('controller_time_s', 0.0) for r in rows):.2f}", f"{summary['cost']:.6f}",
             "/".join(str(summary["starts"].get(k, 0)) for k in ("hot", "warm", "cold")), "",
             end_section=False, style="bold",
         )  # fmt: skip
@@ -140,6 +142,8 @@ def folder_table(summary: Mapping[str, Any], command: str | None = None) -> Tabl
     if summary.get("unrecorded"):
         runs = ", ".join(str(i) for i in summary["unrecorded"])
         notes.append(f"run {runs}: reserved, no records (running elsewhere, or killed)")
-    notes.append("width err: mean over phases of |instances hot started - components|")
+    notes.append("time: the phases'; ctrl: the controller's around them (their sum: wall time)")
+    notes.append("h/w/c: hot, warm and cold starts")
+    notes.append("w err: width error, mean over phases of |instances hot started - components|")
     table.caption, table.caption_justify = "\n".join(notes), "left"
     return table

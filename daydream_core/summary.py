@@ -54,6 +54,8 @@ def run_row(run: Mapping[str, Any]) -> dict[str, Any]:
         "phases_in_input": phases_in_input(run),
         "components": sum(int(p["width"]) for p in phases),
         "execution_time_s": float(run.get("execution_time_s", 0.0)),
+        # The controller's time between and around the phases: phases + this = the wall time.
+        "controller_time_s": float(run.get("controller_time_s", 0.0)),
         "cost": float(run.get("cost", 0.0)),
         "starts": starts,
         "width_error": width_error(run),
