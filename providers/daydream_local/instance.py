@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ class Instance:
         self.claimed = False  # an invocation took this hot start before its init finished
         self.served = 0
         self.init_ms = 0.0
-        self.held_back_ms = 0.0  # of its init, at idle priority waiting for a CPU (not billed)
+        self.held_back_ms = 0.0  # of its init, runnable but waiting for a CPU (not billed)
         self.last_used = time.monotonic()
         # The configuration travels over the pipe, not argv or the environment: it holds the
         # function's payload key, which other users' `ps` must not see.
@@ -61,7 +60,6 @@ class Instance:
         }
         self._idle_init = bool(config["idle_init"])
         # Its held-back time is taken once: when a component takes it, or when its init ends.
-        self._measured = threading.Lock()
         # What the instance is, without secrets, on its command line: the platform's own view
         # (`daydream_local.testing.ProcessView`, like `ps`) names it from there.
         self._identity = json.dumps({k: config[k] for k in ("runtime", "tier", "instance")})
@@ -113,23 +111,23 @@ class Instance:
         # When the instance said it was ready (hot starts are read one after another).
         ready_at = min(time.monotonic(), float(message.get("ready_at", time.monotonic())))
         self.init_ms = max(0.0, ready_at - self._spawned) * 1000.0
-        if self._idle_init and self._measured.acquire(blocking=False):
-            self.held_back_ms = priority.held_back_ms(self.process.pid)  # all of its init
+        self.held_back_ms = priority.held_back_ms(self.process.pid)  # all of its init
         self.ready = True
         return self.init_ms
 
     @property
     def billed_init_ms(self) -> float:
-        """The init as billed: without the time it was held back at idle priority."""
+        """The init as billed: without the time it waited for a CPU. On the platform it models
+        an instance initialises on its own CPU share; here instances share the machine's
+        cores, and the wait for one (at idle priority for a hot start, at normal priority for
+        a cold start beside running components) is contention, not the function's work. One
+        rule for every start, so that hot and cold starts are billed alike."""
         return max(0.0, self.init_ms - self.held_back_ms)
 
     def promote(self) -> None:
         """A component took this hot start: its init (if still running) and its work run at
         normal priority from now on."""
         if self.hot and self.served == 0:
-            if self._idle_init and self._measured.acquire(blocking=False):
-                # Still initialising: what it waited so far was at idle priority, the rest not.
-                self.held_back_ms = priority.held_back_ms(self.process.pid)
             priority.restore(self.process.pid)
 
     def call(self, payload: Any, timeout: float) -> Any:

@@ -243,10 +243,12 @@ class LocalProvider(Provider):
         init_ms = 0.0
         if start is StartKind.COLD:
             try:
-                init_ms = instance.wait_ready(INIT_TIMEOUT_S)
+                instance.wait_ready(INIT_TIMEOUT_S)
             except ProviderError:
                 self._pool.discard(instance, FAILED_INIT)
                 raise
+            # As a hot start's: without its wait for a CPU (what is billed is what is reported).
+            init_ms = instance.billed_init_ms
             self._pool.initialised(instance, init_ms)
         signed = auth.sign(payload, self._key(function), ttl_s=timeout + auth.DEFAULT_TTL_S)
         try:
