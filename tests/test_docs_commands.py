@@ -51,6 +51,12 @@ SKIPS: list[tuple[str, str]] = [
      "a benchmark (minutes; .ci/run runs bench_reliability, docs/benchmarks.md the rest)"),
     (r"\bPATH\b|\bFILE\b|\bNAME\b|path/to/|montage-1000\.json|instances/",
      "a template: its placeholders name files of the reader's own"),
+    (r"--resume ",
+     "continues an interrupted run: tests/test_resume.py interrupts real runs (Ctrl-C, "
+     "SIGKILL) and resumes them with this command"),
+    (r"--provider minifaas",
+     "needs the example platform serving (`minifaas --port 8765 &`); "
+     "tests/test_writing_a_provider.py runs the conformance suite on it"),
     (r"run quadrature",
      "the example package of docs/writing-a-workflow.md; tests/test_writing_a_workflow.py "
      "installs and runs it"),
@@ -150,6 +156,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("docs-commands")
     (root / "apps").symlink_to(ROOT / "apps")
     (root / "bench").symlink_to(ROOT / "bench")
+    (root / "examples").symlink_to(ROOT / "examples")
+    (root / "tests").mkdir()
+    (root / "tests" / "data").symlink_to(ROOT / "tests" / "data")  # recorded runs, fixtures
     (root / "tmp").mkdir()
     return root
 
