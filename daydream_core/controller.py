@@ -51,12 +51,16 @@ def cap_across_tiers(predicted: Mapping[str, int], limit: int) -> dict[str, int]
     total = sum(wanted.values())
     if total <= limit:
         return wanted
-    exact = {t: n * limit / total for t, n in wanted.items()}
-    capped = {t: math.floor(x) for t, x in exact.items()}
-    spare = limit - sum(capped.values())
-    for tier in sorted(exact, key=lambda t: capped[t] - exact[t])[:spare]:
-        capped[tier] += 1
-    return capped
+    return apportion({t: n * limit / total for t, n in wanted.items()}, limit)
+
+
+def apportion(exact: Mapping[str, float], total: int) -> dict[str, int]:
+    """Whole counts summing to `total` from exact shares of it (largest remainders)."""
+    counts = {t: math.floor(x) for t, x in exact.items()}
+    spare = total - sum(counts.values())
+    for tier in sorted(exact, key=lambda t: counts[t] - exact[t])[:spare]:
+        counts[tier] += 1
+    return counts
 
 
 @dataclass
@@ -153,11 +157,7 @@ class Controller:
             return dict(raw)
         each = max(1, math.ceil(total / len(kinds)))
         placed = self._place([k for k in kinds for _ in range(each)], None)
-        exact = {t: total * placed.count(t) / len(placed) for t in self.tiers}
-        split = {t: math.floor(x) for t, x in exact.items()}
-        for tier in sorted(exact, key=lambda t: split[t] - exact[t])[: total - sum(split.values())]:
-            split[tier] += 1
-        return split
+        return apportion({t: total * placed.count(t) / len(placed) for t in self.tiers}, total)
 
     def first(
         self, upcoming: Upcoming | None = None, alive: Mapping[str, int] | None = None
