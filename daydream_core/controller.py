@@ -51,12 +51,16 @@ def cap_across_tiers(predicted: Mapping[str, int], limit: int) -> dict[str, int]
     total = sum(wanted.values())
     if total <= limit:
         return wanted
-    exact = {t: n * limit / total for t, n in wanted.items()}
-    capped = {t: math.floor(x) for t, x in exact.items()}
-    spare = limit - sum(capped.values())
-    for tier in sorted(exact, key=lambda t: capped[t] - exact[t])[:spare]:
-        capped[tier] += 1
-    return capped
+    return apportion({t: n * limit / total for t, n in wanted.items()}, limit)
+
+
+def apportion(exact: Mapping[str, float], total: int) -> dict[str, int]:
+    """Whole counts summing to `total` from exact shares of it (largest remainders)."""
+    counts = {t: math.floor(x) for t, x in exact.items()}
+    spare = total - sum(counts.values())
+    for tier in sorted(exact, key=lambda t: counts[t] - exact[t])[:spare]:
+        counts[tier] += 1
+    return counts
 
 
 @dataclass
@@ -134,9 +138,26 @@ class Controller:
                 upcoming.kinds, upcoming.seconds, {t: placed.count(t) for t in self.tiers}
             )
         raw = self.predictor.predict(self.observation(next_phase, upcoming, alive))
+        if upcoming is None and getattr(self.predictor, "split_by_placement", False):
+            raw = self._split_by_placement(next_phase, raw)
         predicted = cap_across_tiers(raw, self.max_concurrency)
         self.predicted[next_phase] = predicted
         return predicted
+
+    def _split_by_placement(self, next_phase: int, raw: Mapping[str, int]) -> dict[str, int]:
+        """The predicted instances, split across tiers as placement would place the next
+        phase now (its kinds from the same phase of the latest earlier run), not as earlier
+        runs happened to be placed: what placement has learned since (an exploration sample
+        that showed a tier slower, say) moves the hot starts with it, instead of leaving
+        them idle on one tier while the other cold starts."""
+        total = sum(raw.values())
+        earlier = [run[next_phase] for run in self.history_shapes if len(run) > next_phase]
+        kinds = sorted(earlier[-1].kinds) if earlier else []
+        if total <= 0 or not kinds or isinstance(self.placement, ArtifactPlacement):
+            return dict(raw)
+        each = max(1, math.ceil(total / len(kinds)))
+        placed = self._place([k for k in kinds for _ in range(each)], None)
+        return apportion({t: total * placed.count(t) / len(placed) for t in self.tiers}, total)
 
     def first(
         self, upcoming: Upcoming | None = None, alive: Mapping[str, int] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from daydream_core.controller import Controller, Upcoming, cap_across_tiers
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.plugins import policies
-from daydream_core.policies.predictor import StartCosts
+from daydream_core.policies.predictor import Shape, StartCosts
 from daydream_core.pricing import AWS_LAMBDA_X86
 
 TIERS = {HIGH: Tier(HIGH, 10240, 6.0), LOW: Tier(LOW, 5120, 3.0)}
@@ -59,3 +59,25 @@ def test_the_artifact_takes_pooled_functions_then_creates_high_end_ones() -> Non
     assert sorted(plan.placement[:2]) == [HIGH, LOW]
     assert plan.placement[2:] == [HIGH, HIGH]  # cold starts: new high-end functions
     assert controller.pool == {HIGH: 0, LOW: 0}
+
+
+def test_hot_starts_go_where_placement_now_puts_the_phase_not_where_it_was_put() -> None:
+    # Earlier runs placed phase 0 ("b") high; "b" has since been learned as fast on low, so
+    # placement now puts it low, and the hot starts for it follow.
+    history = [[{HIGH: 4, LOW: 0}]] * 3
+    controller = _controller("daydream", history)
+    controller.timings = {"b": {HIGH: 1.0, LOW: 0.9}}
+    controller.history_shapes = [[Shape(frozenset({"b"}))]] * 3
+    assert controller.place(["b"] * 4).widths == {LOW: 4}
+    assert controller.predict(0) == {HIGH: 0, LOW: 4}
+
+
+def test_without_an_earlier_phase_at_that_position_the_predictor_splits() -> None:
+    controller = _controller("daydream", [[{HIGH: 4, LOW: 0}]] * 3)  # widths, no shapes
+    assert controller.predict(0) == {HIGH: 4, LOW: 0}
+
+
+def test_hot_starts_follow_a_one_tier_placement_whatever_earlier_runs_did() -> None:
+    controller = _controller("all-low", [[{HIGH: 4, LOW: 0}]] * 3)
+    controller.history_shapes = [[Shape(frozenset({"b"}))]] * 3
+    assert controller.predict(0) == {HIGH: 0, LOW: 4}

@@ -288,6 +288,7 @@ class DayDreamPredictor:
     """
 
     name = "daydream"
+    split_by_placement = True  # the controller splits its total as placement would place
 
     def __init__(
         self,
