@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import math
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -147,6 +148,9 @@ class LocalProvider(Provider):
             ) from None
         self._keys: dict[str, str] = {}  # payload keys, per deployed function (never logged)
         self._ids = itertools.count(1)
+        # Instance ids name their log files in <out>/instances/: unique across the commands
+        # that share one results folder, not only within one.
+        self._platform_id = secrets.token_hex(2)
         self._pool = InstancePool[Instance]("local", self._concurrency, self._spawn, _stop)
         self._instances = self._pool.instances  # by function name (tests look inside)
         self._closed = threading.Event()
@@ -335,7 +339,7 @@ class LocalProvider(Provider):
     def _spawn(self, function: FunctionHandle, hot: bool) -> Instance:
         """Start an instance (the pool holds its lock); it stays reserved until released."""
         return Instance(
-            f"{function.tier.name}-{next(self._ids):04d}",
+            f"{function.tier.name}-{self._platform_id}-{next(self._ids):04d}",
             function,
             self._cpus.envelope(function.tier),
             hot=hot,
