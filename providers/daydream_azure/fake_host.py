@@ -30,8 +30,8 @@ from typing import Any
 from daydream_conformance.view import BillingView, EnvironmentView
 
 from daydream_azure import fake_instance
-from daydream_core.faults import FaultPlan
 from daydream_azure.options import FLEX_CONSUMPTION, FLEX_INSTANCE_VCPUS
+from daydream_core.faults import FaultPlan
 
 INIT_TIMEOUT_S = 120.0
 SCRIPT = Path(fake_instance.__file__)

@@ -12,8 +12,9 @@ its stdout. Frames are a 4-byte big-endian length and a JSON object.
 The fake gives it its envelope as the platform would: ``--cpus`` pins it to its tier's share of
 this machine's CPUs, and the instance memory in ``WEBSITE_MEMORY_LIMIT_MB`` becomes its
 RLIMIT_AS; ``--faults SPEC`` hands a fault plan to the packaged daydream (tests only: the
-fake's own argument, nothing a deployed app carries). ``--index`` only imports and indexes, printing the functions found (the fake's deployment
-step, like the host's indexing after a deployment).
+fake's own argument, nothing a deployed app carries). ``--index`` only imports and indexes,
+printing the functions found (the fake's deployment step, like the host's indexing after a
+deployment).
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ class ExecutionEnvironment:
     """One instance: the loaded runtime environment and what it has served."""
 
     def __init__(self, environ: Mapping[str, str], *, faults: FaultPlan | None = None) -> None:
-        """`faults`: a fault plan, handed over by a test double only (`daydream_azure.fake_instance`);
-        never read from `environ`, so a deployed function cannot be told to fail."""
+        """`faults`: a fault plan, handed over by a test double only (the Azure fake's
+        `fake_instance`); never read from `environ`, so a deployed app cannot be told to fail."""
         started = time.perf_counter()
         self.id = instance_id(environ)
         runtime = json.loads(environ[wire.RUNTIME_VAR])

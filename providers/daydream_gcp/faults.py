@@ -3,7 +3,8 @@
 Cloud Run answers 429 when no instance can take the request (max instances reached) and 503
 when it cannot serve; both are retried with backoff, as are connection resets. A 503 saying
 the connection to the instance failed mid-request is an instance lost (`InstanceLost`), left
-to the engine's retry, which records the attempt. 504 is the function's own request timeout; 404 a function that is gone.
+to the engine's retry, which records the attempt. 504 is the function's own request timeout;
+404 a function that is gone.
 """
 
 from __future__ import annotations
