@@ -433,7 +433,8 @@ class AzureProvider(Provider):
                 f"{self.options.max_attempts} attempts"
             )
         if status == 500:  # the handler answers every failure in a 200: its worker died
-            raise InstanceLost(f"{name!r} lost its instance mid-request (HTTP 500)")
+            detail = response.text[:300].strip() or "no details"
+            raise InstanceLost(f"{name!r} lost its instance mid-request (HTTP 500): {detail}")
         if status == 404:
             with self._lock:
                 self._endpoints.pop(name, None)
