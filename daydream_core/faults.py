@@ -5,8 +5,8 @@ The switch is the environment variable ``DAYDREAM_FAULTS`` holding a small spec:
     DAYDREAM_FAULTS="seed=7,kill=0.1,oom=0.2,timeout=0.05,throttle=0.3,store_fail=0.05"
 
 Nothing else turns it on: no option, no configuration file, no payload. It is honoured by the
-local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`; the GCP and Azure
-fakes throttle), never by a real cloud's adapter, and the CLI prints a warning line whenever
+local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`,
+`daydream_gcp.testing.FunctionsFake`, `daydream_azure.testing.AzureFake`), never by a real cloud's adapter, and the CLI prints a warning line whenever
 it is set. The plan reaches an instance from its host (`FunctionRuntime(faults=...)`), never
 from the function's configuration; where the instance is a process of its own (the GCP and
 Azure fakes), the fake's launcher hands it over in that process (`hand_over`) before the
@@ -15,7 +15,8 @@ strikes:
 
 - ``kill``: the instance is killed after its component has run and written its outputs, before
   it answers (the worst moment for outputs). Per component attempt. On the local platform the
-  instance process is SIGKILLed; on the AWS fake the runtime exits as Lambda reports it.
+  instance process is SIGKILLed; on the AWS fake the runtime exits as Lambda reports it; on
+  the GCP and Azure fakes the instance process SIGKILLs itself (`end_instance`).
 - ``oom``: the component needs more memory than the low tier has: on any tier but high it runs
   out of memory before doing anything. Per component *kind* (a kind is memory-bound or not).
 - ``timeout``: the instance hangs, doing nothing, for ``hang`` seconds (default 30), then
