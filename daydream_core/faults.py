@@ -6,12 +6,12 @@ The switch is the environment variable ``DAYDREAM_FAULTS`` holding a small spec:
 
 Nothing else turns it on: no option, no configuration file, no payload. It is honoured by the
 local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`,
-`daydream_gcp.testing.FunctionsFake`, `daydream_azure.testing.AzureFake`), never by a real cloud's adapter, and the CLI prints a warning line whenever
-it is set. The plan reaches an instance from its host (`FunctionRuntime(faults=...)`), never
-from the function's configuration; where the instance is a process of its own (the GCP and
-Azure fakes), the fake's launcher hands it over in that process (`hand_over`) before the
-handler's init reads it (`handed_over`). Each rate is the fraction of its subjects that the fault
-strikes:
+`daydream_gcp.testing.FunctionsFake`, `daydream_azure.testing.AzureFake`), never by a real
+cloud's adapter, and the CLI prints a warning line whenever it is set. The plan reaches an
+instance from its host (`FunctionRuntime(faults=...)`), never from the function's
+configuration; where the instance is a process of its own (the GCP and Azure fakes), the
+fake's launcher hands it over in that process (`hand_over`) before the handler's init reads
+it (`handed_over`). Each rate is the fraction of its subjects that the fault strikes:
 
 - ``kill``: the instance is killed after its component has run and written its outputs, before
   it answers (the worst moment for outputs). Per component attempt. On the local platform the
