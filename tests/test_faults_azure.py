@@ -6,11 +6,11 @@ fault-free run's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cloud_faults import Outputs, assert_survived, run_demo
+from cloud_faults import Outputs, assert_survived, records, run_demo
 from daydream_azure.provider import AzureProvider
 from daydream_azure.testing import AzureFake
 from daydream_conformance.workflow import workflow
@@ -25,7 +25,7 @@ Run = Callable[..., tuple[RunRecord, Outputs, list[str]]]
 
 
 @pytest.fixture
-def run_under(tmp_path: Path, demo_workflows: Path) -> Iterator[Run]:
+def run_under(tmp_path: Path, demo_workflows: Path) -> Run:
     """Run the demo workflow on a fresh fake under a plan (None: fault-free)."""
 
     def run(
@@ -40,7 +40,7 @@ def run_under(tmp_path: Path, demo_workflows: Path) -> Iterator[Run]:
             finally:
                 provider.close()
 
-    yield run
+    return run
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ def test_a_killed_instance_is_lost_and_retried(run_under: Run, fault_free: Outpu
     assert_survived(
         run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["lost"]
     )
+    assert all("lost its instance mid-request" in r.attempts[0].error for r in records(run))
 
 
 def test_out_of_memory_on_low_is_retried_on_high(run_under: Run, fault_free: Outputs) -> None:

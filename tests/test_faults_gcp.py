@@ -5,11 +5,11 @@ adapter's backoff and the engine's retries recover, and the outputs are the faul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cloud_faults import Outputs, assert_survived, run_demo
+from cloud_faults import Outputs, assert_survived, records, run_demo
 from daydream_conformance.workflow import workflow
 from daydream_gcp.testing import FunctionsFake, fake_provider
 
@@ -22,7 +22,7 @@ Run = Callable[..., tuple[RunRecord, Outputs, list[str]]]
 
 
 @pytest.fixture
-def run_under(tmp_path: Path, demo_workflows: Path) -> Iterator[Run]:
+def run_under(tmp_path: Path, demo_workflows: Path) -> Run:
     """Run the demo workflow on a fresh fake under a plan (None: fault-free)."""
 
     def run(
@@ -36,7 +36,7 @@ def run_under(tmp_path: Path, demo_workflows: Path) -> Iterator[Run]:
             finally:
                 provider.close()
 
-    yield run
+    return run
 
 
 @pytest.fixture
@@ -49,6 +49,7 @@ def test_a_killed_instance_is_lost_and_retried(run_under: Run, fault_free: Outpu
     assert_survived(
         run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["lost"]
     )
+    assert all("lost its instance mid-request" in r.attempts[0].error for r in records(run))
 
 
 def test_out_of_memory_on_low_is_retried_on_high(run_under: Run, fault_free: Outputs) -> None:
