@@ -6,7 +6,9 @@ fault-free run's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from daydream_conformance.workflow import workflow
 from daydream_core.backoff import Backoff, recording
 from daydream_core.errors import Throttled
 from daydream_core.faults import FaultPlan
-from daydream_core.model import HIGH, LOW, RunRecord
+from daydream_core.model import HIGH, LOW, RunRecord, Tier
 from daydream_core.provider import ProviderSettings
 
 Run = Callable[..., tuple[RunRecord, Outputs, list[str]]]
@@ -105,3 +107,28 @@ def test_a_throttling_storm_is_retried_by_the_adapter(tmp_path: Path) -> None:
         finally:
             provider.cleanup()
             provider.close()
+
+
+def test_only_a_launchers_hand_over_reaches_the_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployed handler ignores a fault variable in its app settings; the plan reaches it
+    only through the in-process hook the fake's launcher sets."""
+    from daydream_azure import handler, wire
+
+    from daydream_core import faults as fault_injection
+
+    settings = {
+        wire.RUNTIME_VAR: json.dumps(asdict(workflow.runtime)),
+        wire.TIER_VAR: json.dumps(asdict(Tier(LOW, 2048, 1.0))),
+        wire.STORE_VAR: tmp_path.as_uri(),
+        fault_injection.ENV_VAR: "seed=1,kill=1",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handler, "_environment", None)
+    assert handler.environment().runtime.faults is None
+    plan = FaultPlan({"kill": 1.0}, seed=1)
+    monkeypatch.setattr(fault_injection, "_handed_over", plan)
+    monkeypatch.setattr(handler, "_environment", None)
+    assert handler.environment().runtime.faults == plan
