@@ -10,8 +10,9 @@
 4. Payloads an attacker might send to an instance: how many were run.
 5. Resume equivalence: runs stopped after a phase (Ctrl-C in-process, or the controller
    SIGKILLed), resumed from their journal, compared phase by phase with runs never stopped.
-6. Faults injected per kind (bench/fault_runs.py), on the local platform and the AWS fake:
-   runs completed, retries, outputs lost or duplicated, processes and functions left.
+6. Faults injected per kind (bench/fault_runs.py), on the local platform and the AWS, GCP and
+   Azure fakes: runs completed, retries, outputs lost or duplicated, processes and functions
+   left.
 """
 
 from __future__ import annotations
@@ -346,6 +347,8 @@ def main() -> None:
         "resume": lambda work, args: resume_equivalence(work),
         "faults (local)": lambda work, args: fault_runs.local(work / "faults-local"),
         "faults (aws fake)": lambda work, args: fault_runs.aws(work / "faults-aws"),
+        "faults (gcp fake)": lambda work, args: fault_runs.gcp(work / "faults-gcp"),
+        "faults (azure fake)": lambda work, args: fault_runs.azure(work / "faults-azure"),
     }
     parser.add_argument(
         "--only", action="append", choices=sorted(sections), help="run only these sections"

@@ -1,5 +1,6 @@
 """Faults injected and survived: the demo workflow under each fault kind, on the local platform
-and on the AWS fake, against a fault-free run of the same seed (part of bench_reliability).
+and on the AWS, GCP and Azure fakes, against a fault-free run of the same seed (part of
+bench_reliability).
 
 Per fault kind: runs completed, faults injected (attempts that failed with it), retries (by
 the engine, by the adapter), outputs lost (a component of the fault-free run whose output is
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,66 @@ def aws(work: Path) -> list[dict[str, Any]]:
             row["functions left"] = len(functions)
         rows.append(row)
     return rows
+
+
+def _process_fake(
+    work: Path, name: str, fake: Callable[[FaultPlan | None], Any], provider: Callable[..., Any]
+) -> list[dict[str, Any]]:
+    """The AWS fake's rows on a fake whose instances are processes (GCP, Azure): `fake(plan)`
+    is a started-on-enter fake, `provider(fake, state_dir)` an adapter against it."""
+    rows = []
+    with fake(None) as clean_fake:
+        clean_provider = provider(clean_fake, work / f"{name}-clean")
+        engine = _engine(clean_provider, ProfileStore(work / f"{name}-clean.sqlite"), AWS_TIMEOUT_S)
+        clean = _runs(engine, work / f"{name}-clean-out")
+        reference = [_outputs(clean_provider, run) for run in clean]
+        engine.deployments.remove_created()
+        engine.close()
+    for kind, spec in AWS_PLANS.items():
+        with fake(FaultPlan.parse(spec)) as faulty:
+            adapter = provider(faulty, work / f"{name}-{kind}")
+            engine = _engine(adapter, ProfileStore(work / f"{name}-{kind}.sqlite"), AWS_TIMEOUT_S)
+            row, _ = _measure(kind, engine, reference, work / f"{name}-{kind}-out")
+            engine.deployments.remove_created()
+            row["functions left"] = len(adapter.list())
+            engine.close()
+        rows.append(row)
+    return rows
+
+
+def gcp(work: Path) -> list[dict[str, Any]]:
+    """The AWS fake's fault kinds on the Cloud Functions fake (instances are processes)."""
+    from daydream_gcp.testing import FunctionsFake, fake_provider
+
+    _instances_import_workflows()
+    work.mkdir(parents=True, exist_ok=True)
+    return _process_fake(
+        work,
+        "gcp",
+        lambda plan: FunctionsFake(Path(tempfile.mkdtemp(prefix="gcp-", dir=work)), faults=plan),
+        lambda fake, state: fake_provider(fake, state, function_timeout_s="60"),
+    )
+
+
+def azure(work: Path) -> list[dict[str, Any]]:
+    """The AWS fake's fault kinds on the Azure fake (instances are processes)."""
+    from daydream_azure.provider import AzureProvider
+    from daydream_azure.testing import AzureFake
+
+    from daydream_core.provider import ProviderSettings
+
+    _instances_import_workflows()
+    return _process_fake(
+        work,
+        "azure",
+        lambda plan: AzureFake(faults=plan),
+        lambda fake, state: AzureProvider(
+            ProviderSettings(state_dir=state, options=fake.options())
+        ),
+    )
+
+
+def _instances_import_workflows() -> None:
+    paths = (str(WORKFLOWS), os.environ.get("PYTHONPATH"))
+    if str(WORKFLOWS) not in os.environ.get("PYTHONPATH", ""):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)

@@ -5,15 +5,18 @@ The switch is the environment variable ``DAYDREAM_FAULTS`` holding a small spec:
     DAYDREAM_FAULTS="seed=7,kill=0.1,oom=0.2,timeout=0.05,throttle=0.3,store_fail=0.05"
 
 Nothing else turns it on: no option, no configuration file, no payload. It is honoured by the
-local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`; the GCP and Azure
-fakes throttle), never by a real cloud's adapter, and the CLI prints a warning line whenever
-it is set. The plan reaches an instance from its host (`FunctionRuntime(faults=...)`), never
-from the function's configuration. Each rate is the fraction of its subjects that the fault
-strikes:
+local platform and by the cloud fakes (`daydream_aws.testing.LambdaFake`,
+`daydream_gcp.testing.FunctionsFake`, `daydream_azure.testing.AzureFake`), never by a real
+cloud's adapter, and the CLI prints a warning line whenever it is set. The plan reaches an
+instance from its host (`FunctionRuntime(faults=...)`), never from the function's
+configuration; where the instance is a process of its own (the GCP and Azure fakes), the
+fake's launcher hands it over in that process (`hand_over`) before the handler's init reads
+it (`handed_over`). Each rate is the fraction of its subjects that the fault strikes:
 
 - ``kill``: the instance is killed after its component has run and written its outputs, before
   it answers (the worst moment for outputs). Per component attempt. On the local platform the
-  instance process is SIGKILLed; on the AWS fake the runtime exits as Lambda reports it.
+  instance process is SIGKILLed; on the AWS fake the runtime exits as Lambda reports it; on
+  the GCP and Azure fakes the instance process SIGKILLs itself (`end_instance`).
 - ``oom``: the component needs more memory than the low tier has: on any tier but high it runs
   out of memory before doing anything. Per component *kind* (a kind is memory-bound or not).
 - ``timeout``: the instance hangs, doing nothing, for ``hang`` seconds (default 30), then
@@ -36,10 +39,11 @@ import hashlib
 import json
 import math
 import os
+import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from daydream_core.errors import ConfigurationError, StoreUnavailable
 from daydream_core.objectstore import ObjectStore
@@ -140,6 +144,29 @@ def from_environment(environ: Mapping[str, str] | None = None) -> FaultPlan | No
     """The plan of ``DAYDREAM_FAULTS``, or None when it is unset or empty (production)."""
     spec = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
     return FaultPlan.parse(spec) if spec else None
+
+
+_handed_over: FaultPlan | None = None
+
+
+def hand_over(plan: FaultPlan | None) -> None:
+    """Give this process's instance `plan`: called by a fake's launcher (test code, in the
+    instance's process) before the handler builds its execution environment. In-process state,
+    so nothing a real platform carries (variables, settings, payloads) can turn faults on."""
+    global _handed_over
+    _handed_over = plan
+
+
+def handed_over() -> FaultPlan | None:
+    """The plan a launcher handed to this process; None in every deployed instance."""
+    return _handed_over
+
+
+def end_instance(kill: InstanceKill) -> NoReturn:
+    """End this instance's process as its platform would end a killed one: SIGKILL, so the
+    request it was serving gets no answer. Only a plan raises `InstanceKill`."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise kill  # not reached: SIGKILL cannot be caught
 
 
 class PlatformFaults:

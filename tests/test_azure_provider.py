@@ -19,7 +19,7 @@ from daydream_azure.testing import AzureFake
 from daydream_conformance.workflow import workflow
 
 from daydream_core.backoff import Backoff
-from daydream_core.errors import FunctionNotFound, ProviderError, Throttled
+from daydream_core.errors import FunctionNotFound, InstanceLost, ProviderError, Throttled
 from daydream_core.model import HIGH, LOW, StartKind
 from daydream_core.provider import FunctionHandle, ProviderSettings
 
@@ -182,6 +182,7 @@ def test_a_killed_instance_fails_the_request_without_hanging(
     with pytest.raises(ProviderError, match="ended") as failure:
         provider.invoke(function, payload(provider, "echo"), TIMEOUT_S)
     assert not isinstance(failure.value, Throttled)
+    assert isinstance(failure.value, InstanceLost)  # the engine's retry takes it from here
     dead = [view for view in fake.environments(function.name) if not view.alive]
     assert dead, "the platform saw its instance end"
     after = provider.invoke(function, payload(provider, "echo", value=3), TIMEOUT_S)

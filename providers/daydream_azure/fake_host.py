@@ -31,6 +31,7 @@ from daydream_conformance.view import BillingView, EnvironmentView
 
 from daydream_azure import fake_instance
 from daydream_azure.options import FLEX_CONSUMPTION, FLEX_INSTANCE_VCPUS
+from daydream_core.faults import FaultPlan
 
 INIT_TIMEOUT_S = 120.0
 SCRIPT = Path(fake_instance.__file__)
@@ -89,8 +90,9 @@ class App:
 class FunctionHost:
     """Instances of every function app on the fake, with their billing."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, faults: FaultPlan | None = None) -> None:
         self.workdir = workdir
+        self.faults = faults  # handed to every instance process (tests only)
         self._apps: dict[str, App] = {}
         self._ended: dict[str, list[Instance]] = {}  # instances of deleted or restarted apps
         self._billing: dict[str, list[BillingView]] = {}
@@ -154,6 +156,8 @@ class FunctionHost:
             command.append("--index")
         else:
             command += ["--cpus", ",".join(map(str, self._cpus(memory_mb)))]
+            if self.faults is not None:
+                command += ["--faults", self.faults.spec]
         return subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

@@ -11,8 +11,10 @@ its stdout. Frames are a 4-byte big-endian length and a JSON object.
 
 The fake gives it its envelope as the platform would: ``--cpus`` pins it to its tier's share of
 this machine's CPUs, and the instance memory in ``WEBSITE_MEMORY_LIMIT_MB`` becomes its
-RLIMIT_AS. ``--index`` only imports and indexes, printing the functions found (the fake's deployment
-step, like the host's indexing after a deployment).
+RLIMIT_AS; ``--faults SPEC`` hands a fault plan to the packaged daydream (tests only: the
+fake's own argument, nothing a deployed app carries). ``--index`` only imports and indexes,
+printing the functions found (the fake's deployment step, like the host's indexing after a
+deployment).
 """
 
 from __future__ import annotations
@@ -45,9 +47,14 @@ def write_frame(stream: BinaryIO, value: Any) -> None:
     stream.flush()
 
 
-def load(root: str) -> dict[str, Any]:
-    """Import the package's function app and index it: {route: (function, methods)}."""
+def load(root: str, faults: str = "") -> dict[str, Any]:
+    """Import the package's function app and index it: {route: (function, methods)}. A fault
+    plan's spec (`faults`, tests only) is handed to the packaged daydream before its init."""
     sys.path[0:0] = [root, os.path.join(root, SITE_PACKAGES)]
+    if faults:
+        from daydream_core import faults as fault_injection
+
+        fault_injection.hand_over(fault_injection.FaultPlan.parse(faults))
     import function_app  # type: ignore[import-not-found]
 
     functions: dict[str, Any] = {}
@@ -73,7 +80,8 @@ def main(argv: list[str]) -> int:
         limit = int(memory_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        functions = load(root)
+        spec = argv[argv.index("--faults") + 1] if "--faults" in argv else ""
+        functions = load(root, spec)
     except BaseException as exc:
         write_frame(
             protocol_out,

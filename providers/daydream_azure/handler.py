@@ -34,6 +34,8 @@ from typing import Any
 import azure.functions as func
 
 from daydream_azure import wire
+from daydream_core import faults as fault_injection
+from daydream_core.faults import FaultPlan, InstanceKill
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
 from daydream_core.runtime import FunctionRuntime, StartLedger
@@ -72,7 +74,9 @@ def instance_id(environ: Mapping[str, str]) -> str:
 class ExecutionEnvironment:
     """One instance: the loaded runtime environment and what it has served."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], *, faults: FaultPlan | None = None) -> None:
+        """`faults`: a fault plan, handed over by a test double only (the Azure fake's
+        `fake_instance`); never read from `environ`, so a deployed app cannot be told to fail."""
         started = time.perf_counter()
         self.id = instance_id(environ)
         runtime = json.loads(environ[wire.RUNTIME_VAR])
@@ -90,6 +94,7 @@ class ExecutionEnvironment:
             open_store=open_store,
             store_uri=environ.get(wire.STORE_VAR) or None,  # fixed at deploy, not the payload's
             key=environ.get(wire.KEY_VAR) or None,
+            faults=faults,
         )
         self.store_uri = environ.get(wire.STORE_VAR, "")
         memory = environ.get(wire.MEMORY_LIMIT_VAR)
@@ -138,7 +143,7 @@ def environment() -> ExecutionEnvironment:
     global _environment
     with _environment_lock:
         if _environment is None:
-            _environment = ExecutionEnvironment(os.environ)
+            _environment = ExecutionEnvironment(os.environ, faults=fault_injection.handed_over())
         return _environment
 
 
@@ -154,7 +159,10 @@ def run(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(b'{"error": "the body is not JSON"}', status_code=400)
     if not isinstance(request, dict):
         return func.HttpResponse(b'{"error": "the body is not an object"}', status_code=400)
-    body = environment().respond(request)
+    try:
+        body = environment().respond(request)
+    except InstanceKill as kill:  # an injected kill: the instance dies without answering
+        fault_injection.end_instance(kill)
     return func.HttpResponse(body, status_code=200, mimetype="application/json")
 
 

@@ -56,6 +56,7 @@ from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
     FunctionTimeout,
+    InstanceLost,
     ProviderError,
     Throttled,
 )
@@ -431,6 +432,9 @@ class AzureProvider(Provider):
                 f"{name!r} is {RETRYABLE_STATUS[status]} (HTTP {status}) after "
                 f"{self.options.max_attempts} attempts"
             )
+        if status == 500:  # the handler answers every failure in a 200: its worker died
+            detail = response.text[:300].strip() or "no details"
+            raise InstanceLost(f"{name!r} lost its instance mid-request (HTTP 500): {detail}")
         if status == 404:
             with self._lock:
                 self._endpoints.pop(name, None)

@@ -139,8 +139,10 @@ class AzureFake:
     ) -> None:
         self.max_instances = max_instances
         # A fault plan (tests only; DAYDREAM_FAULTS): the fake throttles that fraction of
-        # trigger requests. Faults inside instances need the plan in their process: not here.
+        # trigger requests, and each instance process is handed the plan by its launcher
+        # (kill, oom, timeout, store faults strike inside the instance).
         plan = faults if faults is not None else fault_injection.from_environment()
+        self.faults = plan
         self._platform_faults = fault_injection.PlatformFaults(plan) if plan else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
@@ -178,7 +180,7 @@ class AzureFake:
         self._identity = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _identity_handler(self))
         self._identity.daemon_threads = True
         self.identity_url = f"http://127.0.0.1:{self._identity.server_address[1]}/msi/token"
-        self.host = FunctionHost(root)
+        self.host = FunctionHost(root, faults=self.faults)
         self.arm = ArmApi(
             SUBSCRIPTION,
             GROUP,

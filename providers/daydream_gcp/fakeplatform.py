@@ -36,9 +36,19 @@ import os, resource, sys
 limit = int(sys.argv[1]) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 os.sched_setaffinity(0, [int(c) for c in sys.argv[2].split(",")])
+if sys.argv[3]:  # the fake's fault plan, handed to the packaged daydream before its init
+    sys.path.insert(0, os.getcwd())
+    from daydream_core import faults
+    faults.hand_over(faults.FaultPlan.parse(sys.argv[3]))
 from functions_framework._cli import _cli
-_cli.main(args=sys.argv[3:], prog_name="functions-framework")
+_cli.main(args=sys.argv[4:], prog_name="functions-framework")
 """
+# Cloud Run's answer (503) when the connection to an instance failed mid-request (it crashed,
+# was killed, or ran out of memory).
+LOST_MESSAGE = (
+    "The request failed because either the HTTP response was malformed or connection to the "
+    "instance had an error."
+)
 _ACCOUNT = "/computeMetadata/v1/instance/service-accounts/default"
 _TOKEN = f"{_ACCOUNT}/token"
 _KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
@@ -115,6 +125,7 @@ class Instance:
     metadata: _MetadataServer | None = None
     log: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: str = ""  # a fault plan's spec, handed to the instance by the launcher (tests only)
 
     def start(
         self,
@@ -151,7 +162,7 @@ class Instance:
             }
         )
         command = [sys.executable, "-I", "-c", _LAUNCHER, str(self.memory_mb)]
-        command += [",".join(map(str, self.cpus)), "--target", wire.ENTRY_POINT]
+        command += [",".join(map(str, self.cpus)), self.faults, "--target", wire.ENTRY_POINT]
         command += ["--source", str(source / "main.py"), "--host", "127.0.0.1"]
         command += ["--port", str(self.port)]
         self.log = source.parent / f"instance-{self.id}.log"
@@ -190,7 +201,7 @@ class Instance:
         except TimeoutError:
             raise
         except (OSError, http.client.HTTPException) as exc:
-            raise InstanceFailed(f"instance {self.id} failed while serving: {exc}") from None
+            raise InstanceFailed(f"{LOST_MESSAGE} (instance {self.id}: {exc})") from None
         finally:
             connection.close()
 

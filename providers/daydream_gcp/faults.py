@@ -1,8 +1,10 @@
 """What a function URL's answer means: a decoded envelope, or the shared typed errors.
 
 Cloud Run answers 429 when no instance can take the request (max instances reached) and 503
-when an instance failed or was lost mid-request; both are retried with backoff, as are
-connection resets. 504 is the function's own request timeout; 404 a function that is gone.
+when it cannot serve; both are retried with backoff, as are connection resets. A 503 saying
+the connection to the instance failed mid-request is an instance lost (`InstanceLost`), left
+to the engine's retry, which records the attempt. 504 is the function's own request timeout;
+404 a function that is gone.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from daydream_core.errors import (
     ConfigurationError,
     FunctionNotFound,
     FunctionTimeout,
+    InstanceLost,
     ProviderError,
     Throttled,
 )
 
 RETRIED_STATUSES = frozenset({429, 502, 503})
+# How Cloud Run's 503 says the instance itself failed mid-request (crashed, killed).
+_LOST = "connection to the instance had an error"
 
 
 class Transient(ProviderError):
@@ -59,6 +64,8 @@ def decode(name: str, response: requests.Response) -> dict[str, Any]:
         return envelope
     if status == 404:
         raise FunctionNotFound(f"gcp: function {name!r} does not exist (404)")
+    if status == 503 and _LOST in text:  # not retried here: the engine's retry re-runs it
+        raise InstanceLost(f"gcp: function {name!r} lost its instance mid-request (503)")
     if status == 429:
         raise Throttled(f"gcp: function {name!r} has no instance free (429): {_reason(text)}")
     if status in RETRIED_STATUSES:

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from daydream_core import faults as fault_injection
+from daydream_core.faults import FaultPlan, InstanceKill
 from daydream_core.model import Tier
 from daydream_core.objectstore import ObjectStore
 from daydream_core.runtime import FunctionRuntime, StartLedger
@@ -115,7 +117,9 @@ def _read(path: str) -> str | None:
 class ExecutionEnvironment:
     """One instance: its id, the loaded runtime environment, and what it has served."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], *, faults: FaultPlan | None = None) -> None:
+        """`faults`: a fault plan, handed over by a test double only (`daydream_gcp.fakeplatform`'s
+        launcher); never read from `environ`, so a deployed function cannot be told to fail."""
         started = time.perf_counter()
         self.id = instance_id(environ)
         runtime = json.loads(environ[wire.RUNTIME_VAR])
@@ -132,6 +136,7 @@ class ExecutionEnvironment:
             open_store=open_store,
             store_uri=environ.get(wire.STORE_VAR) or None,  # fixed at deploy, not the payload's
             key=environ.get(wire.KEY_VAR) or None,
+            faults=faults,
         )
         self.store_uri = environ.get(wire.STORE_VAR, "")
         self.platform = platform_limits()
@@ -173,7 +178,7 @@ def environment() -> ExecutionEnvironment:
     global _environment
     with _environment_lock:
         if _environment is None:
-            _environment = ExecutionEnvironment(os.environ)
+            _environment = ExecutionEnvironment(os.environ, faults=fault_injection.handed_over())
         return _environment
 
 
@@ -185,7 +190,11 @@ def entry(request: Any) -> tuple[str, int, dict[str, str]]:
         return json.dumps({"error": "the request body is not JSON"}), 400, _JSON
     if not isinstance(event, dict):
         return json.dumps({"error": "the request body is not a JSON object"}), 400, _JSON
-    return json.dumps(environment()(event)), 200, _JSON
+    try:
+        envelope = environment()(event)
+    except InstanceKill as kill:  # an injected kill: the instance dies without answering
+        fault_injection.end_instance(kill)
+    return json.dumps(envelope), 200, _JSON
 
 
 _JSON = {"Content-Type": "application/json"}

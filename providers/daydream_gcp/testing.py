@@ -96,8 +96,10 @@ class FunctionsFake:
     ) -> None:
         self.workdir = Path(workdir)
         # A fault plan (tests only; DAYDREAM_FAULTS): the fake throttles that fraction of
-        # requests. Faults inside instances need the plan in their process: not done here.
+        # requests, and each instance's launcher hands the plan to its handler (kill, oom,
+        # timeout, store faults strike inside the instance).
         plan = faults if faults is not None else fault_injection.from_environment()
+        self.faults = plan
         self._platform_faults = fault_injection.PlatformFaults(plan) if plan else None
         self.project = project
         self.region = region
@@ -484,6 +486,7 @@ class FunctionsFake:
                     memory = parse_memory_mb(str(service.get("availableMemory", "256Mi")))
                     cpu = float(service.get("availableCpu", 1))
                     instance = new_instance(state.short, revision, memory, cpu, self._spawned)
+                    instance.faults = self.faults.spec if self.faults else ""
                     self._spawned += 1
                     instance.busy = True
                     instance.requests += 1
