@@ -12,6 +12,8 @@ workflow = Workflow(
         "small": Preset({"width": 3, "size": 120, "phases": 4}),
         "failing": Preset({"width": 2, "size": 60, "phases": 3, "fail_at": 2}),
         "buggy": Preset({"width": 2, "size": 60, "phases": 3, "plan_bug_at": 1}),
+        # Every phase two wider than the one before: each needs instances the last did not.
+        "growing": Preset({"width": 1, "size": 120, "phases": 4, "grow": 2}),
     },
     preload=("numpy",),
 )
@@ -47,4 +49,5 @@ def plan(run: RunContext):  # type: ignore[no-untyped-def]
         # Dynamic: the next phase's width depends on this phase's results (it grows by the
         # half of the systems that were solved to machine precision).
         width = len(residuals) + sum(1 for r in residuals if r < 1e-9) // 2
+        width += int(params.get("grow", 0))
     return {"phases": int(params["phases"])}
