@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from daydream_core.backoff import Backoff
 from daydream_core.engine import Engine
+from daydream_core.faults import FaultPlan
 from daydream_core.model import HIGH, LOW, InvocationRecord, RunRecord
 from daydream_core.plugins import policies
 from daydream_core.profile import ProfileStore
@@ -77,3 +79,57 @@ def assert_survived(
         assert len(arrays) == 1, component
         assert np.array_equal(arrays[0], fault_free[component][0]), component
     assert left == []
+
+
+Run = Callable[..., tuple[RunRecord, Outputs, list[str]]]
+
+
+class SurvivesInstanceFaults:
+    """The cases every cloud fake that runs instance-side faults must pass: a test module
+    subclasses this (`class TestInstanceFaults(SurvivesInstanceFaults)`) and provides the
+    `run_under` fixture, running the demo workflow on a fresh fake under a plan."""
+
+    @pytest.fixture
+    def fault_free(self, run_under: Run) -> Outputs:
+        return run_under(None)[1]
+
+    def test_a_killed_instance_is_lost_and_retried(
+        self, run_under: Run, fault_free: Outputs
+    ) -> None:
+        run, outputs, left = run_under(FaultPlan({"kill": 1.0}, attempts=1))
+        assert_survived(
+            run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["lost"]
+        )
+        assert all("lost its instance mid-request" in r.attempts[0].error for r in records(run))
+
+    def test_out_of_memory_on_low_is_retried_on_high(
+        self, run_under: Run, fault_free: Outputs
+    ) -> None:
+        run, outputs, left = run_under(FaultPlan({"oom": 1.0}))
+        assert_survived(
+            run,
+            outputs,
+            left,
+            fault_free,
+            lambda r: (
+                r.tier == HIGH
+                and [(a.tier, a.fault) for a in r.attempts] in ([], [(LOW, "memory")])
+            ),
+        )
+        assert any(r.attempts for phase in run.phases for r in phase.invocations)
+
+    def test_a_failing_store_is_retried(self, run_under: Run, fault_free: Outputs) -> None:
+        run, outputs, left = run_under(FaultPlan({"store_fail": 1.0}, attempts=1))
+        assert_survived(
+            run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["store"]
+        )
+
+    def test_a_hung_instance_times_out_and_is_retried(
+        self, run_under: Run, fault_free: Outputs
+    ) -> None:
+        run, outputs, left = run_under(
+            FaultPlan({"timeout": 1.0}, attempts=1, hang_s=10.0), timeout_s=4.0
+        )
+        assert_survived(
+            run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["timeout"]
+        )

@@ -5,20 +5,17 @@ adapter's backoff and the engine's retries recover, and the outputs are the faul
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cloud_faults import Outputs, assert_survived, records, run_demo
+from cloud_faults import Outputs, Run, SurvivesInstanceFaults, run_demo
 from daydream_conformance.workflow import workflow
 from daydream_gcp.testing import FunctionsFake, fake_provider
 
 from daydream_core.backoff import recording
 from daydream_core.errors import Throttled
 from daydream_core.faults import FaultPlan
-from daydream_core.model import HIGH, LOW, RunRecord
-
-Run = Callable[..., tuple[RunRecord, Outputs, list[str]]]
+from daydream_core.model import RunRecord
 
 
 @pytest.fixture
@@ -39,47 +36,8 @@ def run_under(tmp_path: Path, demo_workflows: Path) -> Run:
     return run
 
 
-@pytest.fixture
-def fault_free(run_under: Run) -> Outputs:
-    return run_under(None)[1]
-
-
-def test_a_killed_instance_is_lost_and_retried(run_under: Run, fault_free: Outputs) -> None:
-    run, outputs, left = run_under(FaultPlan({"kill": 1.0}, attempts=1))
-    assert_survived(
-        run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["lost"]
-    )
-    assert all("lost its instance mid-request" in r.attempts[0].error for r in records(run))
-
-
-def test_out_of_memory_on_low_is_retried_on_high(run_under: Run, fault_free: Outputs) -> None:
-    run, outputs, left = run_under(FaultPlan({"oom": 1.0}))
-    assert_survived(
-        run,
-        outputs,
-        left,
-        fault_free,
-        lambda r: (
-            r.tier == HIGH and [(a.tier, a.fault) for a in r.attempts] in ([], [(LOW, "memory")])
-        ),
-    )
-    assert any(r.attempts for phase in run.phases for r in phase.invocations)
-
-
-def test_a_failing_store_is_retried(run_under: Run, fault_free: Outputs) -> None:
-    run, outputs, left = run_under(FaultPlan({"store_fail": 1.0}, attempts=1))
-    assert_survived(
-        run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["store"]
-    )
-
-
-def test_a_hung_instance_times_out_and_is_retried(run_under: Run, fault_free: Outputs) -> None:
-    run, outputs, left = run_under(
-        FaultPlan({"timeout": 1.0}, attempts=1, hang_s=10.0), timeout_s=4.0
-    )
-    assert_survived(
-        run, outputs, left, fault_free, lambda r: [a.fault for a in r.attempts] == ["timeout"]
-    )
+class TestInstanceFaults(SurvivesInstanceFaults):
+    """Kill, out of memory, a hang and a failing store, inside the fake's instances."""
 
 
 def test_a_throttling_storm_is_retried_by_the_adapter(tmp_path: Path) -> None:
