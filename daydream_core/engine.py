@@ -438,6 +438,7 @@ class Engine:
             service_ms=0.0,
             started_s=dispatched_at - run.origin_s,
             queued_ms=(started - dispatched_at) * 1000.0,
+            label=component.call.label,
         )
         attempt = 0
         while True:

@@ -46,6 +46,9 @@ class Call:
 
     kind: str
     args: Mapping[str, Any] = field(default_factory=dict)
+    # What the component stands for in the workflow's own terms (a trace replay: the task it
+    # replays), recorded with its invocation so records can be traced back to the input.
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class InvocationRecord:
     # Of service_ms, the wait for a dispatch slot (the platform's concurrency limit) before
     # the request was sent: a phase wider than the limit queues.
     queued_ms: float = 0.0
+    label: str | None = None  # the call's label (a trace replay: the task it replays)
     # The failed attempts before the one measured above (empty: it succeeded, or failed, at
     # once); the measured fields are the last attempt's.
     attempts: list[AttemptRecord] = field(default_factory=list)
@@ -198,7 +202,8 @@ class PhaseRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "index": self.index,
+            "index": self.index,  # from 0; messages and component ids count from 1 (`number`)
+            "number": self.index + 1,
             "width": self.width,
             "widths": self.widths,
             "predicted": self.predicted,

@@ -204,6 +204,7 @@ def _calls(
                     "seed": seed,
                     "rate": p["units_per_second"],
                 },
+                label=task.name,  # run.json says which task each component replayed
             )
         )
     return calls
