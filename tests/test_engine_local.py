@@ -167,3 +167,29 @@ def test_a_1000_wide_phase_queues_at_the_limit_instead_of_thrashing(
     assert {life["ended_by"] for life in lives} == {None}
     assert len(lives) == len({r["instance"] for p in data["phases"] for r in p["invocations"]})
     assert len(run.phases) == 2
+
+
+def test_a_calls_label_is_kept_in_its_invocation_record(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import demo_workflow
+
+    from daydream_core.model import Call
+
+    def plan(run: object):  # type: ignore[no-untyped-def]
+        yield [Call("solve", {"size": 8, "seed": i}, label=f"task-{i}") for i in range(2)]
+
+    workflow = demo_workflow.workflow
+    monkeypatch.setattr(workflow, "_plan", plan)
+    run = engine.run(
+        workflow,
+        preset="small",
+        params=workflow.preset("small").params,
+        seed=0,
+        run_index=1,
+        out_dir=tmp_path / "out",
+    )
+    recorded = json.loads((tmp_path / "out" / "run-1" / "run.json").read_text())["phases"][0]
+    assert [r["label"] for r in recorded["invocations"]] == ["task-0", "task-1"]
+    assert recorded["number"] == 1 and recorded["index"] == 0
+    assert run.phases[0].invocations[0].label == "task-0"

@@ -231,6 +231,8 @@ def test_wfformat_replay_passes_files_from_producers_to_consumers(tmp_path: Path
     )
     mem = {c.args["name"]: c.args["memory_mb"] for c in phases[0]}
     assert mem["individuals_ID0000000"] == pytest.approx(0.4)
+    # each component is labelled with the task it replays (run.json keeps the label)
+    assert all(c.label == c.args["name"] for phase in phases for c in phase)
     capped, _, _ = drive(
         store,
         {
