@@ -1,4 +1,5 @@
-"""Shared fixtures: a private profile store, and the demo workflow importable by instances."""
+"""Shared fixtures: a private profile store, the demo workflow importable by instances, and
+the demo workflow registered as an app."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from daydream_core import plugins
+from daydream_core.apps import AppSpec
+from daydream_core.hookspecs import hookimpl
 
 WORKFLOWS = Path(__file__).parent / "workflows"
 
@@ -27,3 +32,18 @@ def demo_workflows(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("PYTHONPATH", path)
     yield WORKFLOWS
     sys.modules.pop("demo_workflow", None)
+
+
+class _DemoApp:
+    @hookimpl
+    def daydream_apps(self) -> list[AppSpec]:
+        return [AppSpec("demo", "a small test workflow", "demo_workflow:workflow")]
+
+
+@pytest.fixture
+def demo_app(demo_workflows: Path) -> Iterator[None]:
+    """The demo workflow registered as the app `demo`, for tests of the CLI."""
+    plugin = _DemoApp()
+    plugins.plugin_manager().register(plugin)
+    yield
+    plugins.plugin_manager().unregister(plugin)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from daydream_core import plugins
-from daydream_core.apps import AppSpec
 from daydream_core.cli import main
-from daydream_core.hookspecs import hookimpl
 
 DAYDREAM = str(Path(sys.executable).parent / "daydream")
 
@@ -60,20 +57,6 @@ def test_listings() -> None:
         result = _daydream(command)
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
-
-
-class _DemoApp:
-    @hookimpl
-    def daydream_apps(self) -> list[AppSpec]:
-        return [AppSpec("demo", "a small test workflow", "demo_workflow:workflow")]
-
-
-@pytest.fixture
-def demo_app(demo_workflows: Path) -> Iterator[None]:
-    plugin = _DemoApp()
-    plugins.plugin_manager().register(plugin)
-    yield
-    plugins.plugin_manager().unregister(plugin)
 
 
 def _main(args: list[str]) -> int:

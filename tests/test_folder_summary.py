@@ -4,32 +4,14 @@ it, its status and headline result), `--json` and `--quiet`, and each run's `run
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daydream_core import plugins
-from daydream_core.apps import AppSpec
 from daydream_core.cli import main
-from daydream_core.hookspecs import hookimpl
 from daydream_core.model import PhaseRecord, RunRecord
 from daydream_core.outputs import reserve_run, summarise_folder, write_run
 from daydream_core.workflow import Preset, Workflow, default_headline
-
-
-class _DemoApp:
-    @hookimpl
-    def daydream_apps(self) -> list[AppSpec]:
-        return [AppSpec("demo", "a small test workflow", "demo_workflow:workflow")]
-
-
-@pytest.fixture
-def demo_app(demo_workflows: Path) -> Iterator[None]:
-    plugin = _DemoApp()
-    plugins.plugin_manager().register(plugin)
-    yield
-    plugins.plugin_manager().unregister(plugin)
 
 
 def _main(args: list[str]) -> int:
