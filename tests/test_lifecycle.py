@@ -170,31 +170,22 @@ def test_a_failed_run_removes_only_what_it_deployed(tmp_path: Path) -> None:
 
 
 def test_a_profile_failing_mid_run_keeps_the_runs_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    demo_app: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from test_cli import _DemoApp
-
-    from daydream_core import plugins
     from daydream_core.cli import main
     from daydream_core.errors import ProfileError
     from daydream_core.profile import ProfileStore
-
-    monkeypatch.syspath_prepend(str(WORKFLOWS))
-    monkeypatch.setenv("PYTHONPATH", str(WORKFLOWS))
 
     def broken(self: ProfileStore, *args: object) -> None:
         raise ProfileError(f"profile store {self.path} failed: disk I/O error")
 
     monkeypatch.setattr(ProfileStore, "learn_phase", broken)
-    plugin = _DemoApp()
-    plugins.plugin_manager().register(plugin)
     out = tmp_path / "out"
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main(["run", "demo", "--out", str(out)])
-    finally:
-        plugins.plugin_manager().unregister(plugin)
-        sys.modules.pop("demo_workflow", None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "demo", "--out", str(out)])
     assert exit_info.value.code == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("daydream: error: profile store ") and "disk I/O error" in line

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,17 +176,14 @@ SECRETS = {
 
 
 def test_no_planted_secret_or_payload_key_reaches_any_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    demo_app: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A successful and a failed run, then every byte they wrote and printed is searched."""
-    from test_cli import _DemoApp
-
-    from daydream_core import plugins
     from daydream_core.cli import main
 
-    workflows = Path(__file__).parent / "workflows"
-    monkeypatch.syspath_prepend(str(workflows))
-    monkeypatch.setenv("PYTHONPATH", str(workflows))
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     keys: list[str] = []
@@ -201,16 +197,10 @@ def test_no_planted_secret_or_payload_key_reaches_any_output(
         return handle
 
     monkeypatch.setattr(LocalProvider, "deploy", deploy)
-    plugin = _DemoApp()
-    plugins.plugin_manager().register(plugin)
     out = tmp_path / "out"
-    try:
-        for preset in ("small", "failing", "buggy"):
-            with pytest.raises(SystemExit):
-                main(["run", "demo", "--preset", preset, "--out", str(out), "--verbose"])
-    finally:
-        plugins.plugin_manager().unregister(plugin)
-        sys.modules.pop("demo_workflow", None)
+    for preset in ("small", "failing", "buggy"):
+        with pytest.raises(SystemExit):
+            main(["run", "demo", "--preset", preset, "--out", str(out), "--verbose"])
     printed = capsys.readouterr()
     assert keys, "the demo deployed functions"
     written = [p for p in [*out.rglob("*"), *tmp_path.glob("profile.sqlite*")] if p.is_file()]
