@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from daydream_core.model import Tier, WidthHint
 from daydream_core.policies.artifact import ArtifactPlacement
 from daydream_core.policies.baselines import WindowKeepAlive
+from daydream_core.policies.exploration import beside_the_phase
 from daydream_core.policies.placement import Timings
 from daydream_core.policies.predictor import Observation, Shape, StartCosts, Upcoming, Widths
 from daydream_core.policies.registry import PolicySpec
@@ -35,6 +36,10 @@ class PhasePlan:
     index: int
     placement: list[str]
     predicted: dict[str, int]  # what was hot started for this phase (predicted before it)
+    # Exploration that runs beside the phase: (component index, tier) of each probe, a
+    # duplicate of that component whose output is discarded and which the phase does not
+    # wait for (`daydream_core.policies.exploration.beside_the_phase`).
+    probes: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def widths(self) -> dict[str, int]:
@@ -168,6 +173,7 @@ class Controller:
     def place(self, kinds: Sequence[str], upcoming: Upcoming | None = None) -> PhasePlan:
         """Place the next phase's components on tiers."""
         index = len(self.current)
+        probes: list[tuple[int, str]] = []
         if isinstance(self.placement, ArtifactPlacement):
             placement = self.placement.place_from_pool(len(kinds), self.pool, self.seed, index)
             for tier in placement:
@@ -175,11 +181,18 @@ class Controller:
                     self.pool[tier] -= 1
         else:
             placement = self._place(kinds, upcoming)
-        return PhasePlan(index, placement, self.predicted.get(index, {}))
+            if not self._exact(upcoming):  # the oracle knows every time: nothing to explore
+                placement, probes = beside_the_phase(
+                    kinds, placement, self.timings, self.tiers, self.max_concurrency
+                )
+        return PhasePlan(index, placement, self.predicted.get(index, {}), probes)
+
+    def _exact(self, upcoming: Upcoming | None) -> bool:
+        return upcoming is not None and bool(upcoming.seconds) and self.clairvoyant
 
     def _place(self, kinds: Sequence[str], upcoming: Upcoming | None) -> list[str]:
         timings = self.timings
-        if upcoming is not None and upcoming.seconds and self.clairvoyant:
+        if upcoming is not None and self._exact(upcoming):
             timings = _exact_timings(kinds, upcoming.seconds)
             kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
         return self.placement.place(kinds, timings, self.tiers, self.prices)

@@ -49,6 +49,7 @@ from daydream_core.policies.predictor import (
 )
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
+from daydream_core.probes import Probes
 from daydream_core.profile import PhaseWidths, ProfileStore
 from daydream_core.provider import FunctionHandle, Invocation, Provider
 from daydream_core.retries import RetryPolicy, fault_of
@@ -274,10 +275,11 @@ class Engine:
             phases.close()
             raise
 
+        probes = Probes(run.run_id, self.provider.store)
         try:
             while calls is not None:
                 phase, outputs, failure = self._run_phase(
-                    run, pool, controller, calls, store.uri, clock=clock
+                    run, pool, controller, calls, store.uri, clock=clock, probes=probes
                 )
                 run.phases.append(phase)
                 with clock.part("write"):
@@ -314,6 +316,14 @@ class Engine:
                     calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
+            if len(probes):  # the run waits for its probes: billed and learned within it
+                with clock.part("probes"):
+                    late = probes.harvest(wait_all=True)
+                    for record in late:
+                        pool.observe(record)
+                    run.phases[-1].probes.extend(late)
+                    learning.learn_executions(_executions(late))
+                    self._learn_memory(learning.app, late)
         except RunStopped as failure:
             run.error = str(failure)
             failure.run = run
@@ -356,8 +366,11 @@ class Engine:
         calls: Sequence[Call],
         store_uri: str,
         clock: RunClock | None = None,
+        probes: Probes | None = None,
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
         clock = clock or RunClock()
+        if probes is None:  # not `probes or ...`: a Probes with none in flight is falsy
+            probes = Probes(run.run_id, self.provider.store)
         index = len(run.phases)
         with clock.part("place"):
             components = [
@@ -382,6 +395,18 @@ class Engine:
             )
             if self.policy.dispatch_pause_s:
                 time.sleep(self.policy.dispatch_pause_s)  # the artifact's serial dispatch
+        probes.dispatch(
+            components,
+            plan.probes,
+            lambda tier, probe: self._dispatch.submit(
+                self._invoke,
+                pool.functions[tier],
+                probe,
+                run,
+                store_uri,
+                dispatched_at=time.perf_counter(),
+            ),
+        )
         # While this phase runs: predict the next one and hot start for it.
         hint = hint_of(calls)
         controller.phase_started(plan, kinds, hint)
@@ -394,6 +419,9 @@ class Engine:
             pool.observe(outcome.record)
             self.events.invocation_done(run, outcome.record)
         hot_starts = pool.hot_starts(index)
+        ended = probes.harvest()
+        for record in ended:
+            pool.observe(record)
         phase = PhaseRecord(
             index=index,
             width=len(components),
@@ -403,6 +431,7 @@ class Engine:
             invocations=[o.record for o in outcomes],
             hot_starts=hot_starts,
             hint=hint,
+            probes=ended,
         )
         outputs = [o.output for o in outcomes]
         failed = next((o for o in outcomes if o.error is not None), None)
@@ -561,24 +590,30 @@ class Engine:
     ) -> dict[str, dict[str, float]]:
         """What the phase taught: the timings now, and one profile-store transaction in the
         background (an out-of-memory lesson, rare, is written at once)."""
-        executions = [
-            (r.kind, r.tier, r.execution_ms) for r in phase.invocations if r.error is None
-        ]
+        executions = _executions([*phase.invocations, *phase.probes])
         inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
         timings = learning.learn(executions, [i for i in inits if i[1] > 0], widths)
+        self._learn_memory(learning.app, [*phase.invocations, *phase.probes])
+        return self._timings(learning.app, timings)
+
+    def _learn_memory(self, app: str, records: Sequence[InvocationRecord]) -> None:
+        """Tiers the records' kinds ran out of memory on (written at once: rare, and placement
+        must not send the kind there again)."""
         out_of_memory = {
             (r.kind, self.tiers[a.tier].memory_mb)
-            for r in phase.invocations
+            for r in records
             for a in r.attempts
             if a.fault == "memory" and a.tier in self.tiers
         }
         if out_of_memory:
-            self.profile.record_out_of_memory(
-                learning.app, self.provider.name, sorted(out_of_memory)
-            )
-            self._memory_floors.pop(learning.app, None)  # read again, with the lesson
-        return self._timings(learning.app, timings)
+            self.profile.record_out_of_memory(app, self.provider.name, sorted(out_of_memory))
+            self._memory_floors.pop(app, None)  # read again, with the lesson
+
+
+def _executions(records: Sequence[InvocationRecord]) -> list[tuple[str, str, float]]:
+    """What the records teach of their kinds' execution times: (kind, tier, ms)."""
+    return [(r.kind, r.tier, r.execution_ms) for r in records if r.error is None]
 
 
 def _replay(

@@ -82,14 +82,24 @@ def _build(cls: type[_Record], data: Mapping[str, Any], **nested: Any) -> _Recor
 
 
 def phase_from_json(data: Mapping[str, Any]) -> PhaseRecord:
-    invocations = [
-        _build(InvocationRecord, {**r, "start": StartKind(r["start"])})
-        for r in data.get("invocations", [])
-    ]
+    def invocations(key: str) -> list[InvocationRecord]:
+        return [
+            _build(InvocationRecord, {**r, "start": StartKind(r["start"])})
+            for r in data.get(key, [])
+        ]
+
     hot_starts = [_build(HotStartRecord, h) for h in data.get("hot_starts", [])]
-    rest = {k: v for k, v in data.items() if k not in ("invocations", "hot_starts", "hint")}
+    nested = ("invocations", "hot_starts", "probes", "hint")
+    rest = {k: v for k, v in data.items() if k not in nested}
     hint = WidthHint.from_json(data.get("next_width_hint"))
-    return _build(PhaseRecord, rest, invocations=invocations, hot_starts=hot_starts, hint=hint)
+    return _build(
+        PhaseRecord,
+        rest,
+        invocations=invocations("invocations"),
+        hot_starts=hot_starts,
+        probes=invocations("probes"),
+        hint=hint,
+    )
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -39,6 +39,18 @@ class RunLearning:
             result.setdefault(kind, {})[tier] = mean_ms / 1000.0
         return result
 
+    def learn_executions(self, executions: Sequence[tuple[str, str, float]]) -> None:
+        """Fold samples that belong to no phase of their own (probes that ended after the
+        run's last phase) in; persist them in the background."""
+        if not executions:
+            return
+        self.wait()
+        for key, batch in fold_moments(executions).items():
+            self._moments[key] = merge_moments(self._moments.get(key, (0, 0.0, 0.0)), batch)
+        self._pending = self._executor.submit(
+            self.profile.record_executions, self.app, self.provider, list(executions)
+        )
+
     def learn(
         self,
         executions: Sequence[tuple[str, str, float]],

@@ -188,6 +188,11 @@ class PhaseRecord:
     controller_time_s: float = 0.0
     controller_parts: dict[str, float] = field(default_factory=dict)
     hint: WidthHint | None = None  # what the workflow said, with this phase, of the next one
+    # Probes that ended during this phase (or, for the last phase, before the run ended):
+    # duplicates of components on a tier their kind had no data for, run beside the phase
+    # and not waited for (`daydream_core.policies.exploration.beside_the_phase`); each
+    # record's `phase` is the phase that dispatched it. Billed; their outputs discarded.
+    probes: list[InvocationRecord] = field(default_factory=list)
 
     @property
     def widths(self) -> dict[str, int]:
@@ -198,7 +203,11 @@ class PhaseRecord:
 
     @property
     def cost(self) -> float:
-        return sum(r.cost for r in self.invocations) + sum(h.cost for h in self.hot_starts)
+        return (
+            sum(r.cost for r in self.invocations)
+            + sum(h.cost for h in self.hot_starts)
+            + sum(r.cost for r in self.probes)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,6 +221,7 @@ class PhaseRecord:
             "cost": self.cost,
             "invocations": [r.to_json() for r in self.invocations],
             "hot_starts": [h.to_json() for h in self.hot_starts],
+            "probes": [r.to_json() for r in self.probes],
             "controller_time_s": self.controller_time_s,
             "controller_parts": self.controller_parts,
             "next_width_hint": self.hint.to_json() if self.hint is not None else None,

@@ -42,12 +42,22 @@ def _floats(path: Path) -> list[float]:
     return [float(line) for line in path.read_text().splitlines()]
 
 
-def test_runs_use_hot_starts_and_they_beat_cold_starts(engine: Engine, tmp_path: Path) -> None:
+def test_runs_use_hot_starts_and_they_beat_cold_starts(
+    tmp_path: Path, demo_workflows: Path
+) -> None:
     # Each phase is wider than the one before (two more, and more as systems converge), so
     # the first run's phases need instances the one before did not: the shortfall, predicted
     # from the widths so far, is hot started while the phase before it runs. (Later runs
-    # find the first run's instances still alive, up to the limit, and need none.)
-    runs = _runs(engine, tmp_path / "out", preset="growing")
+    # find the first run's instances still alive, up to the limit, and need none.) Daydream's
+    # hot starts on one tier (`all-high`), so that what placement learns on this machine (the
+    # first run's probes may move the kind to the other tier) does not decide the test.
+    provider = LocalProvider(tmp_path / "state", concurrency=8)
+    engine = Engine(provider, ProfileStore(tmp_path / "profile.sqlite"), policies()["all-high"])
+    try:
+        runs = _runs(engine, tmp_path / "out", preset="growing")
+    finally:
+        provider.close()
+        engine.close()
     later = [r for run in runs for p in run.phases[1:] for r in p.invocations]
     hot = [r for r in later if r.start is StartKind.HOT]
     assert hot, "hot starts are used from the second phase on"

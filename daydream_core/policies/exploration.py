@@ -121,3 +121,69 @@ def explore(
                 placement[i] = tier
             position += count
     return placement
+
+
+# How much an exploration sample may lengthen its phase before it runs beside the phase instead.
+PROBE_SLACK = 0.05
+
+
+def beside_the_phase(
+    kinds: Sequence[str],
+    placement: Sequence[str],
+    timings: Timings,
+    tiers: Mapping[str, Tier],
+    concurrency: int,
+) -> tuple[list[str], list[tuple[int, str]]]:
+    """Samples that would lengthen their phase become probes: (placement, probes).
+
+    A sample on a tier its kind has no data for runs the component there, in the phase.
+    Where that tier is expected slower than the kind's bulk tier by more than the phase can
+    absorb (its waves at the concurrency limit, within `PROBE_SLACK`), the phase would wait
+    for it: then the component runs with its kind's bulk, and a probe, a duplicate whose
+    output is discarded, runs on the sample's tier beside the phase, which does not wait for
+    it. Probes take only the concurrency the phase leaves free, so they never queue ahead of
+    its components; a sample with no room left is not explored in this phase. A kind with
+    data on some tier is compared with the phase's longest known kind; one with none may be
+    the phase's critical path, so only its tier ratio counts.
+    """
+    waves = math.ceil(len(kinds) / max(1, concurrency))
+    room = max(0, concurrency - len(kinds))
+    members: dict[str, list[int]] = {}
+    for i, kind in enumerate(kinds):
+        members.setdefault(kind, []).append(i)
+    reference = max(tiers, key=lambda t: tiers[t].memory_mb)
+    ratios = tier_ratios(timings, tiers, reference)
+    known = estimated(timings, ratios)
+    bulk = {k: _bulk(placement, idx, timings.get(k, {})) for k, idx in members.items()}
+    critical = max(
+        (known[k][bulk[k]] for k in members if k in known and bulk[k] in known[k]), default=0.0
+    )
+    absorbs = (1.0 + PROBE_SLACK) * max(1, waves)
+    result = list(placement)
+    probes: list[tuple[int, str]] = []
+    for kind, indices in members.items():
+        own = timings.get(kind, {})
+        for i in indices:
+            tier = placement[i]
+            if tier == bulk[kind] or tier in own:
+                continue
+            slower = ratios.get(tier, 1.0) / ratios.get(bulk[kind], 1.0)
+            if kind in known and critical > 0:
+                lengthens = known[kind][bulk[kind]] * slower > absorbs * critical
+            else:
+                lengthens = slower > absorbs
+            if lengthens:
+                result[i] = bulk[kind]
+                if len(probes) < room:
+                    probes.append((i, tier))
+    return result, probes
+
+
+def _bulk(placement: Sequence[str], indices: Sequence[int], own: Mapping[str, float]) -> str:
+    """The tier a kind's bulk runs on: where most of its components with data go; for a kind
+    with none, where its last component goes (`explore` puts the samples first)."""
+    counts: dict[str, int] = {}
+    for i in indices:
+        if placement[i] in own:
+            counts[placement[i]] = counts.get(placement[i], 0) + 1
+    return max(counts, key=lambda t: counts[t]) if counts else placement[indices[-1]]

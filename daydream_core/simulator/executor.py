@@ -45,10 +45,12 @@ class RunOutcome:
     # One record per component, as the live engine makes them, in virtual time (started_s
     # from the run's start): what a timeline of a simulated run is drawn from.
     invocations: list[InvocationRecord] = field(default_factory=list)
+    probes: list[InvocationRecord] = field(default_factory=list)  # beside the phases
+    probe_wait_s: float = 0.0  # after the last phase, for probes still running
 
     @property
     def execution_time_s(self) -> float:
-        return sum(self.phase_times)
+        return sum(self.phase_times) + self.probe_wait_s
 
     @property
     def cost(self) -> float:
@@ -113,6 +115,7 @@ def simulate_daydream(
     cal = platform.cal
     out = RunOutcome()
     origin = clock
+    probing: Probing = []
     controller.first(_upcoming(controller, run, seconds, 0), platform.alive())
     for k, phase in enumerate(run.phases):
         start = clock
@@ -125,11 +128,17 @@ def simulate_daydream(
         cost = 0.0
         end = start
         arrival = start + cal.dispatch_s
-        for i, tier in enumerate(plan.placement):
+        # The components, then the probes (dispatched last: they queue behind the phase).
+        dispatches = [(i, tier, False) for i, tier in enumerate(plan.placement)]
+        dispatches += [(i, tier, True) for i, tier in plan.probes]
+        for i, tier, probe in dispatches:
             instance, kind, begins = platform.acquire(tier, arrival)
             execution = seconds[k][i][tier]
             finished = platform.run_on(instance, begins, execution)
-            end = max(end, finished + cal.dispatch_s)
+            if probe:  # the phase does not wait for it; its sample is learned once it ends
+                probing.append((finished + cal.dispatch_s, kinds[i], tier, execution))
+            else:
+                end = max(end, finished + cal.dispatch_s)
             spec = cal.tiers[tier]
             init_ms = instance.init_s * 1000.0 if kind is StartKind.COLD else 0.0
             cost += cal.prices.cost(spec.memory_mb, execution * 1000.0, init_ms, spec.vcpus)
@@ -137,7 +146,8 @@ def simulate_daydream(
                 cost += cal.start_charge(tier)
             out.billing.starts[kind.value] += 1
             span = (start - origin, finished + cal.dispatch_s - start, execution)
-            out.invocations.append(_record(k, i, kinds[i], tier, instance, kind, span))
+            record = _record(k, i, kinds[i], tier, instance, kind, span)
+            (out.probes if probe else out.invocations).append(record)
         # While the phase runs: the next phase's hot starts, short of what is alive.
         if k + 1 < len(run.phases) or not controller.clairvoyant:
             alive = platform.alive()
@@ -150,11 +160,27 @@ def simulate_daydream(
         phase_time = end - start
         for task, tier, row in zip(phase, plan.placement, seconds[k], strict=True):
             learned.add(task.kind, tier, row[tier])
+        probing = _learn_probes(probing, end, learned)
         controller.phase_done(phase_time, learned.timings())
         out.phase_times.append(phase_time)
         out.phase_costs.append(cost)
         clock = end
-    return out, clock
+    # The run waits for its probes (the live engine does too, outside every phase).
+    wait = max((ends for ends, *_ in probing), default=clock)
+    _learn_probes(probing, wait, learned)
+    out.probe_wait_s = max(0.0, wait - clock)
+    return out, clock + out.probe_wait_s
+
+
+Probing = list[tuple[float, str, str, float]]  # (ends at, kind, tier, execution seconds)
+
+
+def _learn_probes(probing: Probing, now: float, learned: Learned) -> Probing:
+    """Learn the probes that have ended by `now`; the rest, still running."""
+    for ends, kind, tier, execution in probing:
+        if ends <= now:
+            learned.add(kind, tier, execution)
+    return [p for p in probing if p[0] > now]
 
 
 def _record(

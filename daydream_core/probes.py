@@ -1,0 +1,75 @@
+"""A run's probes: exploration samples run beside their phase, not in it.
+
+Where an exploration sample would lengthen its phase (a tier expected slower than the one its
+kind's bulk runs on, in a phase that runs in one wave), the controller names a probe instead
+(`daydream_core.policies.exploration.beside_the_phase`): the component runs with its kind's
+bulk, and a duplicate runs on the sample's tier. The phase does not wait for the duplicate:
+each probe that has ended by a phase's end is recorded in that phase and learned with it;
+the run waits for the rest after its last phase (so every probe is billed and learned within
+the run that made it). A probe is a component of its own (`<component>-probe`), so its
+outputs have keys of their own; they are deleted once it ends, and its result is never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from daydream_core.model import Component, InvocationRecord
+from daydream_core.objectstore import ObjectStore
+
+PROBE_SUFFIX = "-probe"
+
+
+class _Ended(Protocol):
+    record: InvocationRecord
+
+
+@dataclass
+class _InFlight:
+    component: Component
+    future: Future[Any]  # of an outcome with a `record`
+
+
+class Probes:
+    """The probes one run has in flight."""
+
+    def __init__(self, run_id: str, store: Callable[[], ObjectStore]) -> None:
+        self.run_id = run_id
+        self._store = store
+        self._in_flight: list[_InFlight] = []
+
+    def __len__(self) -> int:
+        return len(self._in_flight)
+
+    def dispatch(
+        self,
+        components: Sequence[Component],
+        probes: Sequence[tuple[int, str]],
+        submit: Callable[[str, Component], Future[Any]],
+    ) -> None:
+        """Dispatch a duplicate of `components[i]` on `tier` for each probe (i, tier)."""
+        for i, tier in probes:
+            original = components[i]
+            probe = Component(original.id + PROBE_SUFFIX, original.phase, original.call)
+            self._in_flight.append(_InFlight(probe, submit(tier, probe)))
+
+    def harvest(self, *, wait_all: bool = False) -> list[InvocationRecord]:
+        """The records of the probes that have ended (all of them, waiting, with `wait_all`),
+        in dispatch order; their outputs are deleted."""
+        if wait_all:
+            wait([p.future for p in self._in_flight])
+        done = [p.future.done() for p in self._in_flight]  # once: a probe may end meanwhile
+        ended = [p for p, d in zip(self._in_flight, done, strict=True) if d]
+        self._in_flight = [p for p, d in zip(self._in_flight, done, strict=True) if not d]
+        records = []
+        for probe in ended:
+            outcome: _Ended = probe.future.result()
+            records.append(outcome.record)
+            # Best effort: a leftover is never read, as no result names its keys.
+            with contextlib.suppress(Exception):
+                self._store().delete(f"{self.run_id}/{probe.component.id}/")
+        return records

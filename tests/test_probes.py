@@ -1,0 +1,101 @@
+"""Probes: an exploration sample that would lengthen its phase runs beside it instead.
+
+The rule (`beside_the_phase`) is checked on placements; the live engine's probes from the
+records of a real local run: the phase does not carry them, they are billed and learned,
+and their outputs are gone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from daydream_trace.synthetic import seismology, write
+
+from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.plugins import policies
+from daydream_core.policies.exploration import beside_the_phase, sample_size
+from daydream_core.policies.placement import SlackPlacement
+from daydream_core.pricing import AWS_LAMBDA_X86
+from daydream_core.profile import ProfileStore
+
+TIERS = {HIGH: Tier(HIGH, 10240, 2.0), LOW: Tier(LOW, 5120, 1.0)}  # low: the prior's 1.5x
+
+
+def _placed(kinds: list[str], timings: dict[str, dict[str, float]]) -> list[str]:
+    return SlackPlacement(0.02).place(kinds, timings, TIERS, AWS_LAMBDA_X86)
+
+
+def test_a_one_wave_phase_of_a_new_kind_probes_the_slower_tier_beside_it() -> None:
+    kinds = ["new"] * 100
+    placement, probes = beside_the_phase(kinds, _placed(kinds, {}), {}, TIERS, 1000)
+    assert placement == [HIGH] * 100
+    assert probes == [(i, LOW) for i in range(sample_size(100))]
+
+
+def test_a_phase_in_waves_absorbs_its_sample() -> None:
+    kinds = ["new"] * 100
+    placed = _placed(kinds, {})
+    placement, probes = beside_the_phase(kinds, placed, {}, TIERS, 23)  # 5 waves
+    assert placement == placed and placement.count(LOW) == sample_size(100)
+    assert probes == []
+
+
+def test_probes_take_only_the_room_the_phase_leaves() -> None:
+    kinds = ["new"] * 100
+    placement, probes = beside_the_phase(kinds, _placed(kinds, {}), {}, TIERS, 103)
+    assert placement == [HIGH] * 100 and len(probes) == 3
+    placement, probes = beside_the_phase(kinds, _placed(kinds, {}), {}, TIERS, 100)
+    assert placement == [HIGH] * 100 and probes == []  # not explored in this phase
+
+
+def test_a_sample_shorter_than_the_phase_runs_in_it() -> None:
+    # "short" is known on high only; the phase's critical path is "long" (10 s), so short's
+    # sample on low (1.5 x 1 s) ends well within the phase.
+    timings = {"long": {HIGH: 10.0, LOW: 15.0}, "short": {HIGH: 1.0}}
+    kinds = ["long"] + ["short"] * 4
+    placed = _placed(kinds, timings)
+    placement, probes = beside_the_phase(kinds, placed, timings, TIERS, 1000)
+    assert placement == placed and probes == []
+    assert [placed[i] for i in range(1, 5)].count(LOW) >= 1
+
+
+def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path) -> None:
+    from daydream_local.provider import LocalProvider
+    from daydream_trace.workflow import workflow
+
+    from daydream_core.engine import Engine
+
+    instance = write(tmp_path / "tiny.json", seismology(6, seconds=(0.0005, 0.001)))
+    provider = LocalProvider(tmp_path / "state", concurrency=16)
+    profile = ProfileStore(tmp_path / "p.sqlite")
+    engine = Engine(provider, profile, policies()["daydream"])
+    params = workflow.validate({"trace": str(instance), "scale": 1.0, "io_mb": 0.0})
+    try:
+        engine.run(
+            workflow, preset="small", params=params, seed=0, run_index=1, out_dir=tmp_path / "o"
+        )
+        leftovers = provider.store().list("")
+    finally:
+        provider.close()
+        engine.close()
+    record = json.loads((tmp_path / "o" / "run-1" / "run.json").read_text())
+    first = record["phases"][0]
+    assert first["widths"] == {HIGH: 6, LOW: 0}  # the phase itself all on the prior's tier
+    probes = [r for phase in record["phases"] for r in phase["probes"]]
+    assert len(probes) == sample_size(6)
+    kind = first["invocations"][0]["kind"]
+    assert all(r["tier"] == LOW and r["phase"] == 0 and r["kind"] == kind for r in probes)
+    assert {r["component"] for r in probes} == {f"p1-c{i + 1}-probe" for i in range(len(probes))}
+    assert all(r["error"] is None and r["cost"] > 0 for r in probes)
+    # Billed with the run, learned into the profile, outputs deleted.
+    assert record["cost"] == sum(p["cost"] for p in record["phases"])
+    assert sum(p["cost"] for p in record["phases"]) >= sum(r["cost"] for r in probes)
+    assert LOW in profile.timings(workflow.name, provider.name)[kind]
+    assert not [k for k in leftovers if "-probe/" in k]
+    accounted = (
+        record["setup_time_s"]
+        + sum(p["phase_time_s"] for p in record["phases"])
+        + sum(p["controller_time_s"] for p in record["phases"])
+    )
+    assert abs(accounted - record["wall_time_s"]) <= 1e-9 * record["wall_time_s"]
