@@ -84,21 +84,21 @@ class PoolManager:
         function = self.functions[tier]
         alive = set(self.provider.instances(function))
         endings: Mapping[str, Ending] | None = None
-        reasons: Mapping[str, str] | None = None  # a provider's that gives reasons alone
+        reasons: Mapping[str, str] | None = None  # from a provider that gives reasons alone
         for life in self.lives.values():
             if life.tier == tier and life.ended_by is None and life.instance not in alive:
                 if endings is None:
                     endings = self.provider.endings(function)
                 life.ended_after_phase = phase
                 if life.instance in endings:
-                    self._ended(life, endings[life.instance])
+                    self._end_life(life, endings[life.instance])
                     continue
                 if reasons is None:
                     reasons = self.provider.ended(function)
                 life.ended_by = reasons.get(life.instance, "platform")
         return len(alive)
 
-    def _ended(self, life: InstanceLife, ending: Ending) -> None:
+    def _end_life(self, life: InstanceLife, ending: Ending) -> None:
         life.ended_by = ending.reason
         life.ended_s = ending.ended_at - self.origin_s
         life.waiting_at_end = ending.waiting
@@ -183,7 +183,7 @@ class PoolManager:
                     life = self.lives[instance]
                     life.ended_after_phase, life.ended_by = after_phase, "daydream"
                     if instance in endings:
-                        self._ended(life, endings[instance])
+                        self._end_life(life, endings[instance])
                 released.append(instance)
         return released
 
