@@ -534,6 +534,10 @@ class Engine:
         record.instance = result.instance
         record.start = result.start
         record.init_ms = result.init_ms
+        # The wait at the platform for an instance, after the one for a dispatch slot: the
+        # request queued from `started_s` for `queued_ms` (if retried, the platform's part is
+        # its last attempt's, which came later).
+        record.queued_ms += result.queued_ms
         record.execution_ms = result.duration_ms
         record.billed_ms = result.billed_ms
         record.cost = (

@@ -16,7 +16,9 @@ callables. What is shared is what decides who gets an instance:
   instances, times their execution time) exceeds the function's cold start. So a phase
   that drains unevenly across tiers does not trade warm instances for cold starts it would not
   need.
-- Every instance that leaves the pool leaves with a reason (`Ending`), kept for `ended`.
+- Every instance that leaves the pool leaves with a reason, a time, and the number of its
+  function's requests then waiting (an `Ending`, kept for `endings`): what lets a run's
+  records show that no instance was evicted while its own function had requests waiting.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from daydream_core.errors import FunctionNotFound, FunctionTimeout, ProviderError
 from daydream_core.model import StartKind
-from daydream_core.provider import FunctionHandle
+from daydream_core.provider import Ending, FunctionHandle
 
 # Why an instance ended, as recorded in `run.json` (`InstanceLife.ended_by`).
 RELEASED = "daydream"  # released by daydream as surplus (`Provider.release`)
@@ -45,7 +47,7 @@ CLOSED = "closed"  # the platform was closed, or the function deleted
 ENDINGS = (RELEASED, KEEP_ALIVE, EVICTED, KILLED, OUT_OF_MEMORY, FAILED_INIT, CLOSED)
 
 SMOOTHING = 0.2  # weight of the newest observation in the per-function averages
-MAX_ENDED = 100_000  # reasons remembered per function (a run's lives, not forever)
+MAX_ENDED = 100_000  # endings remembered per function (a run's lives, not forever)
 REWEIGH_S = 0.5  # how often a waiting request re-weighs a start against waiting
 
 
@@ -125,7 +127,7 @@ class InstancePool(Generic[Inst]):
         self._functions: dict[str, FunctionHandle] = {}
         self.instances: dict[str, list[Inst]] = {}  # by function name (read with the lock)
         self._demand: dict[str, _Demand] = {}
-        self._ended: dict[str, dict[str, str]] = {}
+        self._ended: dict[str, dict[str, Ending]] = {}
         self._queue: deque[_Request] = deque()
         self._initialising: set[str] = set()
         self._claims: dict[str, _Request] = {}  # hot starts taken while still initialising
@@ -166,10 +168,14 @@ class InstancePool(Generic[Inst]):
         with self.lock:
             return [i for pool in self.instances.values() for i in pool]
 
-    def ended(self, function: FunctionHandle) -> dict[str, str]:
-        """Why the function's instances that left the pool ended, by instance id."""
+    def endings(self, function: FunctionHandle) -> dict[str, Ending]:
+        """How the function's instances that left the pool ended, by instance id."""
         with self.lock:
             return dict(self._ended.get(function.name, {}))
+
+    def ended(self, function: FunctionHandle) -> dict[str, str]:
+        """Why the function's instances that left the pool ended, by instance id."""
+        return {instance: e.reason for instance, e in self.endings(function).items()}
 
     # -- hot starts ---------------------------------------------------------------------------
 
@@ -351,10 +357,13 @@ class InstancePool(Generic[Inst]):
         if instance not in pool:
             return
         pool.remove(instance)
-        ended = self._ended.setdefault(instance.function.name, {})
+        name = instance.function.name
+        ended = self._ended.setdefault(name, {})
         if len(ended) >= MAX_ENDED:
             ended.pop(next(iter(ended)))
-        ended[instance.id] = reason
+        # Requests granted in a `_dispatch` pass stay queued until it ends: they wait no more.
+        waiting = sum(1 for r in self._queue if r.function == name and r.granted is None)
+        ended[instance.id] = Ending(reason, time.perf_counter(), waiting)
         self._doomed.append(instance)
         request = self._claims.pop(instance.id, None)
         if request is not None:

@@ -139,7 +139,8 @@ class InvocationRecord:
         return None if self.started_s is None else self.started_s + self.service_ms / 1000.0
 
     # Of service_ms, the wait for a dispatch slot (the platform's concurrency limit) before
-    # the request was sent: a phase wider than the limit queues.
+    # the request was sent, then its wait at the platform for an instance where the provider
+    # says (`Invocation.queued_ms`): a phase wider than the limit queues.
     queued_ms: float = 0.0
     label: str | None = None  # the call's label (a trace replay: the task it replays)
     # The failed attempts before the one measured above (empty: it succeeded, or failed, at

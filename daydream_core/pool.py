@@ -17,7 +17,7 @@ from typing import Any
 
 from daydream_core.errors import DaydreamError
 from daydream_core.model import HotStartRecord, InvocationRecord, StartKind
-from daydream_core.provider import FunctionHandle, Provider, WarmStart
+from daydream_core.provider import Ending, FunctionHandle, Provider, WarmStart
 
 
 @dataclass
@@ -36,8 +36,13 @@ class InstanceLife:
     # Why it ended: "daydream" (released as surplus), "keep-alive" (reclaimed after the
     # platform's keep-alive), "evicted" (for another function's request), "killed",
     # "out-of-memory", "failed-init", "closed" (the platform closed), where the provider says
-    # (`Provider.ended`); else "platform" (ended on the platform's own schedule).
+    # (`Provider.endings`); else "platform" (ended on the platform's own schedule).
     ended_by: str | None = None
+    # Where the provider says (`Provider.endings`): when it ended, in seconds from the start of
+    # the run that recorded its end (negative: before that run), and how many requests of its
+    # own function were then waiting at the platform for an instance (0 for one evicted).
+    ended_s: float | None = None
+    waiting_at_end: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,14 +83,25 @@ class PoolManager:
         the platform's reason where it gives one."""
         function = self.functions[tier]
         alive = set(self.provider.instances(function))
-        ended: Mapping[str, str] | None = None
+        endings: Mapping[str, Ending] | None = None
+        reasons: Mapping[str, str] | None = None  # from a provider that gives reasons alone
         for life in self.lives.values():
             if life.tier == tier and life.ended_by is None and life.instance not in alive:
-                if ended is None:
-                    ended = self.provider.ended(function)
+                if endings is None:
+                    endings = self.provider.endings(function)
                 life.ended_after_phase = phase
-                life.ended_by = ended.get(life.instance, "platform")
+                if life.instance in endings:
+                    self._end_life(life, endings[life.instance])
+                    continue
+                if reasons is None:
+                    reasons = self.provider.ended(function)
+                life.ended_by = reasons.get(life.instance, "platform")
         return len(alive)
+
+    def _end_life(self, life: InstanceLife, ending: Ending) -> None:
+        life.ended_by = ending.reason
+        life.ended_s = ending.ended_at - self.origin_s
+        life.waiting_at_end = ending.waiting
 
     def alive(self) -> dict[str, int]:
         """Instances alive now, per tier (the provider's word)."""
@@ -160,10 +176,14 @@ class PoolManager:
             return []
         released: list[str] = []
         for tier, function in self.functions.items():
-            for instance in self.provider.release(function, keep.get(tier, 0)):
+            ours = self.provider.release(function, keep.get(tier, 0))
+            endings = self.provider.endings(function) if ours else {}
+            for instance in ours:
                 if instance in self.lives:
                     life = self.lives[instance]
                     life.ended_after_phase, life.ended_by = after_phase, "daydream"
+                    if instance in endings:
+                        self._end_life(life, endings[instance])
                 released.append(instance)
         return released
 

@@ -62,6 +62,19 @@ class Invocation:
     max_memory_used_mb: float
     # What the platform charges beyond billed duration and the request (a SnapStart restore).
     surcharge: float = 0.0
+    # How long the request waited at the platform for an instance (queued at its concurrency
+    # limit, from entering the queue to being granted one), where the provider runs the queue
+    # itself (local, Ray); 0 where the platform does not say.
+    queued_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How one instance left the platform, where the provider knows (`Provider.endings`)."""
+
+    reason: str  # one of `daydream_core.instance_pool.ENDINGS`
+    ended_at: float  # when, on `time.perf_counter()` (the engine's clock)
+    waiting: int  # requests of its own function waiting at the platform for an instance then
 
 
 @dataclass(frozen=True)
@@ -124,11 +137,16 @@ class Provider(ABC):
         """Ids of the function's instances alive now, busy or idle: exact where the provider
         runs them, else those seen recently enough that the platform still keeps them."""
 
-    def ended(self, function: FunctionHandle) -> Mapping[str, str]:
-        """Why the function's instances that are no longer alive ended, by instance id, where
-        the provider knows (`daydream_core.instance_pool.ENDINGS`); Lambda-like platforms that
-        end instances on their own schedule say nothing."""
+    def endings(self, function: FunctionHandle) -> Mapping[str, Ending]:
+        """How the function's instances that are no longer alive ended, by instance id, where
+        the provider knows (it runs them: local, Ray); Lambda-like platforms that end
+        instances on their own schedule say nothing."""
         return {}
+
+    def ended(self, function: FunctionHandle) -> Mapping[str, str]:
+        """Why the function's instances that are no longer alive ended, by instance id
+        (`daydream_core.instance_pool.ENDINGS`): the reasons of `endings`."""
+        return {instance: ending.reason for instance, ending in self.endings(function).items()}
 
     @abstractmethod
     def release(self, function: FunctionHandle, keep: int) -> list[str]:

@@ -15,6 +15,7 @@ from daydream_core.instance_pool import (
     EVICTED,
     FAILED_INIT,
     KEEP_ALIVE,
+    KILLED,
     RELEASED,
     InstancePool,
 )
@@ -215,6 +216,26 @@ def test_every_end_has_its_reason(platform: Platform) -> None:
     assert all(i.stopped for i in (a1, a2, b1))
     with pytest.raises(ProviderError, match="closed"):
         platform.pool.acquire(A, time.monotonic() + 1)
+
+
+def test_every_end_records_when_and_how_many_of_its_functions_requests_waited(
+    platform: Platform,
+) -> None:
+    before = time.perf_counter()
+    a1, a2 = platform.cold(A), platform.cold(A)
+    requests = Requests(platform)
+    requests.submit("a", A)  # at the limit: it waits for one of A's instances
+    platform.pool.discard(a1, KILLED)  # it dies with A's request waiting, which then starts one
+    _until(lambda: len(requests.order) == 1)
+    requests.submit("b", B)  # it waits for an A with nothing waiting
+    platform.pool.release(a2, served=True)
+    requests.join()
+    after = time.perf_counter()
+    killed, evicted = platform.pool.endings(A)[a1.id], platform.pool.endings(A)[a2.id]
+    assert (killed.reason, killed.waiting) == (KILLED, 1)
+    assert (evicted.reason, evicted.waiting) == (EVICTED, 0)
+    assert before <= killed.ended_at <= evicted.ended_at <= after  # the engine's clock
+    assert platform.pool.ended(A) == {a1.id: KILLED, a2.id: EVICTED}  # the reasons alone
 
 
 def test_a_request_that_is_never_served_times_out_and_leaves_the_queue(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,25 @@ def test_idle_instances_are_reclaimed_after_keep_alive(
         platform.close()
 
 
+def test_a_request_at_the_limit_reports_its_wait_at_the_platform(
+    tmp_path: Path, demo_workflows: Path
+) -> None:
+    platform = LocalProvider(tmp_path, concurrency=1)
+    try:
+        function = platform.deploy(RUNTIME, platform.tiers()[HIGH])
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(platform.invoke, function, _payload("spin", seconds=0.2), 60)
+            for _ in range(200):  # bounded: until the first holds the only instance
+                if platform.instance_pids():
+                    break
+                time.sleep(0.05)
+            second = platform.invoke(function, _payload("whoami"), timeout=60)
+        assert (second.start, second.instance) == (StartKind.WARM, first.result().instance)
+        assert second.queued_ms > 0  # it queued for the instance the first held
+    finally:
+        platform.close()
+
+
 def test_an_idle_instance_is_evicted_only_for_a_function_with_nothing_of_its_own(
     tmp_path: Path, demo_workflows: Path
 ) -> None:
@@ -142,6 +162,7 @@ def test_an_idle_instance_is_evicted_only_for_a_function_with_nothing_of_its_own
         second = platform.invoke(low, _payload("whoami"), timeout=60)  # at the limit
         assert second.start is StartKind.COLD
         assert platform.ended(high) == {first.instance: "evicted"}
+        assert platform.endings(high)[first.instance].waiting == 0  # nothing of high waited
         assert platform.instances(high) == [] and platform.instances(low) == [second.instance]
         platform.close()
         assert platform.ended(low) == {second.instance: "closed"}

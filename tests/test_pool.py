@@ -16,6 +16,7 @@ from daydream_core.pool import PoolManager
 from daydream_core.pricing import AWS_LAMBDA_X86, PriceTable
 from daydream_core.provider import (
     Capabilities,
+    Ending,
     FunctionHandle,
     Invocation,
     Provider,
@@ -176,4 +177,37 @@ def test_lives_end_with_the_reason_the_provider_gives(tmp_path: Path) -> None:
     provider.reasons[evicted] = "evicted"
     pool.hot_starts(2)  # as each phase ends, lives that ended during it are closed
     assert (pool.lives[evicted].ended_after_phase, pool.lives[evicted].ended_by) == (1, "evicted")
+    assert (pool.lives[evicted].ended_s, pool.lives[evicted].waiting_at_end) == (None, None)
     assert pool.lives[kept].ended_by is None
+
+
+class EndingProvider(RecordingProvider):
+    """Says how its instances ended (`endings`); the reasons alone follow from it."""
+
+    ended = Provider.ended
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.told: dict[str, Ending] = {}
+
+    def endings(self, function: FunctionHandle) -> Mapping[str, Ending]:
+        return self.told
+
+
+def test_lives_end_when_the_provider_says_with_what_was_waiting(tmp_path: Path) -> None:
+    provider = EndingProvider(tmp_path)
+    pool = _pool(provider)
+    pool.prewarm(1, {LOW: 2})
+    evicted, released = [r.instance for r in pool.hot_starts(1)]
+    provider.alive[LOW].remove(evicted)
+    provider.told[evicted] = Ending("evicted", pool.origin_s + 2.5, 0)
+    provider.told[released] = Ending("daydream", pool.origin_s + 4.0, 3)
+    assert provider.ended(pool.functions[LOW]) == {evicted: "evicted", released: "daydream"}
+    pool.hot_starts(2)
+    life = pool.lives[evicted]
+    assert (life.ended_by, life.waiting_at_end) == ("evicted", 0)
+    assert life.ended_s == pytest.approx(2.5)  # from the run's start
+    assert pool.release(2, {LOW: 0}) == [released]
+    life = pool.lives[released]
+    assert (life.ended_by, life.waiting_at_end) == ("daydream", 3)
+    assert life.ended_s == pytest.approx(4.0)

@@ -40,6 +40,7 @@ from daydream_core.pricing import AWS_LAMBDA_ARM, AWS_LAMBDA_X86, PriceTable
 from daydream_core.provider import (
     NAME_PREFIX,
     Capabilities,
+    Ending,
     FunctionHandle,
     Invocation,
     Provider,
@@ -243,7 +244,7 @@ class LocalProvider(Provider):
     ) -> Invocation:
         deadline = time.monotonic() + timeout
         self._throttle(payload)
-        instance, start = self._acquire(function, deadline)
+        instance, start, queued_ms = self._acquire(function, deadline)
         init_ms = 0.0
         if start is StartKind.COLD:
             try:
@@ -282,14 +283,15 @@ class LocalProvider(Provider):
             billed_ms=self._prices.billed_ms(duration_ms + init_ms),
             memory_mb=function.tier.memory_mb,
             max_memory_used_mb=float(envelope.get("max_memory_mb", 0.0)),
+            queued_ms=queued_ms,
         )
 
     def instances(self, function: FunctionHandle) -> builtins.list[str]:
         with self._pool.lock:
             return [i.id for i in self._instances.get(function.name, []) if i.alive]
 
-    def ended(self, function: FunctionHandle) -> dict[str, str]:
-        return self._pool.ended(function)
+    def endings(self, function: FunctionHandle) -> dict[str, Ending]:
+        return self._pool.endings(function)
 
     def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
         return [i.id for i in self._pool.surplus(function, keep)]
@@ -349,16 +351,23 @@ class LocalProvider(Provider):
             faults=self._faults.spec if self._faults is not None else "",
         )
 
-    def _acquire(self, function: FunctionHandle, deadline: float) -> tuple[Instance, StartKind]:
-        """An instance from the pool's queue; a hot start it claimed before its init finished
+    def _acquire(
+        self, function: FunctionHandle, deadline: float
+    ) -> tuple[Instance, StartKind, float]:
+        """An instance from the pool's queue, and the ms the request waited in it (to the
+        last grant, on the engine's clock); a hot start it claimed before its init finished
         is waited for (and the request queues again if that init failed)."""
+        queued_at = time.perf_counter()
         while True:
             instance, start = self._pool.acquire(function, deadline)
+            # Not the wait for a claimed hot start's init: the pool no longer counts the
+            # request as waiting then.
+            queued_ms = (time.perf_counter() - queued_at) * 1000.0
             if start is StartKind.HOT:
                 instance.promote()  # its init (if still running) and its work: normal priority
                 if not self._pool.await_ready(instance, deadline):
                     continue
-            return instance, start
+            return instance, start, queued_ms
 
     def _reap(self) -> None:
         """Reclaim instances idle for longer than the keep-alive time."""

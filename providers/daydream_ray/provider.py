@@ -38,6 +38,7 @@ from daydream_core.pricing import PriceTable
 from daydream_core.provider import (
     NAME_PREFIX,
     Capabilities,
+    Ending,
     FunctionHandle,
     Invocation,
     Provider,
@@ -228,9 +229,12 @@ class RayProvider(Provider):
         self, function: FunctionHandle, payload: Mapping[str, Any], timeout: float
     ) -> Invocation:
         deadline = time.monotonic() + timeout
+        queued_at = time.perf_counter()  # the wait in the pool's queue, as the local one's
         instance, start = self._pool.acquire(function, deadline)
+        queued_ms = (time.perf_counter() - queued_at) * 1000.0
         while not self._pool.await_ready(instance, deadline):
             instance, start = self._pool.acquire(function, deadline)  # its init failed
+            queued_ms = (time.perf_counter() - queued_at) * 1000.0
         init_ms = 0.0
         if start is StartKind.COLD:
             try:
@@ -257,6 +261,7 @@ class RayProvider(Provider):
             billed_ms=self._prices.billed_ms(duration_ms + billed_init),
             memory_mb=function.tier.memory_mb,
             max_memory_used_mb=float(envelope.get("max_memory_mb", 0.0)),
+            queued_ms=queued_ms,
         )
 
     def instances(self, function: FunctionHandle) -> builtins.list[str]:
@@ -269,8 +274,8 @@ class RayProvider(Provider):
                 self._pool.discard(gone, KILLED)
             return [i.id for i in self._instances.get(function.name, [])]
 
-    def ended(self, function: FunctionHandle) -> dict[str, str]:
-        return self._pool.ended(function)
+    def endings(self, function: FunctionHandle) -> dict[str, Ending]:
+        return self._pool.endings(function)
 
     def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
         surplus = self._pool.surplus(function, keep)
