@@ -96,6 +96,8 @@ class Controller:
     # and this run's so far.
     history_shapes: Sequence[Sequence[Shape]] = ()
     shapes: list[Shape] = field(default_factory=list)
+    # (kind, tier) pairs with a probe dispatched and no timing learned yet.
+    probing: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.predictor = self.policy.predictor()
@@ -183,8 +185,9 @@ class Controller:
             placement = self._place(kinds, upcoming)
             if not self._exact(upcoming):  # the oracle knows every time: nothing to explore
                 placement, probes = beside_the_phase(
-                    kinds, placement, self.timings, self.tiers, self.max_concurrency
+                    kinds, placement, self.timings, self.tiers, self.max_concurrency, self.probing
                 )
+                self.probing |= {(kinds[i], tier) for i, tier in probes}
         return PhasePlan(index, placement, self.predicted.get(index, {}), probes)
 
     def _exact(self, upcoming: Upcoming | None) -> bool:
@@ -225,6 +228,7 @@ class Controller:
         self.phase_times.append(phase_time_s)
         if timings is not None:
             self.timings = timings
+            self.probing = {(k, t) for k, t in self.probing if t not in timings.get(k, {})}
 
     def keep(self) -> dict[str, int] | None:
         """Idle instances worth keeping after the phase just done (None: the platform decides)."""

@@ -99,3 +99,28 @@ def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path)
         + sum(p["controller_time_s"] for p in record["phases"])
     )
     assert abs(accounted - record["wall_time_s"]) <= 1e-9 * record["wall_time_s"]
+
+
+def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> None:
+    from daydream_core.controller import Controller
+    from daydream_core.policies.predictor import start_costs
+
+    controller = Controller(
+        policy=policies()["daydream"],
+        tiers=TIERS,
+        prices=AWS_LAMBDA_X86,
+        history=[],
+        timings={},
+        costs={t: start_costs(spec, AWS_LAMBDA_X86, 1000.0) for t, spec in TIERS.items()},
+        max_concurrency=1000,
+    )
+    kinds = ["new"] * 100
+    first = controller.place(kinds)
+    assert len(first.probes) == sample_size(100)
+    controller.phase_started(first, kinds)
+    controller.phase_done(1.0, {"new": {HIGH: 1.0}})  # the probes on low still running
+    second = controller.place(kinds)
+    assert second.probes == [] and second.placement == [HIGH] * 100
+    controller.phase_started(second, kinds)
+    controller.phase_done(1.0, {"new": {HIGH: 1.0, LOW: 1.4}})  # they reported
+    assert controller.probing == set()

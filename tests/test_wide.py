@@ -215,6 +215,9 @@ def test_a_live_1000_wide_run_accounts_for_its_wall_time_and_bounds_cold_starts(
     assert all(p["controller_time_s"] > 0 for p in phases)
     assert record["starts"]["cold"] <= limit + sample_size(1000)
     assert all(sum(p["predicted"].values()) <= limit for p in phases)
+    # No instance was evicted while its own function had requests waiting (the records say
+    # so of every end; tests/test_eviction_records.py makes evictions happen and checks it).
+    assert all(i["waiting_at_end"] == 0 for i in record["instances"] if i["ended_by"] == "evicted")
     # Service time runs from the dispatch, so a wide phase's queueing is in it.
     wide_phase = phases[0]["invocations"]
     assert max(r["queued_ms"] for r in wide_phase) > 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from daydream_core.model import Tier
 from daydream_core.pricing import PriceTable
@@ -133,6 +133,7 @@ def beside_the_phase(
     timings: Timings,
     tiers: Mapping[str, Tier],
     concurrency: int,
+    probing: Collection[tuple[str, str]] = (),
 ) -> tuple[list[str], list[tuple[int, str]]]:
     """Samples that would lengthen their phase become probes: (placement, probes).
 
@@ -142,7 +143,8 @@ def beside_the_phase(
     for it: then the component runs with its kind's bulk, and a probe, a duplicate whose
     output is discarded, runs on the sample's tier beside the phase, which does not wait for
     it. Probes take only the concurrency the phase leaves free, so they never queue ahead of
-    its components; a sample with no room left is not explored in this phase. A kind with
+    its components; a sample with no room left is not explored in this phase, nor is a
+    (kind, tier) in `probing`, whose probe has not reported yet. A kind with
     data on some tier is compared with the phase's longest known kind; one with none may be
     the phase's critical path, so only its tier ratio counts.
     """
@@ -166,6 +168,9 @@ def beside_the_phase(
         for i in indices:
             tier = placement[i]
             if tier == bulk[kind] or tier in own:
+                continue
+            if (kind, tier) in probing:  # its probe is still running: no second sample
+                result[i] = bulk[kind]
                 continue
             slower = ratios.get(tier, 1.0) / ratios.get(bulk[kind], 1.0)
             if kind in known and critical > 0:
