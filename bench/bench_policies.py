@@ -3,7 +3,9 @@
     python bench/bench_policies.py [--app ccl] [--preset small] [--runs 3] [--keep DIR]
 
 Each policy starts from an empty profile store and a fresh local platform, so each learns from
-nothing over the same runs (same seeds); ratios are against the `cold` baseline. Then the
+nothing over the same runs (same seeds); the runs are interleaved (run 1 of every policy, then
+run 2, the order rotating), so the machine's changing load is shared; ratios are against the
+`cold` baseline. Then the
 simulator, calibrated on these very records (`local` calibration), replays the `cold` runs'
 components under each policy: its totals beside the live ones give the simulator's error.
 """
@@ -25,25 +27,54 @@ from daydream_core.profile import ProfileStore
 POLICIES = ("cold", "daydream", "keep-alive", "all-high", "all-low")
 
 
-def measure(app: str, preset: str, policy: str, runs: int, work: Path) -> list[RunRecord]:
-    workflow = apps()[app].load()
-    provider = LocalProvider(work / policy)
-    engine = Engine(provider, ProfileStore(work / f"{policy}.sqlite"), policies()[policy])
-    try:
-        return [
-            engine.run(
-                workflow,
-                preset=preset,
-                params=workflow.preset(preset).params,
+class Live:
+    """One policy on its own fresh local platform and empty profile store, run by run."""
+
+    def __init__(self, app: str, preset: str, policy: str, work: Path) -> None:
+        self.workflow = apps()[app].load()
+        self.preset = preset
+        self.out = work / policy / "out"
+        self.provider = LocalProvider(work / policy)
+        self.engine = Engine(
+            self.provider, ProfileStore(work / f"{policy}.sqlite"), policies()[policy]
+        )
+        self.runs: list[RunRecord] = []
+
+    def run(self) -> None:
+        params = self.workflow.preset(self.preset).params
+        index = len(self.runs) + 1
+        self.runs.append(
+            self.engine.run(
+                self.workflow,
+                preset=self.preset,
+                params=params,
                 seed=0,
                 run_index=index,
-                out_dir=work / policy / "out",
+                out_dir=self.out,
             )
-            for index in range(1, runs + 1)
-        ]
+        )
+
+    def close(self) -> None:
+        self.provider.close()
+        self.engine.close()
+
+
+def measure_interleaved(
+    app: str, preset: str, chosen: list[str], runs: int, work: Path
+) -> dict[str, list[RunRecord]]:
+    """Run i of every policy before run i + 1 of any, the order rotating each round, so a
+    change in the machine's load (2 shared cores) falls on every policy alike rather than
+    on whichever ran last."""
+    lives = {policy: Live(app, preset, policy, work) for policy in chosen}
+    try:
+        for round_ in range(runs):
+            order = chosen[round_ % len(chosen) :] + chosen[: round_ % len(chosen)]
+            for policy in order:
+                lives[policy].run()
     finally:
-        provider.close()
-        engine.close()
+        for live in lives.values():
+            live.close()
+    return {policy: live.runs for policy, live in lives.items()}
 
 
 def main() -> None:
@@ -54,12 +85,10 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--keep", type=Path, help="keep the runs' records in this directory")
     options = parser.parse_args()
-    rows = {}
     chosen = options.policies.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         work = options.keep or Path(tmp)
-        for policy in chosen:
-            rows[policy] = measure(options.app, options.preset, policy, options.runs, work)
+        rows = measure_interleaved(options.app, options.preset, chosen, options.runs, work)
         simulated = simulate(work, chosen, rows)
     base_time = sum(r.execution_time_s for r in rows["cold"])
     base_cost = sum(r.cost for r in rows["cold"])

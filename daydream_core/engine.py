@@ -594,11 +594,12 @@ class Engine:
     ) -> dict[str, dict[str, float]]:
         """What the phase taught: the timings now, and one profile-store transaction in the
         background (an out-of-memory lesson, rare, is written at once)."""
-        executions = _executions([*phase.invocations, *phase.probes])
-        inits = [(r.tier, r.init_ms) for r in phase.invocations if r.start is StartKind.COLD]
+        records = [*phase.invocations, *phase.probes]
+        executions = _executions(records)
+        inits = [(r.tier, r.init_ms) for r in records if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
         timings = learning.learn(executions, [i for i in inits if i[1] > 0], widths)
-        self._learn_memory(learning.app, [*phase.invocations, *phase.probes])
+        self._learn_memory(learning.app, records)
         return self._timings(learning.app, timings)
 
     def _learn_memory(self, app: str, records: Sequence[InvocationRecord]) -> None:

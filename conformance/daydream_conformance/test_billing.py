@@ -158,7 +158,7 @@ def test_engine_cost_is_the_platform_bill(
 ) -> None:
     """A run's records, costed by the engine, add up to the price table applied to what the
     platform billed for them (the `cold` policy: no hot starts, so every billed request is a
-    component's)."""
+    component's, or a probe's)."""
     from daydream_core.engine import Engine
     from daydream_core.plugins import policies
     from daydream_core.profile import ProfileStore
@@ -184,7 +184,7 @@ def test_engine_cost_is_the_platform_bill(
         )
     finally:
         engine.close()
-    records = [r for phase in run.phases for r in phase.invocations]
+    records = [r for phase in run.phases for r in [*phase.invocations, *phase.probes]]
     assert records and all(r.error is None for r in records)
 
     prices = daydream_provider.prices()
