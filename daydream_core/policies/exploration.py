@@ -15,6 +15,11 @@ known (`SlackPlacement`); a tier with no data for the kind is estimated from a r
 reference (largest) tier (`tier_ratios`): the median of the ratios learned for other kinds
 where any kind has data on both, else a prior from the tiers' vCPU shares (Amdahl's law with
 half of a component's work parallel, `PRIOR_PARALLEL_FRACTION`).
+
+A sample the phase would have to wait for (a tier expected slower than its kind's bulk, in a
+phase with too few waves at the concurrency limit to absorb it) runs beside the phase as a
+probe instead (`beside_the_phase`), so that exploring never lengthens a phase by more than
+`PROBE_SLACK`.
 """
 
 from __future__ import annotations
