@@ -62,13 +62,14 @@ def _wait(condition: object, timeout: float) -> bool:
 
 @pytest.fixture
 def busy_controller(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[int], Path]]:
-    """A `daydream run slow` whose two instances are busy computing; their pids."""
+    """A `daydream run slow` whose two instances are busy computing; their pids. (One tier,
+    so that no probe adds a third instance to wait for.)"""
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
     controller = subprocess.Popen(
-        [sys.executable, str(DRIVER), "run", "slow", "--out", str(out), "-p",
-         f"marker_dir={markers}", "-p", "seconds=120"],
+        [sys.executable, str(DRIVER), "run", "slow", "--policy", "all-high", "--out", str(out),
+         "-p", f"marker_dir={markers}", "-p", "seconds=120"],
         env=_environment(tmp_path / "profile.sqlite"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -143,9 +143,11 @@ def test_simulated_runs_carry_the_engines_records_in_virtual_time() -> None:
             assert min(s for s, _ in spans) == pytest.approx(phase_start)  # dispatched at once
             assert max(e for _, e in spans) == pytest.approx(phase_start + phase_time)
             phase_start += phase_time
-        # instances are named by tier; a warm start reuses one seen before (runs share them)
+        # instances are named by tier; a warm start reuses one seen before (runs share them;
+        # a probe's instance, beside a phase, may serve a later component)
         assert all(r.instance.startswith(f"{r.tier}-") for r in run.invocations)
-        for r in sorted(run.invocations, key=lambda r: (r.phase, r.started_s or 0.0)):
+        started = [*run.invocations, *run.probes]
+        for r in sorted(started, key=lambda r: (r.phase, r.started_s or 0.0, r in run.probes)):
             if r.start.value == "warm":
                 assert r.instance in seen
             seen.add(r.instance)

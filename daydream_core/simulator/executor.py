@@ -144,7 +144,8 @@ def simulate_daydream(
             cost += cal.prices.cost(spec.memory_mb, execution * 1000.0, init_ms, spec.vcpus)
             if kind is StartKind.COLD:
                 cost += cal.start_charge(tier)
-            out.billing.starts[kind.value] += 1
+            if not probe:  # start counts are components', as in the live engine's records
+                out.billing.starts[kind.value] += 1
             span = (start - origin, finished + cal.dispatch_s - start, execution)
             record = _record(k, i, kinds[i], tier, instance, kind, span)
             (out.probes if probe else out.invocations).append(record)
