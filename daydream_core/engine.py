@@ -318,9 +318,7 @@ class Engine:
             run.result = finished.value
             if len(probes):  # the run waits for its probes: billed and learned within it
                 with clock.part("probes"):
-                    late = probes.harvest(wait_all=True)
-                    for record in late:
-                        pool.observe(record)
+                    late = _harvest(probes, pool, wait_all=True)
                     run.phases[-1].probes.extend(late)
                     learning.learn_executions(_executions(late))
                     self._learn_memory(learning.app, late)
@@ -365,12 +363,9 @@ class Engine:
         controller: Controller,
         calls: Sequence[Call],
         store_uri: str,
-        clock: RunClock | None = None,
-        probes: Probes | None = None,
+        clock: RunClock,
+        probes: Probes,
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
-        clock = clock or RunClock()
-        if probes is None:  # not `probes or ...`: a Probes with none in flight is falsy
-            probes = Probes(run.run_id, self.provider.store)
         index = len(run.phases)
         with clock.part("place"):
             components = [
@@ -419,9 +414,7 @@ class Engine:
             pool.observe(outcome.record)
             self.events.invocation_done(run, outcome.record)
         hot_starts = pool.hot_starts(index)
-        ended = probes.harvest()
-        for record in ended:
-            pool.observe(record)
+        ended = _harvest(probes, pool)
         phase = PhaseRecord(
             index=index,
             width=len(components),
@@ -614,6 +607,14 @@ class Engine:
         if out_of_memory:
             self.profile.record_out_of_memory(app, self.provider.name, sorted(out_of_memory))
             self._memory_floors.pop(app, None)  # read again, with the lesson
+
+
+def _harvest(probes: Probes, pool: PoolManager, wait_all: bool = False) -> list[InvocationRecord]:
+    """The probes that have ended (all, with `wait_all`), their instances' lives updated."""
+    ended = probes.harvest(wait_all=wait_all)
+    for record in ended:
+        pool.observe(record)
+    return ended
 
 
 def _executions(records: Sequence[InvocationRecord]) -> list[tuple[str, str, float]]:

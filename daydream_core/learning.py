@@ -44,9 +44,7 @@ class RunLearning:
         run's last phase) in; persist them in the background."""
         if not executions:
             return
-        self.wait()
-        for key, batch in fold_moments(executions).items():
-            self._moments[key] = merge_moments(self._moments.get(key, (0, 0.0, 0.0)), batch)
+        self._fold(executions)
         self._pending = self._executor.submit(
             self.profile.record_executions, self.app, self.provider, list(executions)
         )
@@ -58,9 +56,7 @@ class RunLearning:
         widths: PhaseWidths,
     ) -> dict[str, dict[str, float]]:
         """Fold one phase in; persist it in the background; the timings now."""
-        self.wait()
-        for key, batch in fold_moments(executions).items():
-            self._moments[key] = merge_moments(self._moments.get(key, (0, 0.0, 0.0)), batch)
+        self._fold(executions)
         self._pending = self._executor.submit(
             self.profile.learn_phase,
             self.app,
@@ -70,6 +66,13 @@ class RunLearning:
             widths,
         )
         return self.timings()
+
+    def _fold(self, executions: Sequence[tuple[str, str, float]]) -> None:
+        """Merge samples into the run's moments, once the write in flight is done (one at a
+        time)."""
+        self.wait()
+        for key, batch in fold_moments(executions).items():
+            self._moments[key] = merge_moments(self._moments.get(key, (0, 0.0, 0.0)), batch)
 
     def wait(self) -> None:
         """Until the last phase's write is done; its failure (a `ProfileError`) is raised."""
