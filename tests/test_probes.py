@@ -60,6 +60,18 @@ def test_a_sample_shorter_than_the_phase_runs_in_it() -> None:
     assert [placed[i] for i in range(1, 5)].count(LOW) >= 1
 
 
+def test_a_lone_component_on_the_critical_path_probes_instead_of_sampling_in_the_phase() -> None:
+    # "terrain" is the phase's one long component, known on high only. Its sample on low is
+    # the whole kind, so without a probe the phase would wait for low's 1.5x.
+    timings = {"terrain": {HIGH: 3.0}, "imagery": {HIGH: 0.2}}
+    kinds = ["terrain", "imagery"]
+    placed = _placed(kinds, timings)
+    assert placed[0] == LOW  # explore puts the lone component on its unknown tier
+    placement, probes = beside_the_phase(kinds, placed, timings, TIERS, 1000)
+    assert placement[0] == HIGH and (0, LOW) in probes
+    assert placement[1] == LOW and (1, LOW) not in probes  # short: its sample fits the phase
+
+
 def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path) -> None:
     from daydream_local.provider import LocalProvider
     from daydream_trace.workflow import workflow

@@ -190,10 +190,14 @@ def beside_the_phase(
 
 
 def _bulk(placement: Sequence[str], indices: Sequence[int], own: Mapping[str, float]) -> str:
-    """The tier a kind's bulk runs on: where most of its components with data go; for a kind
-    with none, where its last component goes (`explore` puts the samples first)."""
+    """The tier a kind's bulk runs on: where most of its components with data go. A kind
+    whose every component is a sample (one component, say) has no bulk in the phase: the
+    tier it would run on unsampled is its fastest known one. A kind with no data at all:
+    where its last component goes (`explore` puts the samples first)."""
     counts: dict[str, int] = {}
     for i in indices:
         if placement[i] in own:
             counts[placement[i]] = counts.get(placement[i], 0) + 1
-    return max(counts, key=lambda t: counts[t]) if counts else placement[indices[-1]]
+    if counts:
+        return max(counts, key=lambda t: counts[t])
+    return min(own, key=lambda t: own[t]) if own else placement[indices[-1]]
