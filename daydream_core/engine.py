@@ -335,6 +335,8 @@ class Engine:
             phases.close()
             if run.error is None:
                 run.headline = workflow.headline(run.result)
+            elif run.phases:  # stopped early: what its probes cost so far is the run's too
+                run.phases[-1].probes.extend(_observed(probes.abandon(), pool))
             # Hot starts issued for a phase that never came are billed all the same: charge
             # them to the last phase, during which they were issued.
             unused = pool.hot_starts(len(run.phases))
@@ -611,10 +613,13 @@ class Engine:
 
 def _harvest(probes: Probes, pool: PoolManager, wait_all: bool = False) -> list[InvocationRecord]:
     """The probes that have ended (all, with `wait_all`), their instances' lives updated."""
-    ended = probes.harvest(wait_all=wait_all)
-    for record in ended:
+    return _observed(probes.harvest(wait_all=wait_all), pool)
+
+
+def _observed(records: list[InvocationRecord], pool: PoolManager) -> list[InvocationRecord]:
+    for record in records:
         pool.observe(record)
-    return ended
+    return records
 
 
 def _executions(records: Sequence[InvocationRecord]) -> list[tuple[str, str, float]]:

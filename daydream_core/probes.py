@@ -6,13 +6,16 @@ kind's bulk runs on, in a phase that runs in one wave), the controller names a p
 bulk, and a duplicate runs on the sample's tier. The phase does not wait for the duplicate:
 each probe that has ended by a phase's end is recorded in that phase and learned with it;
 the run waits for the rest after its last phase (so every probe is billed and learned within
-the run that made it). A probe is a component of its own (`<component>-probe`), so its
-outputs have keys of their own; they are deleted once it ends, and its result is never read.
+the run that made it). A run that stops early (a failed component, an interrupt) records the
+probes that have ended and waits for none. A probe is a component of its own
+(`<component>-probe`), so its outputs have keys of their own; they are deleted once it ends,
+and its result is never read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
@@ -59,7 +62,8 @@ class Probes:
 
     def harvest(self, *, wait_all: bool = False) -> list[InvocationRecord]:
         """The records of the probes that have ended (all of them, waiting, with `wait_all`),
-        in dispatch order; their outputs are deleted."""
+        in dispatch order; their outputs are deleted. A probe that raised has no record: the
+        run never depends on a probe."""
         if wait_all:
             wait([p.future for p in self._in_flight])
         done = [p.future.done() for p in self._in_flight]  # once: a probe may end meanwhile
@@ -67,9 +71,25 @@ class Probes:
         self._in_flight = [p for p, d in zip(self._in_flight, done, strict=True) if not d]
         records = []
         for probe in ended:
-            outcome: _Ended = probe.future.result()
-            records.append(outcome.record)
-            # Best effort: a leftover is never read, as no result names its keys.
-            with contextlib.suppress(Exception):
-                self._store().delete(f"{self.run_id}/{probe.component.id}/")
+            self._discard(probe.component)
+            if not probe.future.cancelled() and probe.future.exception() is None:
+                outcome: _Ended = probe.future.result()
+                records.append(outcome.record)
         return records
+
+    def abandon(self) -> list[InvocationRecord]:
+        """For a run that stopped early: the records of the probes that have ended. Nothing
+        waits for the rest; each deletes its outputs when it ends, unrecorded."""
+        records = self.harvest()
+        for probe in self._in_flight:
+            probe.future.add_done_callback(functools.partial(self._ended_late, probe.component))
+        self._in_flight = []
+        return records
+
+    def _ended_late(self, probe: Component, _: Future[Any]) -> None:
+        self._discard(probe)
+
+    def _discard(self, probe: Component) -> None:
+        # Best effort: a leftover is never read, as no result names its keys.
+        with contextlib.suppress(Exception):
+            self._store().delete(f"{self.run_id}/{probe.id}/")

@@ -136,3 +136,33 @@ def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> No
     controller.phase_started(second, kinds)
     controller.phase_done(1.0, {"new": {HIGH: 1.0, LOW: 1.4}})  # they reported
     assert controller.probing == set()
+
+
+class _Deletes:
+    def __init__(self) -> None:
+        self.prefixes: list[str] = []
+
+    def delete(self, prefix: str) -> None:
+        self.prefixes.append(prefix)
+
+
+def test_a_run_that_stops_early_records_its_ended_probes_and_waits_for_none() -> None:
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from daydream_core.model import Call, Component
+    from daydream_core.probes import Probes
+
+    store = _Deletes()
+    probes = Probes("run-1", lambda: store)  # type: ignore[arg-type, return-value]
+    components = [Component(f"p1-c{i + 1}", 0, Call("k")) for i in range(3)]
+    futures: list[Future[SimpleNamespace]] = [Future() for _ in components]
+    probes.dispatch(components, [(0, LOW), (1, LOW), (2, LOW)], lambda t, p: futures[len(probes)])
+    futures[0].set_result(SimpleNamespace(record="the first probe's record"))
+    futures[1].set_exception(RuntimeError("a probe's own failure"))
+
+    assert probes.abandon() == ["the first probe's record"]  # the raised one has none
+    assert store.prefixes == ["run-1/p1-c1-probe/", "run-1/p1-c2-probe/"]
+    assert len(probes) == 0  # nothing left to wait for
+    futures[2].set_result(SimpleNamespace(record="too late"))  # ends after the run
+    assert store.prefixes[-1] == "run-1/p1-c3-probe/"  # its outputs go all the same
