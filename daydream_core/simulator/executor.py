@@ -154,8 +154,9 @@ def simulate_daydream(
             alive = platform.alive()
             predicted = controller.predict(k + 1, _upcoming(controller, run, seconds, k + 1), alive)
             before = out.billing.cost
+            ready_by = end if controller.clairvoyant else None  # the next phase's start
             for tier, wanted in predicted.items():
-                platform.hot_start(tier, wanted - alive.get(tier, 0), start, out.billing)
+                platform.hot_start(tier, wanted - alive.get(tier, 0), start, out.billing, ready_by)
             cost += out.billing.cost - before
             out.billing.cost = before
         phase_time = end - start

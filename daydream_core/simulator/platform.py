@@ -78,14 +78,19 @@ class Platform:
     def alive(self) -> dict[str, int]:
         return {t: len(pool) for t, pool in self.instances.items()}
 
-    def hot_start(self, tier: str, n: int, now: float, billing: Billing) -> None:
-        """Start `n` instances ahead of need; their init (and hold) is billed now."""
+    def hot_start(
+        self, tier: str, n: int, now: float, billing: Billing, ready_by: float | None = None
+    ) -> None:
+        """Start `n` instances ahead of need; their init (and hold) is billed now. With
+        `ready_by` (only the oracle knows when the next phase starts), each is started its
+        init ahead of then, so it is ready exactly when needed, however short this phase."""
         spec = self.cal.tiers[tier]
         room = max(0, self.cal.concurrency - sum(self.alive().values()))
         for _ in range(min(n, room)):
             init = self.init_draw(tier)
+            begins = now if ready_by is None else ready_by - init
             self.instances[tier].append(
-                Instance(tier, now, now + init, init, hot=True, name=self._name(tier))
+                Instance(tier, begins, begins + init, init, hot=True, name=self._name(tier))
             )
             billing.cost += self.cal.prices.cost(
                 spec.memory_mb, self.cal.hold_s * 1000.0, init_ms=init * 1000.0, vcpus=spec.vcpus
