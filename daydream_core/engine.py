@@ -370,6 +370,9 @@ class Engine:
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
         index = len(run.phases)
         with clock.part("place"):
+            # A policy's keep-alive window, where the platform lets daydream set one (as the
+            # simulator's `policy_keep_alive` platforms do).
+            self.provider.keep_idle(controller.keep_alive_window())
             components = [
                 Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)
             ]

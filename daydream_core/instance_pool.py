@@ -124,6 +124,8 @@ class InstancePool(Generic[Inst]):
         self._fits = fits or (lambda function: True)
         self.lock = threading.RLock()
         self.closed = False
+        # A policy's keep-alive window, where it set one: it replaces the platform's own.
+        self.keep_idle_s: float | None = None
         self._functions: dict[str, FunctionHandle] = {}
         self.instances: dict[str, list[Inst]] = {}  # by function name (read with the lock)
         self._demand: dict[str, _Demand] = {}
@@ -292,7 +294,9 @@ class InstancePool(Generic[Inst]):
             return doomed
 
     def reclaim(self, keep_alive_s: float) -> list[Inst]:
-        """End instances idle for longer than `keep_alive_s`."""
+        """End instances idle for longer than `keep_alive_s` (or the policy's window)."""
+        if self.keep_idle_s is not None:
+            keep_alive_s = self.keep_idle_s
         now = time.monotonic()
         with self._changing():
             expired = [

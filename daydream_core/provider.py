@@ -148,6 +148,12 @@ class Provider(ABC):
         (`daydream_core.instance_pool.ENDINGS`): the reasons of `endings`."""
         return {instance: ending.reason for instance, ending in self.endings(function).items()}
 
+    def keep_idle(self, seconds: float | None) -> bool:
+        """Keep idle instances `seconds` after their last use, instead of the platform's own
+        keep-alive (None: the platform's again), where the provider lets daydream set it;
+        whether it does. Lambda-like platforms reclaim on their own schedule."""
+        return False
+
     @abstractmethod
     def release(self, function: FunctionHandle, keep: int) -> list[str]:
         """Stop idle instances beyond `keep` where the provider allows it; return their ids."""

@@ -133,6 +133,27 @@ def test_idle_instances_are_reclaimed_after_keep_alive(
         platform.close()
 
 
+def test_a_policy_sets_how_long_idle_instances_are_kept(
+    tmp_path: Path, demo_workflows: Path
+) -> None:
+    platform = LocalProvider(tmp_path, keep_alive_s=3600)
+    try:
+        assert platform.keep_idle(0.2)  # a policy's window replaces the platform's hour
+        function = platform.deploy(RUNTIME, platform.tiers()[LOW])
+        served = platform.invoke(function, _payload("whoami"), timeout=60)
+        for _ in range(100):  # bounded: at most ~10 s
+            if not platform.instance_pids():
+                break
+            time.sleep(0.1)
+        assert platform.ended(function) == {served.instance: "keep-alive"}
+        platform.keep_idle(None)  # the platform's own again: an hour
+        again = platform.invoke(function, _payload("whoami"), timeout=60)
+        time.sleep(1.2)  # two passes of the reaper
+        assert again.instance in platform.instances(function)
+    finally:
+        platform.close()
+
+
 def test_a_request_at_the_limit_reports_its_wait_at_the_platform(
     tmp_path: Path, demo_workflows: Path
 ) -> None:

@@ -99,6 +99,47 @@ def test_no_policy_beats_the_oracle_on_both_time_and_cost(app: str) -> None:
         ), name
 
 
+def _recorded_run(provider: str, started_at: float, cold: dict[str, float]) -> dict[str, object]:
+    invocation = {"kind": "k", "tier": "high", "start": "cold", "error": None, **cold}
+    return {
+        "app": "toy",
+        "policy": "cold",
+        "provider": provider,
+        "started_at": started_at,
+        "wall_time_s": 10.0,
+        "phases": [{"invocations": [invocation], "hot_starts": []}],
+    }
+
+
+def test_records_teach_their_own_platform_its_start_waits_and_every_calibration_run_gaps() -> None:
+    # A cold start billed 1 s of init whose service, but for 2 s of execution and 0.5 s of
+    # queue, took 4 s: 3 s waited for a CPU beyond the billed init (the local platform's way).
+    from daydream_core.simulator.calibration import from_records
+
+    cold = {"init_ms": 1000.0, "execution_ms": 2000.0, "queued_ms": 500.0, "service_ms": 6500.0}
+    runs = [_recorded_run("local", t, cold) for t in (0.0, 40.0, 110.0)]  # gaps 30 s, 60 s
+    local = from_records(named_calibration("local"), runs)
+    assert local.init_s["high"] == 1.0 and local.start_wait_s == {"high": 3.0}
+    assert local.run_gap_s == 45.0
+    aws = from_records(named_calibration("aws"), runs)  # another platform: no local waits
+    assert aws.start_wait_s == {} and aws.run_gap_s == 45.0
+
+
+def test_a_start_is_ready_after_its_init_and_wait_and_billed_its_init_only() -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from daydream_core.model import StartKind
+    from daydream_core.simulator.platform import Platform
+
+    cal = replace(named_calibration("aws"), init_spread=0.0, start_wait_s={"high": 3.0})
+    platform = Platform(cal, np.random.default_rng(0))
+    instance, kind, begins = platform.acquire("high", 10.0)
+    assert kind is StartKind.COLD and instance.init_s == cal.init_s["high"]
+    assert begins == 10.0 + cal.init_s["high"] + 3.0
+
+
 def test_the_command_prints_json_and_a_plot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

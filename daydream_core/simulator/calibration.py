@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from statistics import median
+from typing import Any
 
 from daydream_core.errors import UsageError
 from daydream_core.model import HIGH, LOW, Tier
@@ -73,6 +75,14 @@ class Calibration:
     start_charge_per_gb: float = 0.0
     # Charged once per evaluation, whatever the policy does: SnapStart's snapshot caching.
     fixed_cost: float = 0.0
+    # Whether the platform lets daydream set how long it keeps an idle instance (the local
+    # platform and Ray do): only there does a policy's keep-alive window apply, as live.
+    policy_keep_alive: bool = False
+    # The provider whose platform this models (records from it teach its start waits).
+    provider: str | None = None
+    # Per tier, a start's wait beyond its billed init (the local platform bills an init
+    # without its wait for a CPU, which on a busy host is most of a start's latency).
+    start_wait_s: Mapping[str, float] = field(default_factory=dict)
 
     def start_charge(self, tier: str) -> float:
         return self.tiers[tier].memory_gb * self.start_charge_per_gb
@@ -115,6 +125,7 @@ def _aws_tier(name: str, memory_mb: int) -> Tier:
 def aws() -> Calibration:
     return Calibration(
         name="aws",
+        provider="aws",
         source=(
             "AWS Lambda documentation (memory 128-10240 MB, 1769 MB = 1 vCPU, 1 ms billing, "
             "init billed since 2025-08, 1,000 concurrent executions) and x86 us-east-1 "
@@ -208,6 +219,8 @@ def local(
     init = {t: (init_ms or {}).get(t, 1500.0) / 1000.0 for t in (HIGH, LOW)}
     return Calibration(
         name="local",
+        provider="local",
+        policy_keep_alive=True,
         source="this machine's records (init and execution per kind and tier), local tiers",
         tiers=tiers,
         prices=AWS_LAMBDA_X86,
@@ -222,12 +235,16 @@ def local(
     )
 
 
-def from_records(base: Calibration, runs: list[dict[str, object]]) -> Calibration:
-    """Fold measured init (cold and hot starts) and per-kind execution times into `base`."""
+def from_records(base: Calibration, runs: list[dict[str, Any]]) -> Calibration:
+    """Fold into `base` what the records measured: init (cold and hot starts) and per-kind
+    execution times; the time between consecutive runs; and, from records of the platform
+    `base` models, each tier's wait beyond a cold start's billed init."""
     inits: dict[str, list[float]] = {}
+    waits: dict[str, list[float]] = {}
     executions: dict[str, dict[str, list[float]]] = {}
     for run in runs:
-        for phase in run.get("phases", []):  # type: ignore[attr-defined]
+        own = base.provider is not None and run.get("provider") == base.provider
+        for phase in run.get("phases", []):
             for r in phase["invocations"]:
                 if r.get("error"):
                     continue
@@ -236,6 +253,11 @@ def from_records(base: Calibration, runs: list[dict[str, object]]) -> Calibratio
                 )
                 if r["start"] == "cold" and r["init_ms"] > 0:
                     inits.setdefault(r["tier"], []).append(r["init_ms"] / 1000.0)
+                    if own:  # the start's latency: its service but for execution and queue
+                        latency = r["service_ms"] - r["execution_ms"] - r.get("queued_ms", 0.0)
+                        waits.setdefault(r["tier"], []).append(
+                            max(0.0, latency - r["init_ms"]) / 1000.0
+                        )
             for h in phase.get("hot_starts", []):
                 if h["init_ms"] > 0:
                     inits.setdefault(h["tier"], []).append(h["init_ms"] / 1000.0)
@@ -244,7 +266,31 @@ def from_records(base: Calibration, runs: list[dict[str, object]]) -> Calibratio
     measured = {
         k: {t: sum(v) / len(v) for t, v in tiers.items()} for k, tiers in executions.items()
     }
-    return replace(base, init_s=init, measured={**base.measured, **measured})
+    gaps = _run_gaps(runs)
+    return replace(
+        base,
+        init_s=init,
+        measured={**base.measured, **measured},
+        start_wait_s={**base.start_wait_s, **{t: median(v) for t, v in waits.items()}},
+        run_gap_s=median(gaps) if gaps else base.run_gap_s,
+    )
+
+
+def _run_gaps(runs: list[dict[str, Any]]) -> list[float]:
+    """Seconds between one run's end and the next's start, among the runs of one app under
+    one policy (the sequence the simulator replays), where the records say when they ran."""
+    sequences: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for run in runs:
+        started, wall = run.get("started_at"), run.get("wall_time_s")
+        if isinstance(started, int | float) and isinstance(wall, int | float):
+            key = (str(run.get("app")), str(run.get("policy")))
+            sequences.setdefault(key, []).append((float(started), float(wall)))
+    gaps = []
+    for sequence in sequences.values():
+        sequence.sort()
+        for (start, wall), (following, _) in itertools.pairwise(sequence):
+            gaps.append(max(0.0, following - start - wall))
+    return gaps
 
 
 CALIBRATIONS = ("aws", "aws-snapstart", "local", "trace")

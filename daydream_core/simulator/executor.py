@@ -245,10 +245,10 @@ def simulate_artifact(
             # A new function: the platform starts an instance for its first call (in a trace's
             # service times, that start is the one recorded).
             if cal.service_includes_start:
-                init = cal.init_s[cal.reference_tier]
+                init = latency = cal.init_s[cal.reference_tier]
             else:
-                init = platform.init_draw(tier)
-            service = cal.dispatch_s + init + execution
+                init, latency = platform.init_draw(tier)
+            service = cal.dispatch_s + latency + execution
             if i >= width - cold:
                 service += constants.create_s
                 out.billing.starts[StartKind.COLD.value] += 1

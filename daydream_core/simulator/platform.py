@@ -57,13 +57,16 @@ class Platform:
         self.idle_gb_s = 0.0  # billed GB-seconds of hot starts never used
         self._created = 0
 
-    def init_draw(self, tier: str) -> float:
-        z = float(self.rng.standard_normal())
-        return self.cal.init_s[tier] * math.exp(self.cal.init_spread * z)
+    def init_draw(self, tier: str) -> tuple[float, float]:
+        """A start's billed init and its latency (the init and any wait beyond it)."""
+        factor = math.exp(self.cal.init_spread * float(self.rng.standard_normal()))
+        init = self.cal.init_s[tier] * factor
+        return init, init + self.cal.start_wait_s.get(tier, 0.0) * factor
 
     def reclaim(self, now: float, window_s: float | None) -> None:
         """End instances idle longer than the keep-alive (the policy's window if it has one)."""
-        keep = self.cal.keep_alive_s if window_s is None else window_s
+        told = window_s is not None and self.cal.policy_keep_alive
+        keep = window_s if told and window_s is not None else self.cal.keep_alive_s
         for tier, pool in self.instances.items():
             alive = []
             for instance in pool:
@@ -87,10 +90,10 @@ class Platform:
         spec = self.cal.tiers[tier]
         room = max(0, self.cal.concurrency - sum(self.alive().values()))
         for _ in range(min(n, room)):
-            init = self.init_draw(tier)
-            begins = now if ready_by is None else ready_by - init
+            init, latency = self.init_draw(tier)
+            begins = now if ready_by is None else ready_by - latency
             self.instances[tier].append(
-                Instance(tier, begins, begins + init, init, hot=True, name=self._name(tier))
+                Instance(tier, begins, begins + latency, init, hot=True, name=self._name(tier))
             )
             billing.cost += self.cal.prices.cost(
                 spec.memory_mb, self.cal.hold_s * 1000.0, init_ms=init * 1000.0, vcpus=spec.vcpus
@@ -128,10 +131,11 @@ class Platform:
         if pending:
             instance = min(pending, key=lambda i: i.ready_at)
             return instance, StartKind.HOT, instance.ready_at
-        init = self.init_draw(tier)
-        instance = Instance(tier, arrival, arrival + init, init, hot=False, name=self._name(tier))
+        init, latency = self.init_draw(tier)
+        ready_at = arrival + latency
+        instance = Instance(tier, arrival, ready_at, init, hot=False, name=self._name(tier))
         pool.append(instance)
-        return instance, StartKind.COLD, arrival + init
+        return instance, StartKind.COLD, ready_at
 
     def run_on(self, instance: Instance, begins: float, seconds: float) -> float:
         end = begins + seconds

@@ -293,6 +293,10 @@ class LocalProvider(Provider):
     def endings(self, function: FunctionHandle) -> dict[str, Ending]:
         return self._pool.endings(function)
 
+    def keep_idle(self, seconds: float | None) -> bool:
+        self._pool.keep_idle_s = seconds  # the reaper's next pass applies it
+        return True
+
     def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
         return [i.id for i in self._pool.surplus(function, keep)]
 

@@ -277,6 +277,10 @@ class RayProvider(Provider):
     def endings(self, function: FunctionHandle) -> dict[str, Ending]:
         return self._pool.endings(function)
 
+    def keep_idle(self, seconds: float | None) -> bool:
+        self._pool.keep_idle_s = seconds  # the reaper's next pass applies it
+        return True
+
     def release(self, function: FunctionHandle, keep: int) -> builtins.list[str]:
         surplus = self._pool.surplus(function, keep)
         self._await_ended({i.name for i in surplus})
