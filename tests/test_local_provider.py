@@ -19,7 +19,7 @@ from daydream_core.errors import (
     OutOfMemory,
 )
 from daydream_core.model import HIGH, LOW, StartKind
-from daydream_core.provider import FunctionHandle, ProviderSettings
+from daydream_core.provider import FunctionHandle, Invocation, ProviderSettings
 from daydream_core.workflow import RuntimeEnvironment
 
 RUNTIME = RuntimeEnvironment("probe", "probe_workflow", preload=("numpy",))
@@ -116,17 +116,24 @@ def test_release_keeps_what_is_asked(provider: LocalProvider) -> None:
     assert provider.ended(function) == dict.fromkeys(released, "daydream")
 
 
+def _used_then_idle(platform: LocalProvider) -> tuple[FunctionHandle, Invocation]:
+    """A function invoked once, then left idle until its instance is reclaimed (at most
+    about 10 s)."""
+    function = platform.deploy(RUNTIME, platform.tiers()[LOW])
+    served = platform.invoke(function, _payload("whoami"), timeout=60)
+    for _ in range(100):
+        if not platform.instance_pids():
+            break
+        time.sleep(0.1)
+    return function, served
+
+
 def test_idle_instances_are_reclaimed_after_keep_alive(
     tmp_path: Path, demo_workflows: Path
 ) -> None:
     platform = LocalProvider(tmp_path, keep_alive_s=0.5)
     try:
-        function = platform.deploy(RUNTIME, platform.tiers()[LOW])
-        served = platform.invoke(function, _payload("whoami"), timeout=60)
-        for _ in range(100):  # bounded: at most ~10 s
-            if not platform.instance_pids():
-                break
-            time.sleep(0.1)
+        function, served = _used_then_idle(platform)
         assert platform.instance_pids() == {}
         assert platform.ended(function) == {served.instance: "keep-alive"}
     finally:
@@ -139,12 +146,7 @@ def test_a_policy_sets_how_long_idle_instances_are_kept(
     platform = LocalProvider(tmp_path, keep_alive_s=3600)
     try:
         assert platform.keep_idle(0.2)  # a policy's window replaces the platform's hour
-        function = platform.deploy(RUNTIME, platform.tiers()[LOW])
-        served = platform.invoke(function, _payload("whoami"), timeout=60)
-        for _ in range(100):  # bounded: at most ~10 s
-            if not platform.instance_pids():
-                break
-            time.sleep(0.1)
+        function, served = _used_then_idle(platform)
         assert platform.ended(function) == {served.instance: "keep-alive"}
         platform.keep_idle(None)  # the platform's own again: an hour
         again = platform.invoke(function, _payload("whoami"), timeout=60)
