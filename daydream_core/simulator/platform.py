@@ -64,9 +64,11 @@ class Platform:
         return init, init + self.cal.start_wait_s.get(tier, 0.0) * factor
 
     def reclaim(self, now: float, window_s: float | None) -> None:
-        """End instances idle longer than the keep-alive (the policy's window if it has one)."""
-        told = window_s is not None and self.cal.policy_keep_alive
-        keep = window_s if told and window_s is not None else self.cal.keep_alive_s
+        """End instances idle longer than the keep-alive: the platform's, or the policy's
+        window where the platform lets daydream set one."""
+        keep = self.cal.keep_alive_s
+        if window_s is not None and self.cal.policy_keep_alive:
+            keep = window_s
         for tier, pool in self.instances.items():
             alive = []
             for instance in pool:
@@ -85,8 +87,9 @@ class Platform:
         self, tier: str, n: int, now: float, billing: Billing, ready_by: float | None = None
     ) -> None:
         """Start `n` instances ahead of need; their init (and hold) is billed now. With
-        `ready_by` (only the oracle knows when the next phase starts), each is started its
-        init ahead of then, so it is ready exactly when needed, however short this phase."""
+        `ready_by` (only the oracle knows when the next phase starts), each starts as long
+        before then as its start takes, so it is ready exactly when needed, however short
+        this phase."""
         spec = self.cal.tiers[tier]
         room = max(0, self.cal.concurrency - sum(self.alive().values()))
         for _ in range(min(n, room)):
