@@ -318,7 +318,7 @@ class Engine:
             run.result = finished.value
             if len(probes):  # the run waits for its probes: billed and learned within it
                 with clock.part("probes"):
-                    late = _harvest(probes, pool, wait_all=True)
+                    late = _observed(probes.harvest(wait_all=True), pool)
                     run.phases[-1].probes.extend(late)
                     learning.learn_executions(_executions(late))
                     self._learn_memory(learning.app, late)
@@ -419,7 +419,7 @@ class Engine:
             pool.observe(outcome.record)
             self.events.invocation_done(run, outcome.record)
         hot_starts = pool.hot_starts(index)
-        ended = _harvest(probes, pool)
+        ended = _observed(probes.harvest(), pool)
         phase = PhaseRecord(
             index=index,
             width=len(components),
@@ -614,12 +614,8 @@ class Engine:
             self._memory_floors.pop(app, None)  # read again, with the lesson
 
 
-def _harvest(probes: Probes, pool: PoolManager, wait_all: bool = False) -> list[InvocationRecord]:
-    """The probes that have ended (all, with `wait_all`), their instances' lives updated."""
-    return _observed(probes.harvest(wait_all=wait_all), pool)
-
-
 def _observed(records: list[InvocationRecord], pool: PoolManager) -> list[InvocationRecord]:
+    """Probes' records, their instances' lives updated."""
     for record in records:
         pool.observe(record)
     return records

@@ -82,14 +82,11 @@ class Probes:
         waits for the rest; each deletes its outputs when it ends, unrecorded."""
         records = self.harvest()
         for probe in self._in_flight:
-            probe.future.add_done_callback(functools.partial(self._ended_late, probe.component))
+            probe.future.add_done_callback(functools.partial(self._discard, probe.component))
         self._in_flight = []
         return records
 
-    def _ended_late(self, probe: Component, _: Future[Any]) -> None:
-        self._discard(probe)
-
-    def _discard(self, probe: Component) -> None:
+    def _discard(self, probe: Component, _ended: Future[Any] | None = None) -> None:
         # Best effort: a leftover is never read, as no result names its keys.
         with contextlib.suppress(Exception):
             self._store().delete(f"{self.run_id}/{probe.id}/")
