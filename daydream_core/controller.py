@@ -198,7 +198,9 @@ class Controller:
         if upcoming is not None and self._exact(upcoming):
             timings = _exact_timings(kinds, upcoming.seconds)
             kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
-        return self.placement.place(kinds, timings, self.tiers, self.prices)
+        return self.placement.place(
+            kinds, timings, self.tiers, self.prices, concurrency=self.max_concurrency
+        )
 
     def created(self, functions: Mapping[str, int]) -> None:
         """The artifact's controller created these functions (its hot starts)."""

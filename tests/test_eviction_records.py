@@ -45,6 +45,7 @@ class TierByPhase:
         timings: Mapping[str, Mapping[str, float]],
         tiers: Mapping[str, Tier],
         prices: PriceTable,
+        concurrency: int | None = None,
     ) -> list[str]:
         tier = (HIGH, LOW)[self.phases % 2]
         self.phases += 1

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daydream_core.model import HIGH, LOW, Tier
-from daydream_core.policies.placement import AllTier, SlackPlacement
+from daydream_core.policies.placement import AllTier, SlackPlacement, makespan
 from daydream_core.pricing import AWS_LAMBDA_X86
 
 TIERS = {HIGH: Tier(HIGH, 10240, 6), LOW: Tier(LOW, 5120, 3)}
@@ -70,6 +70,56 @@ def test_a_tier_with_no_data_is_explored_once() -> None:
     placement = SlackPlacement().place(["k"] * 3, timings, TIERS, AWS_LAMBDA_X86)
     assert placement.count(LOW) == 1
     assert placement.count(HIGH) == 2
+
+
+def _schedule(seconds: list[float], concurrency: int) -> float:
+    """Components started in order, each on the slot that frees first."""
+    slots = [0.0] * concurrency
+    for duration in seconds:
+        slot = slots.index(min(slots))
+        slots[slot] += duration
+    return max(slots)
+
+
+def test_a_phase_wider_than_the_limit_is_placed_by_its_schedule() -> None:
+    # Two slots: eight short components, then a long one that waits for the shorts. Each
+    # short alone fits the budget on low, but all eight there delay the long one past it.
+    kinds = ["short"] * 8 + ["long"]
+    timings = {"short": {HIGH: 1.0, LOW: 1.5}, "long": {HIGH: 10.0, LOW: 20.0}}
+    fastest = _schedule([1.0] * 8 + [10.0], 2)
+    placement = SlackPlacement(0.05).place(kinds, timings, TIERS, AWS_LAMBDA_X86, concurrency=2)
+    taken = [timings[k][t] for k, t in zip(kinds, placement, strict=True)]
+    assert _schedule(taken, 2) <= 1.05 * fastest
+    assert placement.count(LOW) >= 1  # what fits the budget still goes low
+    unlimited = SlackPlacement(0.05).place(kinds, timings, TIERS, AWS_LAMBDA_X86)
+    assert unlimited == [LOW] * 8 + [HIGH]
+    assert _schedule([1.5] * 8 + [10.0], 2) > 1.05 * fastest  # what the limit rules out
+
+
+@settings(deadline=None, max_examples=100)
+@given(
+    times=st.lists(st.tuples(seconds, st.floats(1.0, 3.0)), min_size=1, max_size=12),
+    concurrency=st.integers(1, 12),
+    slack=st.floats(0.0, 0.5),
+)
+def test_a_schedule_within_the_slack_and_no_dearer(
+    times: list[tuple[float, float]], concurrency: int, slack: float
+) -> None:
+    # Each component its own kind, low `factor` x as slow: the placement's schedule ends
+    # within the slack of all-high's, at no more cost; no wider than the limit, it is the
+    # per-component optimum.
+    kinds = [str(i) for i in range(len(times))]
+    timings = {str(i): {HIGH: h, LOW: h * f} for i, (h, f) in enumerate(times)}
+    placement = SlackPlacement(slack).place(
+        kinds, timings, TIERS, AWS_LAMBDA_X86, concurrency=concurrency
+    )
+    taken = [timings[k][t] for k, t in zip(kinds, placement, strict=True)]
+    fastest = [min(timings[k].values()) for k in kinds]
+    assert _schedule(taken, concurrency) <= (1 + slack) * _schedule(fastest, concurrency) + 1e-9
+    assert makespan(taken, concurrency) == pytest.approx(_schedule(taken, concurrency))
+    assert _cost(kinds, timings, placement) <= _cost(kinds, timings, [HIGH] * len(kinds)) + 1e-12
+    if len(kinds) <= concurrency:
+        assert placement == SlackPlacement(slack).place(kinds, timings, TIERS, AWS_LAMBDA_X86)
 
 
 def test_all_tier_baseline() -> None:

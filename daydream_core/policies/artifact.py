@@ -107,6 +107,7 @@ class ArtifactPlacement:
         timings: Timings,
         tiers: Mapping[str, Tier],
         prices: PriceTable,
+        concurrency: int | None = None,
     ) -> list[str]:
         # Without a pool (the live engine's first phase): new high-end functions, as it did.
         return [HIGH] * len(kinds)
