@@ -41,6 +41,7 @@ from daydream_core.model import (
     Tier,
 )
 from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
+from daydream_core.policies.learned import Pair
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
     Shape,
@@ -49,7 +50,7 @@ from daydream_core.policies.predictor import (
 )
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pool import PoolManager
-from daydream_core.probes import Probes
+from daydream_core.probes import PROBE_SUFFIX, Probes
 from daydream_core.profile import PhaseWidths, ProfileStore
 from daydream_core.provider import FunctionHandle, Invocation, Provider
 from daydream_core.retries import RetryPolicy, fault_of
@@ -290,6 +291,7 @@ class Engine:
                 with clock.part("learn"):
                     timings = self._learn(
                         learning,
+                        run,
                         phase,
                         PhaseWidths(
                             key,
@@ -320,7 +322,7 @@ class Engine:
                 with clock.part("probes"):
                     late = _observed(probes.harvest(wait_all=True), pool)
                     run.phases[-1].probes.extend(late)
-                    learning.learn_executions(_executions(late))
+                    learning.learn_probes(_pairs(run, late))
                     self._learn_memory(learning.app, late)
         except RunStopped as failure:
             run.error = str(failure)
@@ -588,15 +590,19 @@ class Engine:
         return timings
 
     def _learn(
-        self, learning: RunLearning, phase: PhaseRecord, widths: PhaseWidths
+        self, learning: RunLearning, run: RunRecord, phase: PhaseRecord, widths: PhaseWidths
     ) -> dict[str, dict[str, float]]:
         """What the phase taught: the timings now, and one profile-store transaction in the
-        background (an out-of-memory lesson, rare, is written at once)."""
+        background (an out-of-memory lesson, rare, is written at once). A probe teaches a
+        ratio against its original, not a sample of its kind (`daydream_core.policies.
+        learned`)."""
         records = [*phase.invocations, *phase.probes]
-        executions = _executions(records)
+        executions = _executions(phase.invocations)
         inits = [(r.tier, r.init_ms) for r in records if r.start is StartKind.COLD]
         inits += [(h.tier, h.init_ms) for h in phase.hot_starts]
-        timings = learning.learn(executions, [i for i in inits if i[1] > 0], widths)
+        timings = learning.learn(
+            executions, [i for i in inits if i[1] > 0], widths, _pairs(run, phase.probes)
+        )
         self._learn_memory(learning.app, records)
         return self._timings(learning.app, timings)
 
@@ -624,6 +630,22 @@ def _observed(records: list[InvocationRecord], pool: PoolManager) -> list[Invoca
 def _executions(records: Sequence[InvocationRecord]) -> list[tuple[str, str, float]]:
     """What the records teach of their kinds' execution times: (kind, tier, ms)."""
     return [(r.kind, r.tier, r.execution_ms) for r in records if r.error is None]
+
+
+def _pairs(run: RunRecord, probes: Sequence[InvocationRecord]) -> list[Pair]:
+    """Each probe that ended well against its original: (kind, tier, base, ratio)."""
+    phases = {p.index: p for p in run.phases}
+    pairs = []
+    for probe in probes:
+        name = probe.component.removesuffix(PROBE_SUFFIX)
+        phase = phases.get(probe.phase)
+        originals = [r for r in phase.invocations if r.component == name] if phase else []
+        for original in originals[:1]:
+            ended = probe.error is None and original.error is None
+            if ended and probe.execution_ms > 0 and original.execution_ms > 0:
+                ratio = probe.execution_ms / original.execution_ms
+                pairs.append((probe.kind, probe.tier, original.tier, ratio))
+    return pairs
 
 
 def _replay(

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 
+from daydream_core.policies.learned import Pair, RatioKey, fold_pairs
 from daydream_core.profile import (
     Moments,
     PhaseWidths,
     ProfileStore,
     fold_moments,
     merge_moments,
+    timings_of,
 )
 
 
@@ -30,23 +32,21 @@ class RunLearning:
         self.provider = provider
         self._executor = executor
         self._moments: dict[tuple[str, str], Moments] = profile.moments(app, provider)
+        self._ratios: dict[RatioKey, Moments] = profile.ratios(app, provider)
         self._pending: Future[object] | None = None
 
     def timings(self) -> dict[str, dict[str, float]]:
-        """Mean execution seconds: kind -> tier -> seconds (this run's phases included)."""
-        result: dict[str, dict[str, float]] = {}
-        for (kind, tier), (_, mean_ms, _) in self._moments.items():
-            result.setdefault(kind, {})[tier] = mean_ms / 1000.0
-        return result
+        """Execution seconds: kind -> tier -> seconds (this run's phases included)."""
+        return timings_of(self._moments, self._ratios)
 
-    def learn_executions(self, executions: Sequence[tuple[str, str, float]]) -> None:
-        """Fold samples that belong to no phase of their own (probes that ended after the
-        run's last phase) in; persist them in the background."""
-        if not executions:
+    def learn_probes(self, pairs: Sequence[Pair]) -> None:
+        """Fold probes that belong to no phase of their own (ended after the run's last
+        phase) in; persist them in the background."""
+        if not pairs:
             return
-        self._fold(executions)
+        self._fold((), pairs)
         self._pending = self._executor.submit(
-            self.profile.record_executions, self.app, self.provider, list(executions)
+            self.profile.record_pairs, self.app, self.provider, list(pairs)
         )
 
     def learn(
@@ -54,9 +54,10 @@ class RunLearning:
         executions: Sequence[tuple[str, str, float]],
         inits: Sequence[tuple[str, float]],
         widths: PhaseWidths,
+        pairs: Sequence[Pair] = (),
     ) -> dict[str, dict[str, float]]:
         """Fold one phase in; persist it in the background; the timings now."""
-        self._fold(executions)
+        self._fold(executions, pairs)
         self._pending = self._executor.submit(
             self.profile.learn_phase,
             self.app,
@@ -64,15 +65,18 @@ class RunLearning:
             list(executions),
             list(inits),
             widths,
+            list(pairs),
         )
         return self.timings()
 
-    def _fold(self, executions: Sequence[tuple[str, str, float]]) -> None:
+    def _fold(self, executions: Sequence[tuple[str, str, float]], pairs: Sequence[Pair]) -> None:
         """Merge samples into the run's moments, once the write in flight is done (one at a
         time)."""
         self.wait()
         for key, batch in fold_moments(executions).items():
             self._moments[key] = merge_moments(self._moments.get(key, (0, 0.0, 0.0)), batch)
+        for ratio, folded in fold_pairs(pairs).items():
+            self._ratios[ratio] = merge_moments(self._ratios.get(ratio, (0, 0.0, 0.0)), folded)
 
     def wait(self) -> None:
         """Until the last phase's write is done; its failure (a `ProfileError`) is raised."""

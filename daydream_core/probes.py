@@ -1,10 +1,11 @@
 """A run's probes: exploration samples run beside their phase, not in it.
 
-Where an exploration sample would lengthen its phase (a tier expected slower than the one its
-kind's bulk runs on, in a phase that runs in one wave), the controller names a probe instead
+Where an exploration sample would lengthen its phase (a tier expected slower than the phase's
+longest known time), the controller names a probe instead
 (`daydream_core.policies.exploration.beside_the_phase`): the component runs with its kind's
 bulk, and a duplicate runs on the sample's tier. The phase does not wait for the duplicate:
-each probe that has ended by a phase's end is recorded in that phase and learned with it;
+each probe that has ended by a phase's end is recorded in that phase and learned with it, as
+a ratio against its original (`daydream_core.policies.learned`);
 the run waits for the rest after its last phase (so every probe is billed and learned within
 the run that made it). A run that stops early (a failed component, an interrupt) records the
 probes that have ended and waits for none. A probe is a component of its own

@@ -21,10 +21,11 @@ import platformdirs
 
 from daydream_core.errors import ConfigurationError, ProfileError
 from daydream_core.model import INTERRUPTED, RunRecord, WidthHint
+from daydream_core.policies.learned import Pair, RatioKey, fold_pairs, learned_timings
 from daydream_core.policies.predictor import Shape
 
 ENV_VAR = "DAYDREAM_PROFILE"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -59,6 +60,13 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TABLE memory_floor (
         app TEXT NOT NULL, provider TEXT NOT NULL, kind TEXT NOT NULL,
         memory_mb INTEGER NOT NULL, PRIMARY KEY (app, provider, kind));
+    """,
+    # Probes against their originals: moments of log(execution on tier / on base), per kind.
+    4: """
+    CREATE TABLE kind_ratio (
+        app TEXT NOT NULL, provider TEXT NOT NULL, kind TEXT NOT NULL, tier TEXT NOT NULL,
+        base TEXT NOT NULL, n INTEGER NOT NULL, mean_log REAL NOT NULL, m2 REAL NOT NULL,
+        PRIMARY KEY (app, provider, kind, tier, base));
     """,
 }
 
@@ -97,6 +105,7 @@ _COLUMNS = {
         "workload", "run_id", "phase", "kinds", "hint_expected", "hint_at_most",
     ),
     "memory_floor": ("app", "provider", "kind", "memory_mb"),
+    "kind_ratio": ("app", "provider", "kind", "tier", "base", "n", "mean_log", "m2"),
 }  # fmt: skip
 
 
@@ -241,16 +250,23 @@ class ProfileStore:
                 )
 
     def timings(self, app: str, provider: str) -> dict[str, dict[str, float]]:
-        """Mean execution seconds: kind -> tier -> seconds."""
+        """Execution seconds: kind -> tier -> seconds (`daydream_core.policies.learned`)."""
+        return timings_of(self.moments(app, provider), self.ratios(app, provider))
+
+    def ratios(self, app: str, provider: str) -> dict[RatioKey, Moments]:
+        """Per (kind, tier, base): probes' log execution ratios' samples, mean and M2."""
         with self._read() as db:
             rows = db.execute(
-                "SELECT kind, tier, mean_ms FROM kind_timing WHERE app=? AND provider=?",
+                "SELECT kind, tier, base, n, mean_log, m2 FROM kind_ratio "
+                "WHERE app=? AND provider=?",
                 (app, provider),
             ).fetchall()
-        result: dict[str, dict[str, float]] = {}
-        for kind, tier, mean_ms in rows:
-            result.setdefault(kind, {})[tier] = mean_ms / 1000.0
-        return result
+        return {(k, t, b): (n, mean, m2) for k, t, b, n, mean, m2 in rows}
+
+    def record_pairs(self, app: str, provider: str, pairs: Sequence[Pair]) -> None:
+        """Fold probes' (kind, tier, base, execution ratio) into the kinds' ratios."""
+        with self._write() as db:
+            _merge_pairs(db, app, provider, pairs)
 
     def record_out_of_memory(
         self, app: str, provider: str, samples: Sequence[tuple[str, int]]
@@ -289,10 +305,11 @@ class ProfileStore:
         executions: Sequence[tuple[str, str, float]],
         inits: Sequence[tuple[str, float]],
         phase: PhaseWidths | None = None,
+        pairs: Sequence[Pair] = (),
     ) -> dict[str, dict[str, float]]:
         """Everything one phase teaches, in one transaction: (kind, tier, execution ms)
-        samples, (tier, init ms) samples and the phase's widths; returns the timings now
-        (kind -> tier -> mean seconds). The samples are folded per (kind, tier) first and
+        samples, (tier, init ms) samples, probes' pairs and the phase's widths; returns the
+        timings now (kind -> tier -> seconds). The samples are folded per (kind, tier) first and
         merged into the running moments (Chan et al.), so the work in SQLite is one read and
         one write per kind and tier, whatever the phase's width."""
         folded = fold_moments(executions)
@@ -330,10 +347,8 @@ class ProfileStore:
                     "INSERT OR REPLACE INTO phase_shape VALUES (?, ?, ?, ?, ?, ?)",
                     phase.shape_row(),
                 )
-        timings: dict[str, dict[str, float]] = {}
-        for (kind, tier), (_, mean_ms, _) in moments.items():
-            timings.setdefault(kind, {})[tier] = mean_ms / 1000.0
-        return timings
+            ratios = _merge_pairs(db, app, provider, pairs)
+        return timings_of(moments, ratios)
 
     def moments(self, app: str, provider: str) -> dict[tuple[str, str], Moments]:
         """Per (kind, tier): samples, mean ms and Welford's M2, as stored."""
@@ -541,10 +556,10 @@ class ProfileStore:
         removed = 0
         with self._write() as db:
             if app is None:
-                for table in ("kind_timing", "init_timing", "phase_width", "runs", "memory_floor"):
+                for table in (*_PER_APP, "phase_width"):
                     removed += db.execute(f"DELETE FROM {table}").rowcount
             else:
-                for table in ("kind_timing", "init_timing", "runs", "memory_floor"):
+                for table in _PER_APP:
                     removed += db.execute(f"DELETE FROM {table} WHERE app=?", (app,)).rowcount
                 removed += db.execute(
                     "DELETE FROM phase_width WHERE workload LIKE ?", (f"{app}:%",)
@@ -555,6 +570,38 @@ class ProfileStore:
             else:
                 db.execute("DELETE FROM phase_shape WHERE workload LIKE ?", (f"{app}:%",))
         return removed
+
+
+_PER_APP = ("kind_timing", "kind_ratio", "init_timing", "runs", "memory_floor")
+
+
+def timings_of(
+    moments: Mapping[tuple[str, str], Moments], ratios: Mapping[RatioKey, Moments]
+) -> dict[str, dict[str, float]]:
+    """Execution seconds per kind and tier from stored moments (ms) and ratios."""
+    return learned_timings(
+        {key: (n, mean_ms / 1000.0) for key, (n, mean_ms, _) in moments.items()},
+        {key: (n, mean) for key, (n, mean, _) in ratios.items()},
+    )
+
+
+def _merge_pairs(
+    db: sqlite3.Connection, app: str, provider: str, pairs: Sequence[Pair]
+) -> dict[RatioKey, Moments]:
+    """Merge probes' pairs into the stored ratios, in the open transaction; all of them."""
+    rows = db.execute(
+        "SELECT kind, tier, base, n, mean_log, m2 FROM kind_ratio WHERE app=? AND provider=?",
+        (app, provider),
+    ).fetchall()
+    ratios = {(k, t, b): (n, mean, m2) for k, t, b, n, mean, m2 in rows}
+    folded = fold_pairs(pairs)
+    for key, batch in folded.items():
+        ratios[key] = merge_moments(ratios.get(key, (0, 0.0, 0.0)), batch)
+    db.executemany(
+        "INSERT OR REPLACE INTO kind_ratio VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(app, provider, *key, *ratios[key]) for key in folded],
+    )
+    return ratios
 
 
 def _shape_row(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from daydream_local.provider import LocalProvider
 
 from daydream_core.engine import Engine, PlanFailed, RunFailed
-from daydream_core.model import RunRecord, StartKind
+from daydream_core.model import HIGH, LOW, RunRecord, StartKind
 from daydream_core.plugins import policies
 from daydream_core.profile import ProfileStore
 
@@ -151,9 +152,16 @@ def test_a_1000_wide_phase_queues_at_the_limit_instead_of_thrashing(
 ) -> None:
     import wide_workflow
 
+    class Alternating:  # both tiers in the one wide phase, queueing at one limit
+        name = "alternating"
+
+        def place(self, kinds, timings, tiers, prices, concurrency=None):  # type: ignore[no-untyped-def]
+            return [(HIGH, LOW)[i % 2] for i in range(len(kinds))]
+
     limit = 23
     provider = LocalProvider(tmp_path / "state", concurrency=limit)
-    engine = Engine(provider, ProfileStore(tmp_path / "profile.sqlite"), policies()["daydream"])
+    policy = replace(policies()["daydream"], name="alternating", placement=Alternating)
+    engine = Engine(provider, ProfileStore(tmp_path / "profile.sqlite"), policy)
     try:
         workflow = wide_workflow.workflow
         run = engine.run(

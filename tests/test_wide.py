@@ -170,7 +170,9 @@ def test_a_10000_wide_phase_through_the_controller_and_the_simulator(
     workload = load_workload(trace=wide[10_000])
     limit = 64
     outcome = simulate_policy(policies()["daydream"], workload, _limited(limit), seed=0).runs[0]
-    assert outcome.widths[0] == {LOW: sample_size(10_000), HIGH: 10_000 - sample_size(10_000)}
+    # 157 waves leave no room for a probe, and a sample on the slower tier in the phase would
+    # delay its slot: the new kind runs on the prior's tier, unexplored in this phase.
+    assert outcome.widths[0] == {HIGH: 10_000}
     assert outcome.billing.starts["cold"] <= limit + sample_size(10_000)
     assert all(p <= limit for p in outcome.predicted)
 

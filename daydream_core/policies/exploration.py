@@ -16,10 +16,9 @@ reference (largest) tier (`tier_ratios`): the median of the ratios learned for o
 where any kind has data on both, else a prior from the tiers' vCPU shares (Amdahl's law with
 half of a component's work parallel, `PRIOR_PARALLEL_FRACTION`).
 
-A sample the phase would have to wait for (a tier expected slower than its kind's bulk, in a
-phase with too few waves at the concurrency limit to absorb it) runs beside the phase as a
-probe instead (`beside_the_phase`), so that exploring never lengthens a phase by more than
-`PROBE_SLACK`.
+A sample the phase would have to wait for (a tier expected slower than the phase's longest
+known time) runs beside the phase as a probe instead (`beside_the_phase`), so that exploring
+never lengthens a phase by more than `PROBE_SLACK`.
 """
 
 from __future__ import annotations
@@ -143,17 +142,18 @@ def beside_the_phase(
     """Samples that would lengthen their phase become probes: (placement, probes).
 
     A sample on a tier its kind has no data for runs the component there, in the phase.
-    Where that tier is expected slower than the kind's bulk tier by more than the phase can
-    absorb (its waves at the concurrency limit, within `PROBE_SLACK`), the phase would wait
-    for it: then the component runs with its kind's bulk, and a probe, a duplicate whose
-    output is discarded, runs on the sample's tier beside the phase, which does not wait for
-    it. Probes take only the concurrency the phase leaves free, so they never queue ahead of
-    its components; a sample with no room left is not explored in this phase, nor is a
-    (kind, tier) in `probing`, whose probe has not reported yet. A kind with
-    data on some tier is compared with the phase's longest known kind; one with none may be
-    the phase's critical path, so only its tier ratio counts.
+    Where that tier is expected slower than the phase's longest known time (within
+    `PROBE_SLACK`), the phase would wait for it: then the component runs with its kind's
+    bulk, and a probe, a duplicate whose output is discarded, runs on the sample's tier
+    beside the phase, which does not wait for it. Waves do not absorb a sample: in a phase
+    wider than the concurrency, a component on a slower tier delays the later ones on its
+    slot (on WfCommons' 1000-genome, a 1,553-wide phase at a limit of 1,000 took 1.22x as
+    long with its 11 samples in it). Probes take only the concurrency the phase leaves free,
+    so they never queue ahead of its components; a sample with no room left is not explored
+    in this phase, nor is a (kind, tier) in `probing`, whose probe has not reported yet. A
+    kind with data on some tier is compared with the phase's longest known kind; one with
+    none may be the phase's critical path, so only its tier ratio counts.
     """
-    waves = math.ceil(len(kinds) / max(1, concurrency))
     room = max(0, concurrency - len(kinds))
     members: dict[str, list[int]] = {}
     for i, kind in enumerate(kinds):
@@ -165,7 +165,7 @@ def beside_the_phase(
     critical = max(
         (known[k][bulk[k]] for k in members if k in known and bulk[k] in known[k]), default=0.0
     )
-    absorbs = (1.0 + PROBE_SLACK) * max(1, waves)
+    absorbs = 1.0 + PROBE_SLACK
     result = list(placement)
     probes: list[tuple[int, str]] = []
     for kind, indices in members.items():

@@ -26,6 +26,7 @@ import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
 from daydream_core.model import InvocationRecord, StartKind
+from daydream_core.policies.learned import learned_timings
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.platform import Billing, Instance, Platform
 from daydream_core.simulator.workload import TraceRun
@@ -58,20 +59,25 @@ class RunOutcome:
 
 
 class Learned:
-    """What the profile store would hold: per-kind mean execution seconds per tier."""
+    """What the profile store would hold: per-kind execution seconds per tier, and probes'
+    paired tier ratios (`daydream_core.policies.learned`)."""
 
     def __init__(self) -> None:
-        self._sums: dict[str, dict[str, list[float]]] = {}
-        self._means: dict[str, dict[str, float]] = {}
+        self._sums: dict[tuple[str, str], tuple[int, float]] = {}
+        self._pairs: dict[tuple[str, str, str], tuple[int, float]] = {}
 
     def add(self, kind: str, tier: str, seconds: float) -> None:
-        entry = self._sums.setdefault(kind, {}).setdefault(tier, [0.0, 0.0])
-        entry[0] += seconds
-        entry[1] += 1.0
-        self._means.setdefault(kind, {})[tier] = entry[0] / entry[1]
+        n, total = self._sums.get((kind, tier), (0, 0.0))
+        self._sums[(kind, tier)] = (n + 1, total + seconds)
+
+    def pair(self, kind: str, tier: str, base: str, ratio: float) -> None:
+        n, total = self._pairs.get((kind, tier, base), (0, 0.0))
+        self._pairs[(kind, tier, base)] = (n + 1, total + math.log(ratio))
 
     def timings(self) -> dict[str, dict[str, float]]:
-        return self._means
+        means = {key: (n, total / n) for key, (n, total) in self._sums.items()}
+        pairs = {key: (n, total / n) for key, (n, total) in self._pairs.items()}
+        return learned_timings(means, pairs)
 
 
 Truth = list[list[dict[str, float]]]  # phase -> component -> tier -> execution seconds
@@ -136,7 +142,9 @@ def simulate_daydream(
             execution = seconds[k][i][tier]
             finished = platform.run_on(instance, begins, execution)
             if probe:  # the phase does not wait for it; its sample is learned once it ends
-                probing.append((finished + cal.dispatch_s, kinds[i], tier, execution))
+                original = plan.placement[i]
+                ratio = execution / seconds[k][i][original]
+                probing.append((finished + cal.dispatch_s, kinds[i], tier, original, ratio))
             else:
                 end = max(end, finished + cal.dispatch_s)
             spec = cal.tiers[tier]
@@ -174,14 +182,14 @@ def simulate_daydream(
     return out, clock + out.probe_wait_s
 
 
-Probing = list[tuple[float, str, str, float]]  # (ends at, kind, tier, execution seconds)
+Probing = list[tuple[float, str, str, str, float]]  # (ends at, kind, tier, base, ratio)
 
 
 def _learn_probes(probing: Probing, now: float, learned: Learned) -> Probing:
     """Learn the probes that have ended by `now`; the rest, still running."""
-    for ends, kind, tier, execution in probing:
+    for ends, kind, tier, base, ratio in probing:
         if ends <= now:
-            learned.add(kind, tier, execution)
+            learned.pair(kind, tier, base, ratio)
     return [p for p in probing if p[0] > now]
 
 
