@@ -24,6 +24,14 @@ def test_a_probe_of_a_short_component_does_not_make_a_slower_tier_look_faster() 
     assert learned.timings()["k"][LOW] == pytest.approx(7.75 * 1.5)
 
 
+def test_a_zero_second_original_teaches_no_ratio() -> None:
+    learned = Learned()
+    learned.add("k", HIGH, 0.0)
+    learned.pair("k", LOW, HIGH, math.inf)
+    learned.pair("k", LOW, HIGH, 0.0)
+    assert learned.timings() == {"k": {HIGH: 0.0}}
+
+
 def test_the_paired_tier_follows_its_kinds_level_as_it_drifts() -> None:
     # A kind's components grow over the runs; low, probed once early, moves with high's mean
     # instead of keeping its early time (what made placement swing between the tiers).

@@ -71,6 +71,8 @@ class Learned:
         self._sums[(kind, tier)] = (n + 1, total + seconds)
 
     def pair(self, kind: str, tier: str, base: str, ratio: float) -> None:
+        if not 0 < ratio < math.inf or tier == base:  # as `fold_pairs`: no ratio to learn
+            return
         n, total = self._pairs.get((kind, tier, base), (0, 0.0))
         self._pairs[(kind, tier, base)] = (n + 1, total + math.log(ratio))
 
@@ -143,7 +145,8 @@ def simulate_daydream(
             finished = platform.run_on(instance, begins, execution)
             if probe:  # the phase does not wait for it; its sample is learned once it ends
                 original = plan.placement[i]
-                ratio = execution / seconds[k][i][original]
+                ran = seconds[k][i][original]
+                ratio = execution / ran if ran > 0 else math.inf
                 probing.append((finished + cal.dispatch_s, kinds[i], tier, original, ratio))
             else:
                 end = max(end, finished + cal.dispatch_s)
