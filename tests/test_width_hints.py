@@ -16,7 +16,7 @@ from daydream_core.engine import Engine
 from daydream_core.model import HIGH, Call, WidthHint
 from daydream_core.plugins import policies
 from daydream_core.policies.predictor import DayDreamPredictor, Observation, Shape, StartCosts
-from daydream_core.profile import ProfileStore
+from daydream_core.profile import SCHEMA_VERSION, ProfileStore
 from daydream_core.simulator import load_workload
 from daydream_core.workflow import Phase, hint_of
 
@@ -126,9 +126,10 @@ def test_a_profile_of_the_first_schema_gains_the_shape_table(tmp_path: Path) -> 
     with sqlite3.connect(path) as db:  # as a daydream of schema 1 left it
         db.execute("DROP TABLE phase_shape")
         db.execute("DROP TABLE memory_floor")
+        db.execute("DROP TABLE kind_ratio")
         db.execute("PRAGMA user_version = 1")
     store = ProfileStore(path)
-    assert store.schema_version == 3
+    assert store.schema_version == SCHEMA_VERSION
     store.record_shape("app:small", "r1", 0, ["a"], WidthHint(expected=1))
 
 
