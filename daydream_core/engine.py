@@ -634,18 +634,22 @@ def _executions(records: Sequence[InvocationRecord]) -> list[tuple[str, str, flo
 
 def _pairs(run: RunRecord, probes: Sequence[InvocationRecord]) -> list[Pair]:
     """Each probe that ended well against its original: (kind, tier, base, ratio)."""
-    phases = {p.index: p for p in run.phases}
+    records = {(p, r.component): r for p in {q.phase for q in probes} for r in _at(run, p)}
     pairs = []
     for probe in probes:
-        name = probe.component.removesuffix(PROBE_SUFFIX)
-        phase = phases.get(probe.phase)
-        originals = [r for r in phase.invocations if r.component == name] if phase else []
-        for original in originals[:1]:
-            ended = probe.error is None and original.error is None
-            if ended and probe.execution_ms > 0 and original.execution_ms > 0:
-                ratio = probe.execution_ms / original.execution_ms
-                pairs.append((probe.kind, probe.tier, original.tier, ratio))
+        original = records.get((probe.phase, probe.component.removesuffix(PROBE_SUFFIX)))
+        if original is None or probe.error is not None or original.error is not None:
+            continue
+        if original.execution_ms > 0:
+            pairs.append(
+                (probe.kind, probe.tier, original.tier, probe.execution_ms / original.execution_ms)
+            )
     return pairs
+
+
+def _at(run: RunRecord, index: int) -> list[InvocationRecord]:
+    """The invocations of the run's phase `index` (none if it has no such phase)."""
+    return next((p.invocations for p in run.phases if p.index == index), [])
 
 
 def _replay(

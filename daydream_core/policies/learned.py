@@ -26,11 +26,16 @@ RatioKey = tuple[str, str, str]
 Moments = tuple[int, float, float]  # samples, mean, sum of squared deviations (Welford's M2)
 
 
+def teaches(tier: str, base: str, ratio: float) -> bool:
+    """Whether a probe's ratio is one to learn: a finite positive one, across two tiers."""
+    return 0 < ratio < math.inf and tier != base
+
+
 def fold_pairs(pairs: Iterable[Pair]) -> dict[RatioKey, Moments]:
     """Running moments of each (kind, tier, base)'s log ratios (Welford, in order)."""
     folded: dict[RatioKey, Moments] = {}
     for kind, tier, base, ratio in pairs:
-        if not (0 < ratio < math.inf) or tier == base:
+        if not teaches(tier, base, ratio):
             continue
         n, mean, m2 = folded.get((kind, tier, base), (0, 0.0, 0.0))
         n += 1

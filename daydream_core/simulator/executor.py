@@ -26,7 +26,7 @@ import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
 from daydream_core.model import InvocationRecord, StartKind
-from daydream_core.policies.learned import learned_timings
+from daydream_core.policies.learned import learned_timings, teaches
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.platform import Billing, Instance, Platform
 from daydream_core.simulator.workload import TraceRun
@@ -71,7 +71,7 @@ class Learned:
         self._sums[(kind, tier)] = (n + 1, total + seconds)
 
     def pair(self, kind: str, tier: str, base: str, ratio: float) -> None:
-        if not 0 < ratio < math.inf or tier == base:  # as `fold_pairs`: no ratio to learn
+        if not teaches(tier, base, ratio):
             return
         n, total = self._pairs.get((kind, tier, base), (0, 0.0))
         self._pairs[(kind, tier, base)] = (n + 1, total + math.log(ratio))
