@@ -21,7 +21,7 @@ from daydream_core.model import Tier, WidthHint
 from daydream_core.policies.artifact import ArtifactPlacement
 from daydream_core.policies.baselines import WindowKeepAlive
 from daydream_core.policies.exploration import beside_the_phase
-from daydream_core.policies.placement import Timings
+from daydream_core.policies.placement import Starts, Timings
 from daydream_core.policies.predictor import Observation, Shape, StartCosts, Upcoming, Widths
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pricing import PriceTable
@@ -172,8 +172,14 @@ class Controller:
         """Hot starts before the run's first phase."""
         return self.predict(0, upcoming, alive)
 
-    def place(self, kinds: Sequence[str], upcoming: Upcoming | None = None) -> PhasePlan:
-        """Place the next phase's components on tiers."""
+    def place(
+        self,
+        kinds: Sequence[str],
+        upcoming: Upcoming | None = None,
+        alive: Mapping[str, int] | None = None,
+    ) -> PhasePlan:
+        """Place the next phase's components on tiers; `alive`: the instances ready for it,
+        per tier, where the executor knows them."""
         index = len(self.current)
         probes: list[tuple[int, str]] = []
         if isinstance(self.placement, ArtifactPlacement):
@@ -182,7 +188,11 @@ class Controller:
                 if self.pool.get(tier, 0) > 0:
                     self.pool[tier] -= 1
         else:
-            placement = self._place(kinds, upcoming)
+            starts = None
+            if alive is not None:
+                latency = {t: c.start_s for t, c in self.costs.items()}
+                starts = Starts(alive, latency)
+            placement = self._place(kinds, upcoming, starts)
             if not self._exact(upcoming):  # the oracle knows every time: nothing to explore
                 placement, probes = beside_the_phase(
                     kinds, placement, self.timings, self.tiers, self.max_concurrency, self.probing
@@ -193,13 +203,15 @@ class Controller:
     def _exact(self, upcoming: Upcoming | None) -> bool:
         return upcoming is not None and bool(upcoming.seconds) and self.clairvoyant
 
-    def _place(self, kinds: Sequence[str], upcoming: Upcoming | None) -> list[str]:
+    def _place(
+        self, kinds: Sequence[str], upcoming: Upcoming | None, starts: Starts | None = None
+    ) -> list[str]:
         timings = self.timings
         if upcoming is not None and self._exact(upcoming):
             timings = _exact_timings(kinds, upcoming.seconds)
             kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
         return self.placement.place(
-            kinds, timings, self.tiers, self.prices, concurrency=self.max_concurrency
+            kinds, timings, self.tiers, self.prices, concurrency=self.max_concurrency, starts=starts
         )
 
     def created(self, functions: Mapping[str, int]) -> None:

@@ -60,7 +60,8 @@ class PoolManager:
         self.run_index = 0
         self.origin_s = time.perf_counter()  # the run's start: hot starts' offsets count from it
         self._last_phase = 0  # the phase of the latest invocation seen
-        self._pending: dict[int, list[tuple[str, float, Future[list[WarmStart]]]]] = {}
+        # per phase: (tier, when issued, how many, the hot start)
+        self._pending: dict[int, list[tuple[str, float, int, Future[list[WarmStart]]]]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, len(self.functions)), thread_name_prefix="daydream-warm"
         )
@@ -107,6 +108,14 @@ class PoolManager:
         """Instances alive now, per tier (the provider's word)."""
         return {tier: len(self.provider.instances(f)) for tier, f in self.functions.items()}
 
+    def ready(self, phase: int) -> dict[str, int]:
+        """Instances alive now, per tier, but for the hot starts for `phase` still starting."""
+        ready = self.alive()
+        for tier, _, issued, future in self._pending.get(phase, []):
+            if not future.done():
+                ready[tier] = max(0, ready.get(tier, 0) - issued)
+        return ready
+
     def prewarm(self, phase: int, predicted: Mapping[str, int]) -> dict[str, int]:
         """Issue the hot starts `phase` is short of, without waiting; return them per tier."""
         issued: dict[str, int] = {}
@@ -117,7 +126,7 @@ class PoolManager:
             if shortfall > 0:
                 issued_at = time.perf_counter()
                 future = self._executor.submit(self.provider.warm, self.functions[tier], shortfall)
-                self._pending.setdefault(phase, []).append((tier, issued_at, future))
+                self._pending.setdefault(phase, []).append((tier, issued_at, shortfall, future))
                 issued[tier] = shortfall
         return issued
 
@@ -127,7 +136,7 @@ class PoolManager:
         for tier in self.functions:
             self.live(tier, self._last_phase)
         records = []
-        for tier, issued_at, future in self._pending.pop(phase, []):
+        for tier, issued_at, _, future in self._pending.pop(phase, []):
             try:
                 started = future.result()
             except DaydreamError as exc:

@@ -155,7 +155,7 @@ def test_a_1000_wide_phase_queues_at_the_limit_instead_of_thrashing(
     class Alternating:  # both tiers in the one wide phase, queueing at one limit
         name = "alternating"
 
-        def place(self, kinds, timings, tiers, prices, concurrency=None):  # type: ignore[no-untyped-def]
+        def place(self, kinds, timings, tiers, prices, concurrency=None, starts=None):  # type: ignore[no-untyped-def]
             return [(HIGH, LOW)[i % 2] for i in range(len(kinds))]
 
     limit = 23

@@ -16,6 +16,7 @@ from typing import Any
 from daydream_trace.synthetic import seismology, write
 
 from daydream_core.model import HIGH, LOW, Tier
+from daydream_core.policies.placement import Starts
 from daydream_core.policies.predictor import NoHotStart
 from daydream_core.policies.registry import PolicySpec
 from daydream_core.pricing import PriceTable
@@ -46,6 +47,7 @@ class TierByPhase:
         tiers: Mapping[str, Tier],
         prices: PriceTable,
         concurrency: int | None = None,
+        starts: Starts | None = None,
     ) -> list[str]:
         tier = (HIGH, LOW)[self.phases % 2]
         self.phases += 1

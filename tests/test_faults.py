@@ -283,14 +283,13 @@ def test_the_profile_keeps_the_largest_memory_a_kind_ran_out_of(tmp_path: Path) 
     assert profile.reset("app") >= 2 and profile.memory_floors("app", "local") == {}
 
 
-@pytest.mark.parametrize("pooling", [0.0, 0.5, 1.0])
-def test_placement_sends_a_kind_that_never_finishes_on_low_to_high(pooling: float) -> None:
+def test_placement_sends_a_kind_that_never_finishes_on_low_to_high() -> None:
     timings = {
         "fit": {HIGH: 2.0, LOW: math.inf},  # ran out of memory on low
         "a": {HIGH: 1.0, LOW: 1.2},
         "b": {HIGH: 1.0, LOW: 1.3},
     }
-    placement = SlackPlacement(slack=0.5, pooling=pooling)
+    placement = SlackPlacement(slack=0.5)
     assert placement.place(["fit", "a", "b", "fit"], timings, TIERS, AWS_LAMBDA_X86) == [
         HIGH,
         LOW,

@@ -42,14 +42,19 @@ def test_the_paired_tier_follows_its_kinds_level_as_it_drifts() -> None:
 
 
 def test_the_level_is_the_best_sampled_tier_and_ratios_work_both_ways() -> None:
-    # The bulk moved to low (most samples there); the ratio learned against high still holds.
-    means = {("k", HIGH): (2, 4.0), ("k", LOW): (30, 6.0)}
+    # The bulk moved to low (most samples there); the ratio learned against high still holds,
+    # and high follows low's level instead of keeping its early mean (exafel's `simulate`:
+    # high's 2 early samples, 3.0 s, against low's mean drifting up, sent phases high).
+    means = {("k", HIGH): (2, 3.0), ("k", LOW): (30, 6.0)}
     pairs = {("k", LOW, HIGH): (2, math.log(1.5))}
     assert learned_timings(means, pairs)["k"] == pytest.approx({HIGH: 4.0, LOW: 6.0})
+    # Pairs of both directions count by their numbers.
+    both = {**pairs, ("k", HIGH, LOW): (2, math.log(1 / 2.0))}
+    assert learned_timings(means, both)["k"][HIGH] == pytest.approx(6.0 / math.sqrt(3.0))
     only_low = {("k", LOW): (30, 6.0)}
     assert learned_timings(only_low, pairs)["k"][HIGH] == pytest.approx(4.0)
     # Without pairs, a tier's own mean, as before.
-    assert learned_timings(means, {})["k"] == {HIGH: 4.0, LOW: 6.0}
+    assert learned_timings(means, {})["k"] == {HIGH: 3.0, LOW: 6.0}
 
 
 def test_pairs_fold_as_log_ratios_and_skip_what_is_no_ratio() -> None:

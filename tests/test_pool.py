@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,33 @@ def test_lives_end_when_the_provider_says_with_what_was_waiting(tmp_path: Path) 
     life = pool.lives[released]
     assert (life.ended_by, life.waiting_at_end) == ("daydream", 3)
     assert life.ended_s == pytest.approx(4.0)
+
+
+class SlowWarmProvider(RecordingProvider):
+    """Its instances are listed as soon as they start, but warm only when `go` is set."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.go = threading.Event()
+
+    def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
+        started = [f"{function.tier.name}-{next(self._ids)}" for _ in range(n)]
+        self.alive[function.tier.name] += started
+        assert self.go.wait(timeout=10)
+        return [WarmStart(i, 800.0, 800.0) for i in started]
+
+
+def test_hot_starts_still_starting_are_not_ready(tmp_path: Path) -> None:
+    provider = SlowWarmProvider(tmp_path)
+    pool = _pool(provider)
+    provider.alive[HIGH].append("cold-1")
+    pool.prewarm(1, {HIGH: 3, LOW: 2})
+    deadline = time.monotonic() + 10
+    while sum(len(v) for v in provider.alive.values()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.alive() == {HIGH: 3, LOW: 2}
+    assert pool.ready(1) == {HIGH: 1, LOW: 0}  # what placement may count on
+    provider.go.set()
+    pool.hot_starts(1)
+    assert pool.ready(2) == {HIGH: 3, LOW: 2}
+    pool.close()

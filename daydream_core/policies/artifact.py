@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 
 from daydream_core.model import HIGH, LOW, Tier
-from daydream_core.policies.placement import Timings
+from daydream_core.policies.placement import Starts, Timings
 from daydream_core.policies.predictor import Observation
 from daydream_core.pricing import PriceTable
 
@@ -108,6 +108,7 @@ class ArtifactPlacement:
         tiers: Mapping[str, Tier],
         prices: PriceTable,
         concurrency: int | None = None,
+        starts: Starts | None = None,
     ) -> list[str]:
         # Without a pool (the live engine's first phase): new high-end functions, as it did.
         return [HIGH] * len(kinds)

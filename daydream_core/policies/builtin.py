@@ -16,8 +16,6 @@ from daydream_core.policies.placement import AllTier, SlackPlacement
 from daydream_core.policies.predictor import DayDreamPredictor, NoHotStart
 from daydream_core.policies.registry import PolicySpec
 
-POOLING = 0.75
-
 
 @hookimpl
 def daydream_policies() -> list[PolicySpec]:
@@ -26,7 +24,7 @@ def daydream_policies() -> list[PolicySpec]:
             "daydream",
             "newsvendor hot starts from comparable widths + cheapest placement within 2% slack",
             DayDreamPredictor,
-            lambda: SlackPlacement(slack=0.02, pooling=POOLING),
+            lambda: SlackPlacement(slack=0.02),
         ),
         PolicySpec(
             "cold",

@@ -53,10 +53,11 @@ def learned_timings(means: Means, pairs: Ratios) -> dict[str, dict[str, float]]:
     for (kind, tier), (n, mean) in means.items():
         timings.setdefault(kind, {})[tier] = mean
         samples.setdefault(kind, {})[tier] = n
-    ratios: dict[str, dict[tuple[str, str], float]] = {}
+    # kind -> (tier, base) -> (pairs, mean log ratio), from either direction of a pair
+    ratios: dict[str, dict[tuple[str, str], tuple[int, float]]] = {}
     for (kind, tier, base), (n, mean_log) in pairs.items():
         if n > 0 and tier != base:
-            ratios.setdefault(kind, {})[(tier, base)] = mean_log
+            ratios.setdefault(kind, {})[(tier, base)] = (n, mean_log)
     for kind, paired in ratios.items():
         known = timings.get(kind)
         if not known:
@@ -65,9 +66,11 @@ def learned_timings(means: Means, pairs: Ratios) -> dict[str, dict[str, float]]:
         level = known[base]
         if not 0 < level < math.inf:
             continue
-        for (tier, of), mean_log in paired.items():
-            if of == base:
-                known[tier] = level * math.exp(mean_log)
-            elif tier == base and of not in known:
-                known[of] = level * math.exp(-mean_log)
+        for tier in {t for pair in paired for t in pair} - {base}:
+            # log(tier / base), from probes on `tier` of originals on `base` and, inverted,
+            # from probes on `base` of originals on `tier` (made before the bulk moved)
+            n_on, log_on = paired.get((tier, base), (0, 0.0))
+            n_of, log_of = paired.get((base, tier), (0, 0.0))
+            if n_on + n_of:
+                known[tier] = level * math.exp((n_on * log_on - n_of * log_of) / (n_on + n_of))
     return timings

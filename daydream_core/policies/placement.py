@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import heapq
 import math
-import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from daydream_core.model import Tier
@@ -34,7 +34,16 @@ from daydream_core.policies.exploration import (
 )
 from daydream_core.pricing import PriceTable
 
-__all__ = ["AllTier", "Placement", "SlackPlacement", "Timings", "pooled_timings"]
+__all__ = ["AllTier", "Placement", "SlackPlacement", "Starts", "Timings"]
+
+
+@dataclass(frozen=True)
+class Starts:
+    """How components would start on each tier: the instances alive for the phase (idle, or
+    hot starts on their way), and how long a cold start beyond them takes."""
+
+    ready: Mapping[str, int]
+    latency_s: Mapping[str, float]
 
 
 class Placement(Protocol):
@@ -47,10 +56,11 @@ class Placement(Protocol):
         tiers: Mapping[str, Tier],
         prices: PriceTable,
         concurrency: int | None = None,
+        starts: Starts | None = None,
     ) -> list[str]:
         """One tier name per component, in order. `concurrency`: how many components the
         platform runs at once, all tiers together (None: no limit); a wider phase runs in
-        waves."""
+        waves. `starts`: the instances ready per tier (None: not known)."""
         ...
 
 
@@ -59,16 +69,10 @@ class SlackPlacement:
 
     name = "slack"
 
-    def __init__(self, slack: float = 0.05, pooling: float = 0.0) -> None:
+    def __init__(self, slack: float = 0.05) -> None:
         if slack < 0:
             raise ValueError("slack must be >= 0")
-        if not 0.0 <= pooling <= 1.0:
-            raise ValueError("pooling must be in [0, 1]")
         self.slack = slack
-        # How much a kind's learned tier ratio is pulled toward the ratio pooled over kinds:
-        # a tier's speed is mostly the platform's (its CPU share), and a kind's own ratio,
-        # from few and noisy samples, would otherwise flip placements on noise.
-        self.pooling = pooling
 
     def place(
         self,
@@ -77,10 +81,9 @@ class SlackPlacement:
         tiers: Mapping[str, Tier],
         prices: PriceTable,
         concurrency: int | None = None,
+        starts: Starts | None = None,
     ) -> list[str]:
         names = sorted(tiers, key=lambda t: -tiers[t].memory_mb)  # fastest-first tie-break
-        if self.pooling > 0:
-            timings = pooled_timings(timings, names[0], self.pooling)
         ratios = tier_ratios(timings, tiers, names[0])
         # A kind with no data at all: its time is unknown, so it may be the phase's critical
         # path; it goes to the cheapest tier within the slack of its own fastest (by ratio).
@@ -96,7 +99,10 @@ class SlackPlacement:
             chosen = within_budget(seconds, self.slack, concurrency, names, tiers, prices)
             for i, tier in zip(decided, chosen, strict=True):
                 placement[i] = tier
-        return [tier or prior_tier for tier in placement]
+        placed = [tier or prior_tier for tier in placement]
+        if starts is not None and (concurrency is None or len(kinds) <= concurrency):
+            placed = onto_ready(kinds, placed, decided, known, starts, self.slack)
+        return placed
 
 
 def makespan(seconds: Sequence[float], concurrency: int | None) -> float:
@@ -165,26 +171,58 @@ def within_budget(
     return taking(low)
 
 
-def pooled_timings(timings: Timings, reference: str, weight: float) -> Timings:
-    """Each kind's time on a tier as its time on `reference` times a ratio that is
-    `weight` the median ratio over kinds and 1 - `weight` the kind's own (in logs)."""
-    logs: dict[str, list[float]] = {}
-    for tiers in timings.values():
-        ref = tiers.get(reference)
-        for tier, value in tiers.items():
-            if tier != reference and ref and ref > 0 and 0 < value < math.inf:
-                logs.setdefault(tier, []).append(math.log(value / ref))
-    pooled = {t: statistics.median(v) for t, v in logs.items()}
-    result: dict[str, dict[str, float]] = {}
-    for kind, tiers in timings.items():
-        ref = tiers.get(reference)
-        adjusted = dict(tiers)
-        if ref and 0 < ref < math.inf:  # an infinite time (out of memory) stays infinite
-            for tier, value in tiers.items():
-                if tier in pooled and 0 < value < math.inf:
-                    own = math.log(value / ref)
-                    adjusted[tier] = ref * math.exp(weight * pooled[tier] + (1 - weight) * own)
-        result[kind] = adjusted
+def onto_ready(
+    kinds: Sequence[str],
+    placement: Sequence[str],
+    movable: Sequence[int],
+    known: Mapping[str, Mapping[str, float]],
+    starts: Starts,
+    slack: float,
+) -> list[str]:
+    """Components that would cold start on their tier and then end the phase go to another
+    tier's idle instance where they finish sooner there.
+
+    A tier's first components in dispatch order take its ready instances; the rest cold
+    start. A cold start the phase absorbs (it still ends within `slack` of the slowest warm
+    component) stays. One that would not, moves to the tier with a spare ready instance on
+    which the component ends soonest, if sooner than its cold start would. Without this,
+    a 7-wide phase sent to low with 6 hot starts there waited 4 s for the 7th instance while
+    12 high ones sat idle (`cosmoscout`'s `refine`, 0.9 s components).
+    """
+    result = list(placement)
+    counts: dict[str, int] = {}
+    cold: list[int] = []
+    for i, tier in enumerate(placement):
+        counts[tier] = counts.get(tier, 0) + 1
+        if counts[tier] > starts.ready.get(tier, 0):
+            cold.append(i)
+    spare = {t: n - counts.get(t, 0) for t, n in starts.ready.items() if n > counts.get(t, 0)}
+    if not spare:
+        return result
+    can_move = set(movable)
+    cold_set = set(cold)
+
+    def seconds(i: int, tier: str) -> float:
+        return known.get(kinds[i], {}).get(tier, math.inf)
+
+    warm = [seconds(i, t) for i, t in enumerate(placement) if i not in cold_set]
+    target = (1.0 + slack) * max((s for s in warm if s < math.inf), default=0.0)
+
+    def ends(i: int) -> float:
+        return seconds(i, placement[i]) + starts.latency_s.get(placement[i], 0.0)
+
+    candidates = [i for i in cold if i in can_move and kinds[i] in known]
+    for i in sorted(candidates, key=ends, reverse=True):
+        late = ends(i)
+        if late <= target:
+            continue
+        options = [t for t in spare if spare[t] > 0 and seconds(i, t) < late]
+        if not options:
+            continue
+        tier = min(options, key=lambda t: seconds(i, t))
+        result[i] = tier
+        spare[tier] -= 1
+        target = max(target, (1.0 + slack) * seconds(i, tier))
     return result
 
 
@@ -202,5 +240,6 @@ class AllTier:
         tiers: Mapping[str, Tier],
         prices: PriceTable,
         concurrency: int | None = None,
+        starts: Starts | None = None,
     ) -> list[str]:
         return [self.tier] * len(kinds)

@@ -32,6 +32,7 @@ class StartCosts:
 
     idle_hot_start: float  # an instance hot started and never used
     cold_start: float  # a component that found no hot instance
+    start_s: float = 0.0  # how long a cold start takes, seconds
 
     @property
     def critical_ratio(self) -> float:
@@ -53,7 +54,7 @@ def start_costs(
     """
     idle = prices.cost(tier.memory_mb, hold_ms, init_ms=init_ms, vcpus=tier.vcpus)
     cold = time_value_per_s * init_ms / 1000.0
-    return StartCosts(idle_hot_start=idle, cold_start=cold)
+    return StartCosts(idle_hot_start=idle, cold_start=cold, start_s=init_ms / 1000.0)
 
 
 @dataclass(frozen=True)

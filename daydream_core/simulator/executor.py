@@ -129,7 +129,8 @@ def simulate_daydream(
         start = clock
         platform.reclaim(start, controller.keep_alive_window())
         kinds = [t.kind for t in phase]
-        plan = controller.place(kinds, _upcoming(controller, run, seconds, k))
+        upcoming = _upcoming(controller, run, seconds, k)
+        plan = controller.place(kinds, upcoming, platform.ready(start))
         controller.phase_started(plan, kinds, run.hint(k))
         out.predicted.append(sum(plan.predicted.values()))
         out.widths.append(plan.widths)

@@ -83,6 +83,10 @@ class Platform:
     def alive(self) -> dict[str, int]:
         return {t: len(pool) for t, pool in self.instances.items()}
 
+    def ready(self, now: float) -> dict[str, int]:
+        """Instances idle at `now` (started and not busy), per tier."""
+        return {t: sum(i.free_at <= now for i in pool) for t, pool in self.instances.items()}
+
     def hot_start(
         self, tier: str, n: int, now: float, billing: Billing, ready_by: float | None = None
     ) -> None:
