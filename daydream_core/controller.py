@@ -208,8 +208,11 @@ class Controller:
     ) -> list[str]:
         timings = self.timings
         if upcoming is not None and self._exact(upcoming):
-            timings = _exact_timings(kinds, upcoming.seconds)
-            kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
+            if self.policy.sees == "kinds":
+                timings = _kind_means(kinds, upcoming.seconds)
+            else:
+                timings = _exact_timings(kinds, upcoming.seconds)
+                kinds = [str(i) for i in range(len(kinds))]  # each component is its own kind
         return self.placement.place(
             kinds, timings, self.tiers, self.prices, concurrency=self.max_concurrency, starts=starts
         )
@@ -263,3 +266,12 @@ class Controller:
 
 def _exact_timings(kinds: Sequence[str], seconds: Sequence[Mapping[str, float]]) -> Timings:
     return {str(i): dict(s) for i, s in enumerate(seconds[: len(kinds)])}
+
+
+def _kind_means(kinds: Sequence[str], seconds: Sequence[Mapping[str, float]]) -> Timings:
+    """Each kind's mean time per tier over the phase's components of that kind."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for kind, row in zip(kinds, seconds, strict=False):
+        for tier, value in row.items():
+            sums.setdefault(kind, {}).setdefault(tier, []).append(value)
+    return {k: {t: sum(v) / len(v) for t, v in tiers.items()} for k, tiers in sums.items()}

@@ -38,7 +38,7 @@ def test_a_narrow_phase_after_a_wide_one_is_predicted_within_the_limit() -> None
 
 
 def test_placement_keeps_the_critical_component_fast_and_the_rest_cheap() -> None:
-    plan = _controller("cold", []).place(["a", "b", "b"])  # daydream's placement, unpooled
+    plan = _controller("cold", []).place(["a", "b", "b"])  # daydream's placement, 5% slack
     assert plan.placement == [HIGH, LOW, LOW]
     assert plan.widths == {HIGH: 1, LOW: 2}
 
@@ -50,6 +50,23 @@ def test_only_a_clairvoyant_policy_sees_the_next_phase() -> None:
     assert oracle.place(["a", "a"], upcoming).placement == [LOW, HIGH]
     daydream = _controller("daydream", [])
     assert daydream.predict(0, upcoming) == {HIGH: 0, LOW: 0}  # no history, no peeking
+
+
+def test_the_per_kind_limit_sees_each_kinds_mean_not_each_component() -> None:
+    upcoming = Upcoming(["a", "a"], [{HIGH: 1.0, LOW: 1.0}, {HIGH: 1.0, LOW: 3.0}])
+    limit = _controller("oracle-kinds", [])
+    # "a" is 2x as slow on low on average: both high, where the oracle sends the first low.
+    assert limit.place(["a", "a"], upcoming).placement == [HIGH, HIGH]
+    assert limit.predict(0, upcoming) == {HIGH: 2, LOW: 0}
+
+
+def test_components_that_would_cold_start_take_the_other_tiers_idle_instances() -> None:
+    controller = _controller("daydream", [])
+    controller.costs = {t: StartCosts(0.0002, 0.0012, start_s=2.0) for t in TIERS}
+    # "b" is as fast on low, so low (cheaper); one low instance is ready, four high ones.
+    assert controller.place(["b"] * 4).placement == [LOW] * 4
+    plan = controller.place(["b"] * 4, alive={HIGH: 4, LOW: 1})
+    assert plan.placement == [LOW, HIGH, HIGH, HIGH]
 
 
 def test_the_artifact_takes_pooled_functions_then_creates_high_end_ones() -> None:

@@ -70,12 +70,12 @@ def test_daydream_against_the_baselines_on_the_shared_trace_with_aws() -> None:
     assert time <= 1.05 and cost <= 1.10
     t, c = result.ratio("daydream", "artifact")
     assert t < 1.0 and c < 1.0
-    # keep-alive and hybrid-histogram place without pooling tier ratios across kinds (5%
-    # slack): on this trace their placement and daydream's trade under 1% of time for under
-    # 1% of cost (docs/simulator.md; "beats them on both" is missed), so daydream is held to
-    # no baseline being both faster and cheaper.
+    # keep-alive and hybrid-histogram place with daydream's placement at 5% slack: on this
+    # trace their placement and daydream's trade under 1% of time for under 1% of cost
+    # (docs/simulator.md; "beats them on both" is missed), so daydream is held to no
+    # baseline being both faster and cheaper.
     for name, other in result.results.items():
-        if name not in ("daydream", "oracle"):
+        if name != "daydream" and not policies()[name].clairvoyant:
             assert not (
                 other.execution_time_s < daydream.execution_time_s and other.cost < daydream.cost
             ), name

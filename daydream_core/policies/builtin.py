@@ -78,4 +78,14 @@ def daydream_policies() -> list[PolicySpec]:
             PlatformKeepAlive,
             clairvoyant=True,
         ),
+        PolicySpec(
+            "oracle-kinds",
+            "the limit of learning per kind: knows each phase's kinds, their mean times and "
+            "widths before it starts, not each component's (simulation only)",
+            OraclePredictor,
+            SlackPlacement,
+            PlatformKeepAlive,
+            clairvoyant=True,
+            sees="kinds",
+        ),
     ]

@@ -22,6 +22,10 @@ class PolicySpec:
     # The oracle: told each phase's components and execution times before the phase starts
     # (the simulator can; the live engine cannot, so it refuses such a policy).
     clairvoyant: bool = False
+    # What a clairvoyant policy is told of each phase's times: "components" (each one's, per
+    # tier: the oracle) or "kinds" (each kind's mean over the phase's components, per tier:
+    # the limit of a policy that learns per kind, as daydream does).
+    sees: str = "components"
     # How the controller executes a phase: "daydream" (dispatch at once, hot starts issued
     # while the phase runs) or "artifact" (the original DayDream controller: one function
     # created per instance, dispatches one after another with pauses, deletions after).

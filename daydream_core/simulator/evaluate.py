@@ -165,7 +165,7 @@ def evaluate(
 
 
 def order(names: Sequence[str]) -> list[str]:
-    preferred = ["daydream", "oracle"]
+    preferred = ["daydream", "oracle", "oracle-kinds"]
     return [n for n in preferred if n in names] + [n for n in names if n not in preferred]
 
 
