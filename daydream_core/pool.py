@@ -109,12 +109,17 @@ class PoolManager:
         return {tier: len(self.provider.instances(f)) for tier, f in self.functions.items()}
 
     def ready(self, phase: int) -> dict[str, int]:
-        """Instances alive now, per tier, but for the hot starts for `phase` still starting."""
-        ready = self.alive()
-        for tier, _, issued, future in self._pending.get(phase, []):
-            if not future.done():
-                ready[tier] = max(0, ready.get(tier, 0) - issued)
-        return ready
+        """Instances alive now that have started, per tier: those that served a component or
+        whose hot start has returned. A hot start for `phase` still starting is not ready,
+        whether or not the provider already lists its instance."""
+        started = {i for i, life in self.lives.items() if life.ended_by is None}
+        for _, _, _, future in self._pending.get(phase, []):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                started.update(warm.instance for warm in future.result())
+        return {
+            tier: sum(i in started for i in self.provider.instances(function))
+            for tier, function in self.functions.items()
+        }
 
     def prewarm(self, phase: int, predicted: Mapping[str, int]) -> dict[str, int]:
         """Issue the hot starts `phase` is short of, without waiting; return them per tier."""

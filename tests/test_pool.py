@@ -216,7 +216,8 @@ def test_lives_end_when_the_provider_says_with_what_was_waiting(tmp_path: Path) 
 
 
 class SlowWarmProvider(RecordingProvider):
-    """Its instances are listed as soon as they start, but warm only when `go` is set."""
+    """Its instances are listed as soon as they start (as the local platform's are), but
+    warm only when `go` is set."""
 
     def __init__(self, tmp: Path) -> None:
         super().__init__(tmp)
@@ -232,7 +233,8 @@ class SlowWarmProvider(RecordingProvider):
 def test_hot_starts_still_starting_are_not_ready(tmp_path: Path) -> None:
     provider = SlowWarmProvider(tmp_path)
     pool = _pool(provider)
-    provider.alive[HIGH].append("cold-1")
+    provider.alive[HIGH].append("cold-1")  # phase 0 ran on it
+    pool.observe(_record("cold-1", HIGH, StartKind.COLD))
     pool.prewarm(1, {HIGH: 3, LOW: 2})
     deadline = time.monotonic() + 10
     while sum(len(v) for v in provider.alive.values()) < 5 and time.monotonic() < deadline:

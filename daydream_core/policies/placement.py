@@ -39,8 +39,8 @@ __all__ = ["AllTier", "Placement", "SlackPlacement", "Starts", "Timings"]
 
 @dataclass(frozen=True)
 class Starts:
-    """How components would start on each tier: the instances alive for the phase (idle, or
-    hot starts on their way), and how long a cold start beyond them takes."""
+    """How components would start on each tier: the instances ready for the phase (started
+    and idle; not hot starts still starting), and how long a cold start beyond them takes."""
 
     ready: Mapping[str, int]
     latency_s: Mapping[str, float]
