@@ -176,10 +176,10 @@ class Controller:
         self,
         kinds: Sequence[str],
         upcoming: Upcoming | None = None,
-        alive: Mapping[str, int] | None = None,
+        ready: Mapping[str, int] | None = None,
     ) -> PhasePlan:
-        """Place the next phase's components on tiers; `alive`: the instances ready for it,
-        per tier, where the executor knows them."""
+        """Place the next phase's components on tiers; `ready`: the instances started and
+        alive for it, per tier, where the executor knows them."""
         index = len(self.current)
         probes: list[tuple[int, str]] = []
         if isinstance(self.placement, ArtifactPlacement):
@@ -189,9 +189,8 @@ class Controller:
                     self.pool[tier] -= 1
         else:
             starts = None
-            if alive is not None:
-                latency = {t: c.start_s for t, c in self.costs.items()}
-                starts = Starts(alive, latency)
+            if ready is not None:
+                starts = Starts(ready, {t: c.start_s for t, c in self.costs.items()})
             placement = self._place(kinds, upcoming, starts)
             if not self._exact(upcoming):  # the oracle knows every time: nothing to explore
                 placement, probes = beside_the_phase(

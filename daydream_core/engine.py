@@ -379,7 +379,7 @@ class Engine:
                 Component(f"p{index + 1}-c{i + 1}", index, c) for i, c in enumerate(calls)
             ]
             kinds = [c.kind for c in components]
-            plan = controller.place(kinds, alive=pool.ready(index))
+            plan = controller.place(kinds, ready=pool.ready(index))
         with clock.part("events"):
             self.events.phase_started(run, index, plan.placement)
         started = clock.dispatching(run)

@@ -60,8 +60,7 @@ class PoolManager:
         self.run_index = 0
         self.origin_s = time.perf_counter()  # the run's start: hot starts' offsets count from it
         self._last_phase = 0  # the phase of the latest invocation seen
-        # per phase: (tier, when issued, how many, the hot start)
-        self._pending: dict[int, list[tuple[str, float, int, Future[list[WarmStart]]]]] = {}
+        self._pending: dict[int, list[tuple[str, float, Future[list[WarmStart]]]]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, len(self.functions)), thread_name_prefix="daydream-warm"
         )
@@ -113,7 +112,7 @@ class PoolManager:
         whose hot start has returned. A hot start for `phase` still starting is not ready,
         whether or not the provider already lists its instance."""
         started = {i for i, life in self.lives.items() if life.ended_by is None}
-        for _, _, _, future in self._pending.get(phase, []):
+        for _, _, future in self._pending.get(phase, []):
             if future.done() and not future.cancelled() and future.exception() is None:
                 started.update(warm.instance for warm in future.result())
         return {
@@ -131,7 +130,7 @@ class PoolManager:
             if shortfall > 0:
                 issued_at = time.perf_counter()
                 future = self._executor.submit(self.provider.warm, self.functions[tier], shortfall)
-                self._pending.setdefault(phase, []).append((tier, issued_at, shortfall, future))
+                self._pending.setdefault(phase, []).append((tier, issued_at, future))
                 issued[tier] = shortfall
         return issued
 
@@ -141,7 +140,7 @@ class PoolManager:
         for tier in self.functions:
             self.live(tier, self._last_phase)
         records = []
-        for tier, issued_at, _, future in self._pending.pop(phase, []):
+        for tier, issued_at, future in self._pending.pop(phase, []):
             try:
                 started = future.result()
             except DaydreamError as exc:

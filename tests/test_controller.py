@@ -65,7 +65,7 @@ def test_components_that_would_cold_start_take_the_other_tiers_idle_instances() 
     controller.costs = {t: StartCosts(0.0002, 0.0012, start_s=2.0) for t in TIERS}
     # "b" is as fast on low, so low (cheaper); one low instance is ready, four high ones.
     assert controller.place(["b"] * 4).placement == [LOW] * 4
-    plan = controller.place(["b"] * 4, alive={HIGH: 4, LOW: 1})
+    plan = controller.place(["b"] * 4, ready={HIGH: 4, LOW: 1})
     assert plan.placement == [LOW, HIGH, HIGH, HIGH]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from daydream_core.policies.keepalive import HorizonKeepAlive, KeepAlive
 from daydream_core.policies.placement import Placement
@@ -25,7 +26,7 @@ class PolicySpec:
     # What a clairvoyant policy is told of each phase's times: "components" (each one's, per
     # tier: the oracle) or "kinds" (each kind's mean over the phase's components, per tier:
     # the limit of a policy that learns per kind, as daydream does).
-    sees: str = "components"
+    sees: Literal["components", "kinds"] = "components"
     # How the controller executes a phase: "daydream" (dispatch at once, hot starts issued
     # while the phase runs) or "artifact" (the original DayDream controller: one function
     # created per instance, dispatches one after another with pauses, deletions after).
