@@ -11,7 +11,7 @@ from daydream_core.cli import main
 from daydream_core.plugins import policies
 from daydream_core.simulator import evaluate, load_workload, named_calibration
 from daydream_core.simulator.artifact_fit import fit
-from daydream_core.simulator.report import reproduction
+from daydream_core.simulator.report import coincident, reproduction
 from daydream_core.simulator.workload import Task, TraceRun, Workload
 
 TRACE = Path(__file__).resolve().parents[1] / "apps" / "daydream_trace" / "data" / "ccl"
@@ -150,6 +150,15 @@ def test_the_command_prints_json_and_a_plot(
     assert {p["policy"] for p in data["policies"]} == set(policies())
     assert "artifact_reproduction" in data and "daydream_vs_artifact" in data
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_plot_draws_policies_that_coincide_as_one_point() -> None:
+    # On Lambda, cold, keep-alive and hybrid-histogram decide alike: one point, one legend
+    # entry, instead of three labels drawn over each other.
+    specs = {n: policies()[n] for n in ("daydream", "cold", "keep-alive", "hybrid-histogram")}
+    result = evaluate(load_workload(trace=TRACE), named_calibration("aws"), specs)
+    names = sorted(coincident(result).values())
+    assert names == [["cold", "keep-alive", "hybrid-histogram"], ["daydream"]]
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

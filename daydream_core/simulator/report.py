@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,23 @@ def table(evaluation: Evaluation) -> Group:
     return Group(*parts)
 
 
+def coincident(evaluation: Evaluation) -> dict[tuple[float, float], list[str]]:
+    """Policies by their (time, cost), those within 0.1% of another's on both as one point
+    (on Lambda `cold`, `keep-alive` and `hybrid-histogram` often are one policy)."""
+    points: dict[tuple[float, float], list[str]] = {}
+    for name in order(list(evaluation.results)):
+        r = evaluation.results[name]
+        for time, cost in points:
+            if math.isclose(time, r.execution_time_s, rel_tol=1e-3) and math.isclose(
+                cost, r.cost, rel_tol=1e-3
+            ):
+                points[(time, cost)].append(name)
+                break
+        else:
+            points[(r.execution_time_s, r.cost)] = [name]
+    return points
+
+
 def plot(evaluation: Evaluation, path: Path) -> None:
     """Execution time against cost, one point per policy (PNG)."""
     try:
@@ -212,10 +230,19 @@ def plot(evaluation: Evaluation, path: Path) -> None:
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'daydream[apps]'") from None
     figure, axes = plt.subplots(figsize=(6, 4.5))
-    for name in order(list(evaluation.results)):
-        r = evaluation.results[name]
-        axes.scatter(r.execution_time_s, r.cost, s=40)
-        axes.annotate(name, (r.execution_time_s, r.cost), textcoords="offset points", xytext=(5, 3))
+    points = coincident(evaluation)
+    markers = "osD^v<>ph*"
+    for i, ((time, cost), names) in enumerate(points.items()):
+        # A legend, not labels beside the points: close points' labels would overlap.
+        axes.scatter(time, cost, s=45, marker=markers[i % len(markers)], label=" = ".join(names))
+    axes.legend(fontsize=8, loc="best")
+    times = [t for t, _ in points]
+    costs = [c for _, c in points]
+    # One policy far off (the artifact's serial dispatch) would crowd the rest into a corner.
+    if min(times) > 0 and max(times) > 4 * min(times):
+        axes.set_xscale("log")
+    if min(costs) > 0 and max(costs) > 4 * min(costs):
+        axes.set_yscale("log")
     axes.set_xlabel("execution time (s)")
     axes.set_ylabel("cost ($)")
     axes.set_title(
