@@ -179,8 +179,8 @@ def onto_ready(
     starts: Starts,
     slack: float,
 ) -> list[str]:
-    """Components that would cold start on their tier and then end the phase go to another
-    tier's idle instance where they finish sooner there.
+    """Components that would cold start on their tier, and so end the phase late, go to an
+    idle instance of another tier if they finish sooner on it.
 
     A tier's first components in dispatch order take its ready instances; the rest cold
     start. A cold start the phase absorbs (it still ends within `slack` of the slowest warm
