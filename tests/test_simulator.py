@@ -38,6 +38,32 @@ def test_same_seed_same_answer_and_every_policy_meets_the_same_components() -> N
     assert other.results["cold"].execution_time_s != first.results["cold"].execution_time_s
 
 
+def test_a_components_cold_start_draws_the_same_init_whatever_else_started() -> None:
+    # daydream's probe starts an instance `all-high` does not: a component that cold starts
+    # under both still waits the same init, so their comparison is of their decisions.
+    def run(last: int) -> TraceRun:
+        widths = [[2.0, 3.0], [1.0] * 6, [4.0] * last]
+        return TraceRun("toy", tuple(tuple(Task("k", s) for s in p) for p in widths))
+
+    # The last run's last phase outgrows what either policy has alive.
+    workload = Workload("toy", "wfformat", (run(9), run(9), run(30)), Path("toy"))
+    specs = {n: policies()[n] for n in ("daydream", "all-high")}
+    result = evaluate(workload, named_calibration("aws"), specs, seed=1)
+    assert result.results["daydream"].runs[0].probes
+    inits = {
+        name: {
+            (index, r.component): r.init_ms
+            for index, outcome in enumerate(policy.runs)
+            for r in outcome.invocations
+            if r.start.value == "cold"
+        }
+        for name, policy in result.results.items()
+    }
+    both = inits["daydream"].keys() & inits["all-high"].keys()
+    assert {index for index, _ in both} == {0, 2}
+    assert all(inits["daydream"][key] == inits["all-high"][key] for key in both)
+
+
 def test_hot_starts_shorten_the_phases_that_would_start_cold() -> None:
     # Each phase wider than the last: without hot starts every new instance starts cold.
     workload = _workload([[5.0] * w for w in (1, 2, 4, 8)], runs=4)

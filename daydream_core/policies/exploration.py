@@ -18,14 +18,21 @@ half of a component's work parallel, `PRIOR_PARALLEL_FRACTION`).
 
 A sample the phase would have to wait for (a tier expected slower than the phase's longest
 known time) runs beside the phase as a probe instead (`beside_the_phase`), so that exploring
-never lengthens a phase by more than `PROBE_SLACK`.
+never lengthens a phase by more than `PROBE_SLACK`. A probe is paired with its original, so
+one per kind and tier measures the tier ratio; more would pay again for the same ratio.
+
+Exploring a kind pays only when the kind runs again. A new kind is not explored on a tier
+whose ratio is settled (`settled`): every kind measured on it, and the vCPU prior, send a new
+kind to the same tier. Such a kind is explored when it recurs, having data on one tier. On
+WfCommons instances, whose kinds each run in one phase, one run used to spend 1-7% of its
+cost on probes that confirmed the prior.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from daydream_core.model import Tier
 from daydream_core.pricing import PriceTable
@@ -47,7 +54,6 @@ def tier_ratios(timings: Timings, tiers: Mapping[str, Tier], reference: str) -> 
     """Execution time on each tier relative to `reference`: learned where possible (median
     over kinds with data on both), else the vCPU prior."""
     ratios = {reference: 1.0}
-    ref_vcpus = tiers[reference].vcpus
     for tier in tiers:
         if tier == reference:
             continue
@@ -56,14 +62,51 @@ def tier_ratios(timings: Timings, tiers: Mapping[str, Tier], reference: str) -> 
             for times in timings.values()
             if times.get(reference, 0.0) > 0 and times.get(tier, 0.0) > 0
         ]
-        if learned:
-            ratios[tier] = statistics.median(learned)
-        elif tiers[tier].vcpus > 0 and ref_vcpus > 0:
-            p = PRIOR_PARALLEL_FRACTION
-            ratios[tier] = (1.0 - p) + p * ref_vcpus / tiers[tier].vcpus
-        else:
-            ratios[tier] = 1.0
+        ratios[tier] = (
+            statistics.median(learned) if learned else prior_ratio(tiers, reference, tier)
+        )
     return ratios
+
+
+def prior_ratio(tiers: Mapping[str, Tier], reference: str, tier: str) -> float:
+    """Execution time on `tier` over `reference` by their vCPU shares (Amdahl's law with
+    `PRIOR_PARALLEL_FRACTION` of the work parallel)."""
+    ref_vcpus, vcpus = tiers[reference].vcpus, tiers[tier].vcpus
+    if vcpus <= 0 or ref_vcpus <= 0:
+        return 1.0
+    p = PRIOR_PARALLEL_FRACTION
+    return (1.0 - p) + p * ref_vcpus / vcpus
+
+
+def settled(
+    timings: Timings,
+    tiers: Mapping[str, Tier],
+    reference: str,
+    choose: Callable[[Mapping[str, float]], str],
+) -> set[str]:
+    """Tiers a new kind need not explore: each kind measured on the tier and on `reference`,
+    and the vCPU prior, would send a new kind to the same tier (`choose`, from tier ratios).
+
+    Where what has been measured agrees with the prior, a new kind's ratio is predicted by it;
+    where it disagrees (the records of a 2-core machine, where low is faster for most kinds),
+    or nothing is measured yet, it is not."""
+    ratios = tier_ratios(timings, tiers, reference)
+    current = choose(ratios)
+    result = set()
+    for tier in tiers:
+        if tier == reference:
+            continue
+        opinions = [
+            times[tier] / times[reference]
+            for times in timings.values()
+            if times.get(reference, 0.0) > 0 and times.get(tier, 0.0) > 0
+        ]
+        if not opinions:
+            continue
+        opinions.append(prior_ratio(tiers, reference, tier))
+        if all(choose({**ratios, tier: r}) == current for r in opinions):
+            result.add(tier)
+    return result
 
 
 def estimated(timings: Timings, ratios: Mapping[str, float]) -> dict[str, dict[str, float]]:
@@ -97,14 +140,18 @@ def cheapest_within(
 
 
 def explore(
-    kinds: Sequence[str], timings: Timings, order: Sequence[str], prior_tier: str
+    kinds: Sequence[str],
+    timings: Timings,
+    order: Sequence[str],
+    prior_tier: str,
+    settled: Collection[str] = (),
 ) -> list[str | None]:
     """The exploration samples: a tier for each component that explores one, else None.
 
     Each kind's sample for a tier is its first components in the phase, so they are
     dispatched first and their time on a tier that may be slower overlaps the rest of the
     phase. A kind with no data at all keeps at least one component for its bulk, which goes
-    to `prior_tier` and teaches that tier.
+    to `prior_tier` and teaches that tier, and explores no tier in `settled`.
     """
     placement: list[str | None] = [None] * len(kinds)
     members: dict[str, list[int]] = {}
@@ -115,7 +162,7 @@ def explore(
         missing = [t for t in order if t not in known]
         room = len(indices)
         if not known:
-            missing.remove(prior_tier)
+            missing = [t for t in missing if t != prior_tier and t not in settled]
             room -= 1
         take = sample_size(len(indices))
         position = 0
@@ -145,7 +192,8 @@ def beside_the_phase(
     Where that tier is expected slower than the phase's longest known time (within
     `PROBE_SLACK`), the phase would wait for it: then the component runs with its kind's
     bulk, and a probe, a duplicate whose output is discarded, runs on the sample's tier
-    beside the phase, which does not wait for it. Waves do not absorb a sample: in a phase
+    beside the phase, which does not wait for it: one per kind and tier, as a probe and its
+    original measure the tier ratio between them. Waves do not absorb a sample: in a phase
     wider than the concurrency, a component on a slower tier delays the later ones on its
     slot (on WfCommons' 1000-genome, a 1,553-wide phase at a limit of 1,000 took 1.22x as
     long with its 11 samples in it). Probes take only the concurrency the phase leaves free,
@@ -168,6 +216,7 @@ def beside_the_phase(
     absorbs = 1.0 + PROBE_SLACK
     result = list(placement)
     probes: list[tuple[int, str]] = []
+    probed: set[tuple[str, str]] = set()
     for kind, indices in members.items():
         own = timings.get(kind, {})
         for i in indices:
@@ -184,8 +233,9 @@ def beside_the_phase(
                 lengthens = slower > absorbs
             if lengthens:
                 result[i] = bulk[kind]
-                if len(probes) < room:
+                if len(probes) < room and (kind, tier) not in probed:
                     probes.append((i, tier))
+                    probed.add((kind, tier))
     return result, probes
 
 

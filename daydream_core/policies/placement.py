@@ -30,6 +30,7 @@ from daydream_core.policies.exploration import (
     cheapest_within,
     estimated,
     explore,
+    settled,
     tier_ratios,
 )
 from daydream_core.pricing import PriceTable
@@ -84,13 +85,17 @@ class SlackPlacement:
         starts: Starts | None = None,
     ) -> list[str]:
         names = sorted(tiers, key=lambda t: -tiers[t].memory_mb)  # fastest-first tie-break
+
+        def new_kind(ratios: Mapping[str, float]) -> str:
+            # A kind with no data at all: its time is unknown, so it may be the phase's
+            # critical path; it goes to the cheapest tier within the slack of its own fastest.
+            budget = (1.0 + self.slack) * min(ratios.values())
+            return cheapest_within(ratios, names, budget, tiers, prices)
+
         ratios = tier_ratios(timings, tiers, names[0])
-        # A kind with no data at all: its time is unknown, so it may be the phase's critical
-        # path; it goes to the cheapest tier within the slack of its own fastest (by ratio).
-        prior_tier = cheapest_within(
-            ratios, names, (1.0 + self.slack) * min(ratios.values()), tiers, prices
-        )
-        placement = explore(kinds, timings, names, prior_tier)
+        prior_tier = new_kind(ratios)
+        unexplored = settled(timings, tiers, names[0], new_kind)
+        placement = explore(kinds, timings, names, prior_tier, unexplored)
 
         known = estimated(timings, ratios)
         decided = [i for i, tier in enumerate(placement) if tier is None and kinds[i] in known]

@@ -21,6 +21,7 @@ from daydream_core.simulator.executor import (
     RunOutcome,
     simulate_artifact,
     simulate_daydream,
+    start_noise,
     truth,
 )
 from daydream_core.simulator.platform import Platform
@@ -124,6 +125,7 @@ def simulate_policy(
     clock = 0.0
     for index, run in enumerate(workload.runs):
         seconds = truth(run, cal, seed, index)
+        noise = start_noise(run, seed, index)
         controller = Controller(
             policy=policy,
             tiers=cal.tiers,
@@ -138,9 +140,13 @@ def simulate_policy(
         )
         idle_before = platform.idle_gb_s
         if policy.mechanics == "artifact":
-            outcome, clock = simulate_artifact(controller, platform, run, seconds, clock, learned)
+            outcome, clock = simulate_artifact(
+                controller, platform, run, seconds, clock, learned, noise
+            )
         else:
-            outcome, clock = simulate_daydream(controller, platform, run, seconds, clock, learned)
+            outcome, clock = simulate_daydream(
+                controller, platform, run, seconds, clock, learned, noise
+            )
         history.append(controller.current)
         history_shapes.append(controller.shapes)
         result.runs.append(outcome)

@@ -13,7 +13,8 @@ executor plays them on the `Platform` model. Two mechanics, as the policy declar
   each invocation pays a platform start as well.
 
 Execution-time noise is drawn per (seed, run, component), so every policy meets the same
-components with the same times.
+components with the same times; so is the init of a component's cold start (and of its
+probe's), so that a policy's hot starts or probes do not change the draws of the others.
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ def truth(run: TraceRun, cal: Calibration, seed: int, index: int) -> Truth:
     return phases
 
 
+def start_noise(run: TraceRun, seed: int, index: int) -> list[np.ndarray]:
+    """Per phase, each component's standard normal draws for a cold start's init: its own
+    (column 0) and its probe's (column 1)."""
+    rng = np.random.default_rng([seed, index, 1])
+    return [rng.standard_normal((len(phase), 2)) for phase in run.phases]
+
+
 def _upcoming(controller: Controller, run: TraceRun, seconds: Truth, k: int) -> Upcoming | None:
     if not controller.clairvoyant or k >= len(run.phases):
         return None
@@ -119,6 +127,7 @@ def simulate_daydream(
     seconds: Truth,
     clock: float,
     learned: Learned,
+    noise: Sequence[np.ndarray],
 ) -> tuple[RunOutcome, float]:
     cal = platform.cal
     out = RunOutcome()
@@ -141,7 +150,7 @@ def simulate_daydream(
         dispatches = [(i, tier, False) for i, tier in enumerate(plan.placement)]
         dispatches += [(i, tier, True) for i, tier in plan.probes]
         for i, tier, probe in dispatches:
-            instance, kind, begins = platform.acquire(tier, arrival)
+            instance, kind, begins = platform.acquire(tier, arrival, noise[k][i, int(probe)])
             execution = seconds[k][i][tier]
             finished = platform.run_on(instance, begins, execution)
             if probe:  # the phase does not wait for it; its sample is learned once it ends
@@ -233,6 +242,7 @@ def simulate_artifact(
     seconds: Truth,
     clock: float,
     learned: Learned,
+    noise: Sequence[np.ndarray],
 ) -> tuple[RunOutcome, float]:
     cal = platform.cal
     constants = cal.artifact
@@ -259,7 +269,7 @@ def simulate_artifact(
             if cal.service_includes_start:
                 init = latency = cal.init_s[cal.reference_tier]
             else:
-                init, latency = platform.init_draw(tier)
+                init, latency = platform.init_draw(tier, noise[k][i, 0])
             service = cal.dispatch_s + latency + execution
             if i >= width - cold:
                 service += constants.create_s

@@ -57,9 +57,12 @@ class Platform:
         self.idle_gb_s = 0.0  # billed GB-seconds of hot starts never used
         self._created = 0
 
-    def init_draw(self, tier: str) -> tuple[float, float]:
-        """A start's billed init and its latency (the init and any wait beyond it)."""
-        factor = math.exp(self.cal.init_spread * float(self.rng.standard_normal()))
+    def init_draw(self, tier: str, z: float | None = None) -> tuple[float, float]:
+        """A start's billed init and its latency (the init and any wait beyond it); `z`, its
+        standard normal draw, where the start is a component's (else the platform's next)."""
+        if z is None:
+            z = float(self.rng.standard_normal())
+        factor = math.exp(self.cal.init_spread * z)
         init = self.cal.init_s[tier] * factor
         return init, init + self.cal.start_wait_s.get(tier, 0.0) * factor
 
@@ -124,9 +127,11 @@ class Platform:
             return arrival
         return heapq.heappop(busy)
 
-    def acquire(self, tier: str, arrival: float) -> tuple[Instance, StartKind, float]:
+    def acquire(
+        self, tier: str, arrival: float, z: float | None = None
+    ) -> tuple[Instance, StartKind, float]:
         """The instance a component arriving at `arrival` runs on, how it started, and when
-        its execution begins."""
+        its execution begins; `z`, the draw of its cold start's init, if it has one."""
         arrival = self._throttle(arrival)
         pool = self.instances[tier]
         ready = [i for i in pool if i.free_at <= arrival]
@@ -138,7 +143,7 @@ class Platform:
         if pending:
             instance = min(pending, key=lambda i: i.ready_at)
             return instance, StartKind.HOT, instance.ready_at
-        init, latency = self.init_draw(tier)
+        init, latency = self.init_draw(tier, z)
         ready_at = arrival + latency
         instance = Instance(tier, arrival, ready_at, init, hot=False, name=self._name(tier))
         pool.append(instance)
