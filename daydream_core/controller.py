@@ -14,7 +14,7 @@ components, and placement is one pass over the phase.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from daydream_core.model import Tier, WidthHint
@@ -96,8 +96,11 @@ class Controller:
     # and this run's so far.
     history_shapes: Sequence[Sequence[Shape]] = ()
     shapes: list[Shape] = field(default_factory=list)
-    # (kind, tier) pairs with a probe dispatched and no timing learned yet.
-    probing: set[tuple[str, str]] = field(default_factory=set)
+    # (kind, tier) where a probe has measured the kind's ratio to another tier.
+    paired: set[tuple[str, str]] = field(default_factory=set)
+    # (kind, tier) with a probe dispatched and not reported yet: whether the tier had data
+    # (the probe is for a paired ratio) or not (it explores the tier).
+    probing: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.predictor = self.policy.predictor()
@@ -194,9 +197,16 @@ class Controller:
             placement = self._place(kinds, upcoming, starts)
             if not self._exact(upcoming):  # the oracle knows every time: nothing to explore
                 placement, probes = beside_the_phase(
-                    kinds, placement, self.timings, self.tiers, self.max_concurrency, self.probing
+                    kinds,
+                    placement,
+                    self.timings,
+                    self.tiers,
+                    self.max_concurrency,
+                    self.probing,
+                    self.paired,
                 )
-                self.probing |= {(kinds[i], tier) for i, tier in probes}
+                for i, tier in probes:
+                    self.probing[(kinds[i], tier)] = tier in self.timings.get(kinds[i], {})
         return PhasePlan(index, placement, self.predicted.get(index, {}), probes)
 
     def _exact(self, upcoming: Upcoming | None) -> bool:
@@ -239,12 +249,24 @@ class Controller:
         self.placements.append(plan.placement)
         self.shapes.append(Shape(frozenset(kinds), hint))
 
-    def phase_done(self, phase_time_s: float, timings: Timings | None = None) -> None:
-        """The phase ended; `timings` is what has been learned of the kinds, now."""
+    def phase_done(
+        self,
+        phase_time_s: float,
+        timings: Timings | None = None,
+        paired: Collection[tuple[str, str]] | None = None,
+    ) -> None:
+        """The phase ended; `timings` is what has been learned of the kinds, now, and
+        `paired` where their tier ratios are measured."""
         self.phase_times.append(phase_time_s)
+        if paired is not None:
+            self.paired = set(paired)
         if timings is not None:
             self.timings = timings
-            self.probing = {(k, t) for k, t in self.probing if t not in timings.get(k, {})}
+            self.probing = {
+                (k, t): pairing
+                for (k, t), pairing in self.probing.items()
+                if (k, t) not in self.paired and (pairing or t not in timings.get(k, {}))
+            }
 
     def keep(self) -> dict[str, int] | None:
         """Idle instances worth keeping after the phase just done (None: the platform decides)."""

@@ -41,7 +41,7 @@ from daydream_core.model import (
     Tier,
 )
 from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
-from daydream_core.policies.learned import Pair
+from daydream_core.policies.learned import Pair, paired
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
     Shape,
@@ -184,6 +184,7 @@ class Engine:
             history=history,
             history_shapes=history_shapes,
             timings=self._timings(workflow.name),
+            paired=paired(self.profile.ratios(workflow.name, self.provider.name)),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
         )
@@ -303,7 +304,7 @@ class Engine:
                             hint=phase.hint,
                         ),
                     )
-                    controller.phase_done(phase.phase_time_s, timings)
+                    controller.phase_done(phase.phase_time_s, timings, learning.paired())
                 if pool.releases:
                     with clock.part("release"):
                         pool.release(phase.index, controller.keep())

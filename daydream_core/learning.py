@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 
-from daydream_core.policies.learned import Pair, RatioKey, fold_pairs
+from daydream_core.policies.learned import Pair, RatioKey, fold_pairs, paired
 from daydream_core.profile import (
     Moments,
     PhaseWidths,
@@ -38,6 +38,10 @@ class RunLearning:
     def timings(self) -> dict[str, dict[str, float]]:
         """Execution seconds: kind -> tier -> seconds (this run's phases included)."""
         return timings_of(self._moments, self._ratios)
+
+    def paired(self) -> set[tuple[str, str]]:
+        """(kind, tier) where a probe has measured the kind's tier ratio."""
+        return paired(self._ratios)
 
     def learn_probes(self, pairs: Sequence[Pair]) -> None:
         """Fold probes that belong to no phase of their own (ended after the run's last

@@ -8,6 +8,7 @@ and their outputs are gone.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from daydream_trace.synthetic import seismology, write
@@ -61,7 +62,8 @@ def test_a_sample_shorter_than_the_phase_runs_in_it() -> None:
     timings = {"long": {HIGH: 10.0, LOW: 15.0}, "short": {HIGH: 1.0}}
     kinds = ["long"] + ["short"] * 4
     placed = _placed(kinds, timings)
-    placement, probes = beside_the_phase(kinds, placed, timings, TIERS, 1000)
+    paired = {("long", HIGH), ("long", LOW)}
+    placement, probes = beside_the_phase(kinds, placed, timings, TIERS, 1000, paired=paired)
     assert placement == placed and probes == []
     assert [placed[i] for i in range(1, 5)].count(LOW) >= 1
 
@@ -100,6 +102,21 @@ def test_a_new_kind_is_explored_where_what_was_measured_disagrees_with_the_prior
     assert placed.count(HIGH) == sample_size(100) and placed[-1] == LOW
     nothing = _placed(kinds, {})  # nothing measured: the prior alone is not settled
     assert nothing.count(LOW) == sample_size(100)
+
+
+def test_a_tier_known_only_by_its_mean_is_probed_once_for_a_paired_ratio() -> None:
+    # "k" ran on both tiers, different components at different times: its means say low is
+    # slower, so the phase runs high, and one probe pairs a component with itself on low.
+    timings = {"k": {HIGH: 2.0, LOW: 2.2}, "oom": {HIGH: 1.0, LOW: math.inf}}
+    kinds = ["k"] * 10 + ["oom"] * 2
+    placed = _placed(kinds, timings)
+    assert placed == [HIGH] * 12
+    assert beside_the_phase(kinds, placed, timings, TIERS, 1000)[1] == [(0, LOW)]
+    # Not where the ratio is paired, nor while its probe runs, nor without room for it; never
+    # on a tier the kind runs out of memory on.
+    for done in ({"paired": {("k", LOW)}}, {"probing": {("k", LOW)}}):
+        assert beside_the_phase(kinds, placed, timings, TIERS, 1000, **done)[1] == []
+    assert beside_the_phase(kinds, placed, timings, TIERS, 12)[1] == []
 
 
 def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path) -> None:
@@ -167,8 +184,10 @@ def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> No
     second = controller.place(kinds)
     assert second.probes == [] and second.placement == [HIGH] * 100
     controller.phase_started(second, kinds)
-    controller.phase_done(1.0, {"new": {HIGH: 1.0, LOW: 1.4}})  # they reported
-    assert controller.probing == set()
+    controller.phase_done(1.0, {"new": {HIGH: 1.0, LOW: 1.4}}, {("new", HIGH), ("new", LOW)})
+    assert controller.probing == {}  # it reported
+    third = controller.place(kinds)
+    assert third.probes == [] and third.placement == [HIGH] * 100
 
 
 class _Deletes:

@@ -31,6 +31,11 @@ def teaches(tier: str, base: str, ratio: float) -> bool:
     return 0 < ratio < math.inf and tier != base
 
 
+def paired(ratios: Iterable[RatioKey]) -> set[tuple[str, str]]:
+    """(kind, tier) of both tiers of each learned ratio: where a kind's ratio is measured."""
+    return {(kind, t) for kind, tier, base in ratios for t in (tier, base)}
+
+
 def fold_pairs(pairs: Iterable[Pair]) -> dict[RatioKey, Moments]:
     """Running moments of each (kind, tier, base)'s log ratios (Welford, in order)."""
     folded: dict[RatioKey, Moments] = {}

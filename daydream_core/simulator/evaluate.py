@@ -132,6 +132,7 @@ def simulate_policy(
             prices=cal.prices,
             history=list(history),
             timings=learned.timings(),
+            paired=learned.paired(),
             costs=costs,
             max_concurrency=cal.concurrency,
             seed=seed * 100_003 + index,

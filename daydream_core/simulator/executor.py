@@ -27,7 +27,7 @@ import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
 from daydream_core.model import InvocationRecord, StartKind
-from daydream_core.policies.learned import learned_timings, teaches
+from daydream_core.policies.learned import learned_timings, paired, teaches
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.platform import Billing, Instance, Platform
 from daydream_core.simulator.workload import TraceRun
@@ -76,6 +76,9 @@ class Learned:
             return
         n, total = self._pairs.get((kind, tier, base), (0, 0.0))
         self._pairs[(kind, tier, base)] = (n + 1, total + math.log(ratio))
+
+    def paired(self) -> set[tuple[str, str]]:
+        return paired(self._pairs)
 
     def timings(self) -> dict[str, dict[str, float]]:
         means = {key: (n, total / n) for key, (n, total) in self._sums.items()}
@@ -184,7 +187,7 @@ def simulate_daydream(
         for task, tier, row in zip(phase, plan.placement, seconds[k], strict=True):
             learned.add(task.kind, tier, row[tier])
         probing = _learn_probes(probing, end, learned)
-        controller.phase_done(phase_time, learned.timings())
+        controller.phase_done(phase_time, learned.timings(), learned.paired())
         out.phase_times.append(phase_time)
         out.phase_costs.append(cost)
         clock = end
