@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from daydream_core.model import Tier, WidthHint
 from daydream_core.policies.artifact import ArtifactPlacement
 from daydream_core.policies.baselines import WindowKeepAlive
-from daydream_core.policies.exploration import beside_the_phase
+from daydream_core.policies.exploration import beside_the_phase, estimated, tier_ratios
 from daydream_core.policies.placement import Starts, Timings
 from daydream_core.policies.predictor import Observation, Shape, StartCosts, Upcoming, Widths
 from daydream_core.policies.registry import PolicySpec
@@ -148,26 +148,50 @@ class Controller:
                 upcoming.kinds, upcoming.seconds, {t: placed.count(t) for t in self.tiers}
             )
         raw = self.predictor.predict(self.observation(next_phase, upcoming, alive))
-        if upcoming is None and getattr(self.predictor, "split_by_placement", False):
+        if upcoming is None and self.splits_by_placement:
             raw = self._split_by_placement(next_phase, raw)
         predicted = cap_across_tiers(raw, self.max_concurrency)
         self.predicted[next_phase] = predicted
         return predicted
 
+    @property
+    def splits_by_placement(self) -> bool:
+        """Whether hot starts follow what placement has learned (so a result that teaches
+        something new while a phase runs is worth predicting the next phase again)."""
+        return bool(getattr(self.predictor, "split_by_placement", False)) and not isinstance(
+            self.placement, ArtifactPlacement
+        )
+
     def _split_by_placement(self, next_phase: int, raw: Mapping[str, int]) -> dict[str, int]:
         """The predicted instances, split across tiers as placement would place the next
-        phase now (its kinds from the same phase of the latest earlier run), not as earlier
-        runs happened to be placed: what placement has learned since (an exploration sample
-        that showed a tier slower, say) moves the hot starts with it, instead of leaving
-        them idle on one tier while the other cold starts."""
+        phase's kinds now (those of the same phase of the latest earlier run; in a first run,
+        the current phase's), not as earlier phases happened to be placed: what has been
+        learned since (a probe that showed a tier faster, say) moves the hot starts with it,
+        instead of leaving them idle on one tier while the other cold starts."""
         total = sum(raw.values())
         earlier = [run[next_phase] for run in self.history_shapes if len(run) > next_phase]
-        kinds = sorted(earlier[-1].kinds) if earlier else []
-        if total <= 0 or not kinds or isinstance(self.placement, ArtifactPlacement):
+        if earlier:
+            kinds = sorted(earlier[-1].kinds)
+        else:
+            kinds = sorted(set(self.kinds[-1])) if self.kinds else []
+        if total <= 0 or not kinds:
             return dict(raw)
         each = max(1, math.ceil(total / len(kinds)))
-        placed = self._place([k for k in kinds for _ in range(each)], None)
+        placed = self._bulk([k for k in kinds for _ in range(each)])
         return apportion({t: total * placed.count(t) / len(placed) for t in self.tiers}, total)
+
+    def _bulk(self, kinds: Sequence[str]) -> list[str]:
+        """Where placement would send these kinds' bulk, exploring nothing: every tier
+        estimated where unmeasured, and a kind with no data taken for the longest of them
+        (it may be the critical path)."""
+        reference = max(self.tiers, key=lambda t: self.tiers[t].memory_mb)
+        ratios = tier_ratios(self.timings, self.tiers, reference)
+        known = estimated(self.timings, ratios)
+        longest = max((min(known[k].values()) for k in set(kinds) if k in known), default=1.0)
+        filled = {k: known.get(k) or {t: r * longest for t, r in ratios.items()} for k in kinds}
+        return self.placement.place(
+            kinds, filled, self.tiers, self.prices, concurrency=self.max_concurrency
+        )
 
     def first(
         self, upcoming: Upcoming | None = None, alive: Mapping[str, int] | None = None
@@ -249,24 +273,28 @@ class Controller:
         self.placements.append(plan.placement)
         self.shapes.append(Shape(frozenset(kinds), hint))
 
+    def learned(self, timings: Timings, paired: Collection[tuple[str, str]]) -> None:
+        """What has been learned of the kinds now (`paired`: where their tier ratios are
+        measured). Also while a phase runs, as its results arrive: the next `predict` splits
+        its hot starts by it."""
+        self.paired = set(paired)
+        self.timings = timings
+        self.probing = {
+            (k, t): pairing
+            for (k, t), pairing in self.probing.items()
+            if (k, t) not in self.paired and (pairing or t not in timings.get(k, {}))
+        }
+
     def phase_done(
         self,
         phase_time_s: float,
         timings: Timings | None = None,
         paired: Collection[tuple[str, str]] | None = None,
     ) -> None:
-        """The phase ended; `timings` is what has been learned of the kinds, now, and
-        `paired` where their tier ratios are measured."""
+        """The phase ended; `timings` and `paired`: what has been learned, now."""
         self.phase_times.append(phase_time_s)
-        if paired is not None:
-            self.paired = set(paired)
         if timings is not None:
-            self.timings = timings
-            self.probing = {
-                (k, t): pairing
-                for (k, t), pairing in self.probing.items()
-                if (k, t) not in self.paired and (pairing or t not in timings.get(k, {}))
-            }
+            self.learned(timings, self.paired if paired is None else paired)
 
     def keep(self) -> dict[str, int] | None:
         """Idle instances worth keeping after the phase just done (None: the platform decides)."""

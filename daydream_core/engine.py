@@ -15,7 +15,7 @@ import secrets
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from daydream_core.deployments import Deployments
 from daydream_core.errors import ComponentFailed, DaydreamError, UsageError
 from daydream_core.journal import Journal, JournalError, JournalState, calls_digest
 from daydream_core.learning import RunLearning
+from daydream_core.lessons import PhaseLessons
 from daydream_core.model import (
     HIGH,
     INTERRUPTED,
@@ -281,7 +282,14 @@ class Engine:
         try:
             while calls is not None:
                 phase, outputs, failure = self._run_phase(
-                    run, pool, controller, calls, store.uri, clock=clock, probes=probes
+                    run,
+                    pool,
+                    controller,
+                    calls,
+                    store.uri,
+                    clock=clock,
+                    probes=probes,
+                    learning=learning,
                 )
                 run.phases.append(phase)
                 with clock.part("write"):
@@ -370,6 +378,7 @@ class Engine:
         store_uri: str,
         clock: RunClock,
         probes: Probes,
+        learning: RunLearning,
     ) -> tuple[PhaseRecord, list[Any], RunFailed | None]:
         index = len(run.phases)
         with clock.part("place"):
@@ -415,12 +424,7 @@ class Engine:
         controller.phase_started(plan, kinds, hint)
         pool.prewarm(index + 1, controller.predict(index + 1, alive=pool.alive()))
 
-        outcomes: list[_Outcome] = []
-        for future in futures:
-            outcome = future.result()
-            outcomes.append(outcome)
-            pool.observe(outcome.record)
-            self.events.invocation_done(run, outcome.record)
+        outcomes = self._as_they_end(run, pool, controller, futures, probes, learning)
         hot_starts = pool.hot_starts(index)
         ended = _observed(probes.harvest(), pool)
         phase = PhaseRecord(
@@ -590,6 +594,45 @@ class Engine:
                     timings.setdefault(kind, {})[name] = math.inf
         return timings
 
+    def _as_they_end(
+        self,
+        run: RunRecord,
+        pool: PoolManager,
+        controller: Controller,
+        futures: Sequence[Future[_Outcome]],
+        probes: Probes,
+        learning: RunLearning,
+    ) -> list[_Outcome]:
+        """The phase's outcomes (in dispatch order), taken as they end. Where a result is
+        news (a kind's first sample on a tier, a probe's first ratio), the controller learns
+        it at once and the next phase's hot starts are predicted again
+        (`daydream_core.lessons`)."""
+        index = len(run.phases)
+        lessons = PhaseLessons(learning, controller.timings, controller.paired)
+        outcomes: dict[int, _Outcome] = {}
+        pending = {future: i for i, future in enumerate(futures)}
+        while pending:
+            done, _ = wait([*pending, *probes.running()], return_when=FIRST_COMPLETED)
+            news = False
+            for future in done:
+                if future not in pending:
+                    continue  # a probe's: looked at below
+                outcome = outcomes[pending.pop(future)] = future.result()
+                pool.observe(outcome.record)
+                self.events.invocation_done(run, outcome.record)
+                news |= lessons.sample(outcome.record)
+            mine = {o.record.component: o.record for o in outcomes.values()}
+            for probe in probes.ended():
+                originals = mine if probe.phase == index else _by_component(run, probe.phase)
+                news |= lessons.probe(
+                    probe, originals.get(probe.component.removesuffix(PROBE_SUFFIX))
+                )
+            if news and pending and controller.splits_by_placement:
+                timings, paired = lessons.now()
+                controller.learned(self._timings(learning.app, timings), paired)
+                pool.prewarm(index + 1, controller.predict(index + 1, alive=pool.alive()))
+        return [outcomes[i] for i in range(len(futures))]
+
     def _learn(
         self, learning: RunLearning, run: RunRecord, phase: PhaseRecord, widths: PhaseWidths
     ) -> dict[str, dict[str, float]]:
@@ -646,6 +689,10 @@ def _pairs(run: RunRecord, probes: Sequence[InvocationRecord]) -> list[Pair]:
                 (probe.kind, probe.tier, original.tier, probe.execution_ms / original.execution_ms)
             )
     return pairs
+
+
+def _by_component(run: RunRecord, index: int) -> dict[str, InvocationRecord]:
+    return {r.component: r for r in _at(run, index)}
 
 
 def _at(run: RunRecord, index: int) -> list[InvocationRecord]:

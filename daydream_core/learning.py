@@ -43,6 +43,19 @@ class RunLearning:
         """(kind, tier) where a probe has measured the kind's tier ratio."""
         return paired(self._ratios)
 
+    def provisional(
+        self, executions: Sequence[tuple[str, str, float]], pairs: Sequence[Pair]
+    ) -> tuple[dict[str, dict[str, float]], set[tuple[str, str]]]:
+        """The timings and paired tiers with a running phase's results so far, which are
+        learned for good (and persisted) only when it ends."""
+        moments = dict(self._moments)
+        for key, batch in fold_moments(executions).items():
+            moments[key] = merge_moments(moments.get(key, (0, 0.0, 0.0)), batch)
+        ratios = dict(self._ratios)
+        for ratio, folded in fold_pairs(pairs).items():
+            ratios[ratio] = merge_moments(ratios.get(ratio, (0, 0.0, 0.0)), folded)
+        return timings_of(moments, ratios), paired(ratios)
+
     def learn_probes(self, pairs: Sequence[Pair]) -> None:
         """Fold probes that belong to no phase of their own (ended after the run's last
         phase) in; persist them in the background."""

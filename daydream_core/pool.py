@@ -60,7 +60,8 @@ class PoolManager:
         self.run_index = 0
         self.origin_s = time.perf_counter()  # the run's start: hot starts' offsets count from it
         self._last_phase = 0  # the phase of the latest invocation seen
-        self._pending: dict[int, list[tuple[str, float, Future[list[WarmStart]]]]] = {}
+        # Per phase: the hot starts issued for it (tier, issued at, their future, how many).
+        self._pending: dict[int, list[tuple[str, float, Future[list[WarmStart]], int]]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, len(self.functions)), thread_name_prefix="daydream-warm"
         )
@@ -112,7 +113,7 @@ class PoolManager:
         whose hot start has returned. A hot start for `phase` still starting is not ready,
         whether or not the provider already lists its instance."""
         started = {i for i, life in self.lives.items() if life.ended_by is None}
-        for _, _, future in self._pending.get(phase, []):
+        for _, _, future, _ in self._pending.get(phase, []):
             if future.done() and not future.cancelled() and future.exception() is None:
                 started.update(warm.instance for warm in future.result())
         return {
@@ -121,18 +122,37 @@ class PoolManager:
         }
 
     def prewarm(self, phase: int, predicted: Mapping[str, int]) -> dict[str, int]:
-        """Issue the hot starts `phase` is short of, without waiting; return them per tier."""
+        """Issue the hot starts `phase` is short of, without waiting; return them per tier.
+        Called again for the same phase (a result taught the controller something new while
+        a phase ran), hot starts issued for it and still starting count as there."""
         issued: dict[str, int] = {}
         for tier, wanted in predicted.items():
             if tier not in self.functions:
                 continue
-            shortfall = wanted - self.live(tier, phase - 1)
+            shortfall = wanted - self.live(tier, phase - 1) - self._unlisted(tier, phase)
             if shortfall > 0:
                 issued_at = time.perf_counter()
                 future = self._executor.submit(self.provider.warm, self.functions[tier], shortfall)
-                self._pending.setdefault(phase, []).append((tier, issued_at, future))
+                self._pending.setdefault(phase, []).append((tier, issued_at, future, shortfall))
                 issued[tier] = shortfall
         return issued
+
+    def _unlisted(self, tier: str, phase: int) -> int:
+        """Hot starts of `tier` issued for `phase`, still starting, that the provider does not
+        list yet (Lambda lists an instance once it has started, the local platform at once):
+        those requested, less the listed instances the pool has not seen start."""
+        requested = sum(
+            n for t, _, f, n in self._pending.get(phase, []) if t == tier and not f.done()
+        )
+        if requested == 0:
+            return 0
+        seen = set(self.lives)
+        for items in self._pending.values():
+            for _, _, future, _ in items:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    seen.update(warm.instance for warm in future.result())
+        listed = self.provider.instances(self.functions[tier])
+        return max(0, requested - sum(i not in seen for i in listed))
 
     def hot_starts(self, phase: int) -> list[HotStartRecord]:
         """Wait for the hot starts issued for `phase`; record and return them. (Called as
@@ -140,7 +160,7 @@ class PoolManager:
         for tier in self.functions:
             self.live(tier, self._last_phase)
         records = []
-        for tier, issued_at, future in self._pending.pop(phase, []):
+        for tier, issued_at, future, _ in self._pending.pop(phase, []):
             try:
                 started = future.result()
             except DaydreamError as exc:

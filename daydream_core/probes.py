@@ -61,6 +61,19 @@ class Probes:
             probe = Component(original.id + PROBE_SUFFIX, original.phase, original.call)
             self._in_flight.append(_InFlight(probe, submit(tier, probe)))
 
+    def running(self) -> list[Future[Any]]:
+        """The futures of the probes still running."""
+        return [p.future for p in self._in_flight if not p.future.done()]
+
+    def ended(self) -> list[InvocationRecord]:
+        """The records of the probes that have ended well and not been harvested yet (a
+        look: `harvest` still takes them)."""
+        return [
+            p.future.result().record
+            for p in self._in_flight
+            if p.future.done() and not p.future.cancelled() and p.future.exception() is None
+        ]
+
     def harvest(self, *, wait_all: bool = False) -> list[InvocationRecord]:
         """The records of the probes that have ended (all of them, waiting, with `wait_all`),
         in dispatch order; their outputs are deleted. A probe that raised has no record: the

@@ -98,3 +98,19 @@ def test_hot_starts_follow_a_one_tier_placement_whatever_earlier_runs_did() -> N
     controller = _controller("all-low", [[{HIGH: 4, LOW: 0}]] * 3)
     controller.history_shapes = [[Shape(frozenset({"b"}))]] * 3
     assert controller.predict(0) == {HIGH: 0, LOW: 4}
+
+
+def test_in_a_first_run_the_next_phase_is_split_as_the_current_ones_kinds_would_be() -> None:
+    # No earlier run says what the next phase holds: its hot starts follow the current
+    # phase's kinds, placed as their bulk would be (no exploration sample moves them).
+    controller = _controller("daydream", [])
+    controller.timings = {}
+    kinds = ["new"] * 8
+    plan = controller.place(kinds)
+    controller.phase_started(plan, kinds)
+    assert controller.predict(1, alive={HIGH: 8, LOW: 0})[LOW] == 0
+    # A probe reports, mid-phase: low is as fast. The next phase's hot starts follow it.
+    controller.learned({"new": {HIGH: 1.0, LOW: 1.0}}, {("new", HIGH), ("new", LOW)})
+    predicted = controller.predict(1, alive={HIGH: 8, LOW: 0})
+    assert predicted[HIGH] == 0 and predicted[LOW] > 0
+    assert controller.paired == {("new", HIGH), ("new", LOW)}

@@ -115,3 +115,30 @@ def test_the_run_learning_folds_pairs_as_the_store_does(tmp_path: Path) -> None:
         assert learning.timings()["k"] == pytest.approx(stored["k"])
         assert store.ratios("app", "local")[("k", LOW, HIGH)][0] == 2
     assert fold_moments(executions)[("k", HIGH)][0] == 3
+
+
+def test_a_running_phases_lessons_are_news_once_and_leave_the_run_as_it_was(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from daydream_core.learning import RunLearning
+    from daydream_core.lessons import PhaseLessons
+    from daydream_core.model import InvocationRecord, StartKind
+
+    def record(component: str, tier: str, ms: float) -> InvocationRecord:
+        return InvocationRecord(component, "k", 0, tier, "i", StartKind.WARM, 0.0, ms, ms, 0.0, ms)
+
+    with ThreadPoolExecutor(1) as executor:
+        learning = RunLearning(ProfileStore(tmp_path / "p.sqlite"), "app", "local", executor)
+        lessons = PhaseLessons(learning, {"k": {HIGH: 2.0}}, set())
+        assert not lessons.sample(record("p1-c1", HIGH, 2000.0))  # high was known
+        probe = record("p1-c2-probe", LOW, 1000.0)
+        assert not lessons.probe(probe, None)  # its original still runs: not taken yet
+        assert lessons.sample(record("p1-c2", HIGH, 2000.0)) is False
+        assert lessons.probe(probe, record("p1-c2", HIGH, 2000.0))  # the first ratio
+        assert not lessons.probe(probe, record("p1-c2", HIGH, 2000.0))  # taken once
+        timings, paired = lessons.now()
+        assert timings["k"][LOW] == pytest.approx(0.5 * timings["k"][HIGH])
+        assert paired == {("k", HIGH), ("k", LOW)}
+        assert learning.timings() == {} and learning.paired() == set()  # only at its end

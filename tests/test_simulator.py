@@ -123,6 +123,24 @@ def test_no_policy_beats_the_oracle_on_both_time_and_cost(app: str) -> None:
         ), name
 
 
+def test_a_probe_that_reports_mid_phase_moves_the_next_phases_hot_starts() -> None:
+    # `ccl`'s first recorded run: the first phase runs high (the vCPU prior), its probe shows
+    # low faster while the phase still runs, and the next phase (a kind never seen, sent
+    # low) finds the hot starts made then ready on low, instead of 11 cold starts.
+    from daydream_core.simulator.calibration import from_records
+    from daydream_core.simulator.evaluate import simulate_policy
+
+    app = RECORDS / "ccl"
+    records = [json.loads(p.read_text()) for p in sorted(app.glob("run-*/run.json"))]
+    calibration = from_records(named_calibration("aws"), records)
+    workload = load_workload(records=app)
+    first = simulate_policy(policies()["daydream"], workload, calibration, 0).runs[0]
+    assert first.widths[0].get("high") == len(workload.runs[0].phases[0])
+    second = [r for r in first.invocations if r.phase == 1]
+    assert {r.tier for r in second} == {"low"}
+    assert not [r for r in second if r.start.value == "cold"]
+
+
 def _recorded_run(provider: str, started_at: float, cold: dict[str, float]) -> dict[str, object]:
     invocation = {"kind": "k", "tier": "high", "start": "cold", "error": None, **cold}
     return {

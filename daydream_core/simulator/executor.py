@@ -19,8 +19,9 @@ probe's), so that a policy's hot starts or probes do not change the draws of the
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,15 +68,24 @@ class Learned:
         self._sums: dict[tuple[str, str], tuple[int, float]] = {}
         self._pairs: dict[tuple[str, str, str], tuple[int, float]] = {}
 
-    def add(self, kind: str, tier: str, seconds: float) -> None:
+    def add(self, kind: str, tier: str, seconds: float) -> bool:
+        """Learn a sample; whether it is the kind's first on the tier."""
         n, total = self._sums.get((kind, tier), (0, 0.0))
         self._sums[(kind, tier)] = (n + 1, total + seconds)
+        return n == 0
 
-    def pair(self, kind: str, tier: str, base: str, ratio: float) -> None:
+    def pair(self, kind: str, tier: str, base: str, ratio: float) -> bool:
+        """Learn a probe's ratio to its original; whether it is the kind's first such one."""
         if not teaches(tier, base, ratio):
-            return
+            return False
         n, total = self._pairs.get((kind, tier, base), (0, 0.0))
         self._pairs[(kind, tier, base)] = (n + 1, total + math.log(ratio))
+        return n == 0
+
+    def copy(self) -> Learned:
+        twin = Learned()
+        twin._sums, twin._pairs = dict(self._sums), dict(self._pairs)
+        return twin
 
     def paired(self) -> set[tuple[str, str]]:
         return paired(self._pairs)
@@ -152,17 +162,20 @@ def simulate_daydream(
         # The components, then the probes (dispatched last: they queue behind the phase).
         dispatches = [(i, tier, False) for i, tier in enumerate(plan.placement)]
         dispatches += [(i, tier, True) for i, tier in plan.probes]
+        results: list[Result] = []  # the components' (ends at, kind, tier, seconds)
         for i, tier, probe in dispatches:
             instance, kind, begins = platform.acquire(tier, arrival, noise[k][i, int(probe)])
             execution = seconds[k][i][tier]
             finished = platform.run_on(instance, begins, execution)
-            if probe:  # the phase does not wait for it; its sample is learned once it ends
+            if probe:  # the phase does not wait for it; its ratio is learned once both end
                 original = plan.placement[i]
                 ran = seconds[k][i][original]
                 ratio = execution / ran if ran > 0 else math.inf
-                probing.append((finished + cal.dispatch_s, kinds[i], tier, original, ratio))
+                ends = max(finished + cal.dispatch_s, results[i][0])
+                probing.append((ends, kinds[i], tier, original, ratio))
             else:
                 end = max(end, finished + cal.dispatch_s)
+                results.append((finished + cal.dispatch_s, kinds[i], tier, execution))
             spec = cal.tiers[tier]
             init_ms = instance.init_s * 1000.0 if kind is StartKind.COLD else 0.0
             cost += cal.prices.cost(spec.memory_mb, execution * 1000.0, init_ms, spec.vcpus)
@@ -173,16 +186,16 @@ def simulate_daydream(
             span = (start - origin, finished + cal.dispatch_s - start, execution)
             record = _record(k, i, kinds[i], tier, instance, kind, span)
             (out.probes if probe else out.invocations).append(record)
-        # While the phase runs: the next phase's hot starts, short of what is alive.
+        # While the phase runs: the next phase's hot starts, short of what is alive; again
+        # each time a result teaches something new (the live engine learns as they arrive).
         if k + 1 < len(run.phases) or not controller.clairvoyant:
-            alive = platform.alive()
-            predicted = controller.predict(k + 1, _upcoming(controller, run, seconds, k + 1), alive)
-            before = out.billing.cost
+            upcoming = _upcoming(controller, run, seconds, k + 1)
             ready_by = end if controller.clairvoyant else None  # the next phase's start
-            for tier, wanted in predicted.items():
-                platform.hot_start(tier, wanted - alive.get(tier, 0), start, out.billing, ready_by)
-            cost += out.billing.cost - before
-            out.billing.cost = before
+            cost += _hot_start(controller, platform, k + 1, upcoming, start, out.billing, ready_by)
+            if controller.splits_by_placement and not controller.clairvoyant:
+                for when, lessons in _as_results_arrive(learned, results, probing, end):
+                    controller.learned(lessons.timings(), lessons.paired())
+                    cost += _hot_start(controller, platform, k + 1, None, when, out.billing)
         phase_time = end - start
         for task, tier, row in zip(phase, plan.placement, seconds[k], strict=True):
             learned.add(task.kind, tier, row[tier])
@@ -199,6 +212,46 @@ def simulate_daydream(
 
 
 Probing = list[tuple[float, str, str, str, float]]  # (ends at, kind, tier, base, ratio)
+Result = tuple[float, str, str, float]  # a component's (ends at, kind, tier, seconds)
+
+
+def _hot_start(
+    controller: Controller,
+    platform: Platform,
+    phase: int,
+    upcoming: Upcoming | None,
+    now: float,
+    billing: Billing,
+    ready_by: float | None = None,
+) -> float:
+    """Hot start what `phase` is predicted to be short of, now; what that costs."""
+    alive = platform.alive()
+    predicted = controller.predict(phase, upcoming, alive)
+    before = billing.cost
+    for tier, wanted in predicted.items():
+        platform.hot_start(tier, wanted - alive.get(tier, 0), now, billing, ready_by)
+    spent = billing.cost - before
+    billing.cost = before
+    return spent
+
+
+def _as_results_arrive(
+    learned: Learned, results: Sequence[Result], probing: Probing, end: float
+) -> Iterator[tuple[float, Learned]]:
+    """While a phase runs, each time a result gives a kind its first sample on a tier or a
+    probe its first ratio: (when, what is learned by then). On a copy: the phase's results
+    are learned for good when it ends (as the live engine's profile store does)."""
+    lessons = learned.copy()
+    arrivals: list[tuple[float, int, Callable[[], bool]]] = []  # a sample before a ratio
+    for ends, kind, tier, value in results:
+        arrivals.append((ends, 0, functools.partial(lessons.add, kind, tier, value)))
+    for ends, kind, tier, base, ratio in probing:
+        arrivals.append((ends, 1, functools.partial(lessons.pair, kind, tier, base, ratio)))
+    for when, _, learn in sorted(arrivals, key=lambda a: a[:2]):
+        if when >= end:
+            return
+        if learn():
+            yield when, lessons
 
 
 def _learn_probes(probing: Probing, now: float, learned: Learned) -> Probing:
