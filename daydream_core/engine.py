@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import queue
 import secrets
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -609,25 +610,32 @@ class Engine:
         (`daydream_core.lessons`)."""
         index = len(run.phases)
         lessons = PhaseLessons(learning, controller.timings, controller.paired)
+        ended: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        position = {future: i for i, future in enumerate(futures)}
+        for future in [*futures, *probes.running()]:
+            future.add_done_callback(ended.put)
         outcomes: dict[int, _Outcome] = {}
-        pending = {future: i for i, future in enumerate(futures)}
-        while pending:
-            done, _ = wait([*pending, *probes.running()], return_when=FIRST_COMPLETED)
+        mine: dict[str, InvocationRecord] = {}  # this phase's records so far, by component
+        while len(outcomes) < len(futures):
+            batch = [ended.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:  # whatever else has ended meanwhile: one lesson for them all
+                    batch.append(ended.get_nowait())
             news = False
-            for future in done:
-                if future not in pending:
+            for future in batch:
+                if future not in position:
                     continue  # a probe's: looked at below
-                outcome = outcomes[pending.pop(future)] = future.result()
+                outcome = outcomes[position[future]] = future.result()
+                mine[outcome.record.component] = outcome.record
                 pool.observe(outcome.record)
                 self.events.invocation_done(run, outcome.record)
                 news |= lessons.sample(outcome.record)
-            mine = {o.record.component: o.record for o in outcomes.values()}
             for probe in probes.ended():
                 originals = mine if probe.phase == index else _by_component(run, probe.phase)
                 news |= lessons.probe(
                     probe, originals.get(probe.component.removesuffix(PROBE_SUFFIX))
                 )
-            if news and pending and controller.splits_by_placement:
+            if news and len(outcomes) < len(futures) and controller.splits_by_placement:
                 timings, paired = lessons.now()
                 controller.learned(self._timings(learning.app, timings), paired)
                 pool.prewarm(index + 1, controller.predict(index + 1, alive=pool.alive()))
