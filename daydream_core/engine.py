@@ -2,8 +2,9 @@
 
 Per phase: place each component on a tier (placement policy), dispatch the phase in parallel,
 and while it runs predict the next phase's concurrency and hot start for it (predictor policy,
-pool manager). Everything observed becomes records, and what was learned goes to the profile
-store. The engine never imports a cloud SDK: it speaks only the provider contract.
+pool manager), again whenever a result that has arrived teaches something new
+(`daydream_core.lessons`). Everything observed becomes records, and what was learned goes to
+the profile store. The engine never imports a cloud SDK: it speaks only the provider contract.
 """
 
 from __future__ import annotations

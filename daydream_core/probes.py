@@ -5,7 +5,8 @@ longest known time), the controller names a probe instead
 (`daydream_core.policies.exploration.beside_the_phase`): the component runs with its kind's
 bulk, and a duplicate runs on the sample's tier. The phase does not wait for the duplicate:
 each probe that has ended by a phase's end is recorded in that phase and learned with it, as
-a ratio against its original (`daydream_core.policies.learned`);
+a ratio against its original (`daydream_core.policies.learned`; provisionally as soon as it
+and its original have ended, `daydream_core.lessons`);
 the run waits for the rest after its last phase (so every probe is billed and learned within
 the run that made it). A run that stops early (a failed component, an interrupt) records the
 probes that have ended and waits for none. A probe is a component of its own
