@@ -57,15 +57,20 @@ def tier_ratios(timings: Timings, tiers: Mapping[str, Tier], reference: str) -> 
     for tier in tiers:
         if tier == reference:
             continue
-        learned = [
-            times[tier] / times[reference]
-            for times in timings.values()
-            if times.get(reference, 0.0) > 0 and times.get(tier, 0.0) > 0
-        ]
+        learned = measured_ratios(timings, tier, reference)
         ratios[tier] = (
             statistics.median(learned) if learned else prior_ratio(tiers, reference, tier)
         )
     return ratios
+
+
+def measured_ratios(timings: Timings, tier: str, reference: str) -> list[float]:
+    """Each kind's time on `tier` over its time on `reference`, where it has both."""
+    return [
+        times[tier] / times[reference]
+        for times in timings.values()
+        if times.get(reference, 0.0) > 0 and times.get(tier, 0.0) > 0
+    ]
 
 
 def prior_ratio(tiers: Mapping[str, Tier], reference: str, tier: str) -> float:
@@ -96,11 +101,7 @@ def settled(
     for tier in tiers:
         if tier == reference:
             continue
-        opinions = [
-            times[tier] / times[reference]
-            for times in timings.values()
-            if times.get(reference, 0.0) > 0 and times.get(tier, 0.0) > 0
-        ]
+        opinions = measured_ratios(timings, tier, reference)
         if not opinions:
             continue
         opinions.append(prior_ratio(tiers, reference, tier))
