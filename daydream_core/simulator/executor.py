@@ -4,8 +4,8 @@ The same `Controller` as the live engine decides placement, hot starts and keep-
 executor plays them on the `Platform` model. Two mechanics, as the policy declares:
 
 - ``daydream``: a phase's components are dispatched at once; while they run, the next phase's
-  hot starts are issued (the shortfall against instances alive); the phase ends with its
-  slowest component;
+  hot starts are issued (the shortfall against instances alive), and again at each result
+  that teaches something new, as the engine does; the phase ends with its slowest component;
 - ``artifact``: the original DayDream controller: at the phase's start it creates its drawn
   hot-start functions one at a time, then per component takes a pooled function or creates
   one, pausing after each, runs them all, and deletes every function it used one at a time;
