@@ -44,7 +44,7 @@ from daydream_core.model import (
     Tier,
 )
 from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
-from daydream_core.policies.learned import Pair, paired
+from daydream_core.policies.learned import Pair
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
     Shape,
@@ -177,17 +177,19 @@ class Engine:
         self,
         workflow: Workflow,
         history: Sequence[Sequence[Mapping[str, int]]],
-        history_shapes: Sequence[Sequence[Shape]] = (),
+        history_shapes: Sequence[Sequence[Shape]],
+        learning: RunLearning,
     ) -> Controller:
-        """A run's controller: the policy's decisions, with what the profile store knows."""
+        """A run's controller: the policy's decisions, with what the profile store knows (as
+        the run's `learning` read it)."""
         return Controller(
             policy=self.policy,
             tiers=self.tiers,
             prices=self.prices,
             history=history,
             history_shapes=history_shapes,
-            timings=self._timings(workflow.name),
-            paired=paired(self.profile.ratios(workflow.name, self.provider.name)),
+            timings=self._timings(workflow.name, learning.timings()),
+            paired=learning.paired(),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
         )
@@ -226,12 +228,13 @@ class Engine:
         )
         pool.begin_run(run_index, origin_s=run.origin_s)
         key = workflow.workload(preset, params)
+        learning = RunLearning(self.profile, workflow.name, self.provider.name, self._persist)
         controller = self.controller(
             workflow,
             self.profile.width_history(key, exclude_run=run.run_id),
             self.profile.shape_history(key, exclude_run=run.run_id),
+            learning,
         )
-        learning = RunLearning(self.profile, workflow.name, self.provider.name, self._persist)
         controller.first(alive=pool.alive())
         context = RunContext(
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
@@ -617,6 +620,7 @@ class Engine:
             future.add_done_callback(ended.put)
         outcomes: dict[int, _Outcome] = {}
         mine: dict[str, InvocationRecord] = {}  # this phase's records so far, by component
+        earlier: dict[int, dict[str, InvocationRecord]] = {}  # earlier phases', as needed
         while len(outcomes) < len(futures):
             batch = [ended.get()]
             with contextlib.suppress(queue.Empty):
@@ -632,7 +636,12 @@ class Engine:
                 self.events.invocation_done(run, outcome.record)
                 news |= lessons.sample(outcome.record)
             for probe in probes.ended():
-                originals = mine if probe.phase == index else _by_component(run, probe.phase)
+                if probe.phase == index:
+                    originals = mine
+                elif probe.phase in earlier:
+                    originals = earlier[probe.phase]
+                else:
+                    originals = earlier[probe.phase] = _by_component(run, probe.phase)
                 news |= lessons.probe(
                     probe, originals.get(probe.component.removesuffix(PROBE_SUFFIX))
                 )

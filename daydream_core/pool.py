@@ -113,9 +113,7 @@ class PoolManager:
         whose hot start has returned. A hot start for `phase` still starting is not ready,
         whether or not the provider already lists its instance."""
         started = {i for i, life in self.lives.items() if life.ended_by is None}
-        for _, _, future, _ in self._pending.get(phase, []):
-            if future.done() and not future.cancelled() and future.exception() is None:
-                started.update(warm.instance for warm in future.result())
+        started |= self._returned(self._pending.get(phase, []))
         return {
             tier: sum(i in started for i in self.provider.instances(function))
             for tier, function in self.functions.items()
@@ -146,13 +144,19 @@ class PoolManager:
         )
         if requested == 0:
             return 0
-        seen = set(self.lives)
-        for items in self._pending.values():
-            for _, _, future, _ in items:
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    seen.update(warm.instance for warm in future.result())
+        seen = set(self.lives).union(*map(self._returned, self._pending.values()))
         listed = self.provider.instances(self.functions[tier])
         return max(0, requested - sum(i not in seen for i in listed))
+
+    @staticmethod
+    def _returned(issued: list[tuple[str, float, Future[list[WarmStart]], int]]) -> set[str]:
+        """The instances of those hot starts that have returned."""
+        return {
+            warm.instance
+            for _, _, future, _ in issued
+            if future.done() and not future.cancelled() and future.exception() is None
+            for warm in future.result()
+        }
 
     def hot_starts(self, phase: int) -> list[HotStartRecord]:
         """Wait for the hot starts issued for `phase`; record and return them. (Called as

@@ -69,11 +69,7 @@ class Probes:
     def ended(self) -> list[InvocationRecord]:
         """The records of the probes that have ended well and not been harvested yet (a
         look: `harvest` still takes them)."""
-        return [
-            p.future.result().record
-            for p in self._in_flight
-            if p.future.done() and not p.future.cancelled() and p.future.exception() is None
-        ]
+        return [p.future.result().record for p in self._in_flight if _ended_well(p.future)]
 
     def harvest(self, *, wait_all: bool = False) -> list[InvocationRecord]:
         """The records of the probes that have ended (all of them, waiting, with `wait_all`),
@@ -87,7 +83,7 @@ class Probes:
         records = []
         for probe in ended:
             self._discard(probe.component)
-            if not probe.future.cancelled() and probe.future.exception() is None:
+            if _ended_well(probe.future):
                 outcome: _Ended = probe.future.result()
                 records.append(outcome.record)
         return records
@@ -105,3 +101,7 @@ class Probes:
         # Best effort: a leftover is never read, as no result names its keys.
         with contextlib.suppress(Exception):
             self._store().delete(f"{self.run_id}/{probe.id}/")
+
+
+def _ended_well(future: Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
