@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from daydream_core.model import Tier, WidthHint
 from daydream_core.policies.artifact import ArtifactPlacement
 from daydream_core.policies.baselines import WindowKeepAlive
-from daydream_core.policies.exploration import beside_the_phase, estimated, tier_ratios
+from daydream_core.policies.exploration import (
+    ProbeCosts,
+    beside_the_phase,
+    estimated,
+    tier_ratios,
+)
 from daydream_core.policies.placement import Starts, Timings
 from daydream_core.policies.predictor import Observation, Shape, StartCosts, Upcoming, Widths
 from daydream_core.policies.registry import PolicySpec
@@ -228,10 +233,20 @@ class Controller:
                     self.max_concurrency,
                     self.probing,
                     self.paired,
+                    self._probe_costs(placement, ready),
                 )
                 for i, tier in probes:
                     self.probing[(kinds[i], tier)] = tier in self.timings.get(kinds[i], {})
         return PhasePlan(index, placement, self.predicted.get(index, {}), probes)
+
+    def _probe_costs(self, placement: Sequence[str], ready: Mapping[str, int] | None) -> ProbeCosts:
+        """What a probe's start bills per tier: nothing where an instance ready for the phase
+        is left over by its components, else a cold start's init."""
+        start = {}
+        for tier, costs in self.costs.items():
+            spare = (ready or {}).get(tier, 0) - sum(t == tier for t in placement)
+            start[tier] = 0.0 if spare > 0 else costs.idle_hot_start
+        return ProbeCosts(self.prices, start)
 
     def _exact(self, upcoming: Upcoming | None) -> bool:
         return upcoming is not None and bool(upcoming.seconds) and self.clairvoyant

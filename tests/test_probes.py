@@ -15,7 +15,7 @@ from daydream_trace.synthetic import seismology, write
 
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.plugins import policies
-from daydream_core.policies.exploration import beside_the_phase, sample_size
+from daydream_core.policies.exploration import ProbeCosts, beside_the_phase, sample_size
 from daydream_core.policies.placement import SlackPlacement
 from daydream_core.pricing import AWS_LAMBDA_X86
 from daydream_core.profile import ProfileStore
@@ -117,6 +117,25 @@ def test_a_tier_known_only_by_its_mean_is_probed_once_for_a_paired_ratio() -> No
     for done in ({"paired": {("k", LOW)}}, {"probing": {("k", LOW)}}):
         assert beside_the_phase(kinds, placed, timings, TIERS, 1000, **done)[1] == []
     assert beside_the_phase(kinds, placed, timings, TIERS, 12)[1] == []
+
+
+def test_a_probe_that_costs_more_than_its_kind_s_work_in_the_phase_is_not_sent() -> None:
+    # One 0.1 s component known on high (SRA search's last phase): a probe on low would bill
+    # a 1.5 s cold start for a choice worth 0.1 s of high. With a low instance to spare it
+    # bills only its run, and ten such components are worth their probe's start.
+    timings = {"tiny": {HIGH: 0.1}, "big": {HIGH: 2.0, LOW: 3.0}}
+    paired = {("big", LOW), ("big", HIGH)}
+    start = AWS_LAMBDA_X86.gb_second_cost(5120, 1.5)
+
+    def probes(n: int, spare: bool) -> list[tuple[int, str]]:
+        kinds = ["tiny"] * n
+        costs = ProbeCosts(AWS_LAMBDA_X86, {HIGH: start, LOW: 0.0 if spare else start})
+        placed = _placed(kinds, timings)  # the lone one explores low, as a sample
+        return beside_the_phase(kinds, placed, timings, TIERS, 1000, paired=paired, costs=costs)[1]
+
+    assert probes(1, spare=False) == []
+    assert probes(1, spare=True) == [(0, LOW)]
+    assert probes(10, spare=False) == [(0, LOW)]
 
 
 def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ Exploring a kind pays only when the kind runs again. A new kind is not explored 
 whose ratio is settled (`settled`): every kind measured on it, and the vCPU prior, send a new
 kind to the same tier. Such a kind is explored when it recurs, having data on one tier. On
 WfCommons instances, whose kinds each run in one phase, one run used to spend 1-7% of its
-cost on probes that confirmed the prior.
+cost on probes that confirmed the prior. Nor is a probe sent that would bill more than its
+kind's work in the phase (`ProbeCosts`): that is a cold start's init measuring a component
+shorter than it (SRA search's last phase, one 0.1 s component, waited 1.9 s for its probe).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from daydream_core.model import Tier
 from daydream_core.pricing import PriceTable
@@ -179,6 +182,31 @@ def explore(
 PROBE_SLACK = 0.05
 
 
+@dataclass(frozen=True)
+class ProbeCosts:
+    """What a probe would bill, to weigh it against what it can teach: the tiers' prices, and
+    per tier what a probe's start adds (a cold start's billed init; 0 where an idle instance
+    is spare for it)."""
+
+    prices: PriceTable
+    start: Mapping[str, float]
+
+    def worth(
+        self, seconds: Mapping[str, float], tier: str, base: str, n: int, tiers: Mapping[str, Tier]
+    ) -> bool:
+        """Whether probing `tier` costs no more than the kind's work in the phase on `base`
+        (`n` components of `seconds`): a probe that costs more, mostly its start, measures a
+        choice worth less than the probe. Kinds with no data are always worth a probe."""
+        if tier not in seconds or base not in seconds:
+            return True
+
+        def bill(t: str, s: float) -> float:
+            return self.prices.gb_second_cost(tiers[t].memory_mb, s, tiers[t].vcpus)
+
+        probe = bill(tier, seconds[tier]) + self.start.get(tier, 0.0)
+        return probe <= n * bill(base, seconds[base])
+
+
 def beside_the_phase(
     kinds: Sequence[str],
     placement: Sequence[str],
@@ -187,6 +215,7 @@ def beside_the_phase(
     concurrency: int,
     probing: Collection[tuple[str, str]] = (),
     paired: Collection[tuple[str, str]] = (),
+    costs: ProbeCosts | None = None,
 ) -> tuple[list[str], list[tuple[int, str]]]:
     """Samples that would lengthen their phase become probes, and a kind's tiers without a
     paired ratio get one: (placement, probes).
@@ -211,6 +240,9 @@ def beside_the_phase(
     calibration, where both tiers are equally fast, those means sent a few of each run's
     longest components to the tier 2.5x as dear: 1.31x the oracle's cost, against 1.03x
     with each kind's ratio paired.
+
+    With `costs`, a probe of a kind with data goes only where it bills no more than the
+    kind's components in the phase (`ProbeCosts.worth`).
     """
     room = max(0, concurrency - len(kinds))
     members: dict[str, list[int]] = {}
@@ -224,6 +256,12 @@ def beside_the_phase(
         (known[k][bulk[k]] for k in members if k in known and bulk[k] in known[k]), default=0.0
     )
     absorbs = 1.0 + PROBE_SLACK
+
+    def worth(kind: str, tier: str) -> bool:
+        if costs is None or kind not in known:
+            return True
+        return costs.worth(known[kind], tier, bulk[kind], len(members[kind]), tiers)
+
     result = list(placement)
     probes: list[tuple[int, str]] = []
     probed: set[tuple[str, str]] = set()
@@ -243,7 +281,7 @@ def beside_the_phase(
                 lengthens = slower > absorbs
             if lengthens:
                 result[i] = bulk[kind]
-                if len(probes) < room and (kind, tier) not in probed:
+                if len(probes) < room and (kind, tier) not in probed and worth(kind, tier):
                     probes.append((i, tier))
                     probed.add((kind, tier))
     measured = set(paired) | set(probing)
@@ -256,6 +294,8 @@ def beside_the_phase(
             if tier == base or not 0.0 < own.get(tier, 0.0) < math.inf:
                 continue  # no data there (exploration's), or a tier it cannot run on
             if (kind, tier) in measured or (kind, tier) in probed or len(probes) >= room:
+                continue
+            if not worth(kind, tier):
                 continue
             probes.append((original, tier))
             probed.add((kind, tier))
