@@ -54,6 +54,10 @@ class PhasePlan:
         return counts
 
 
+# Stands for the next phase's kinds in a first run where they are likely new to it.
+A_NEW_KIND = "<a kind new to the run>"
+
+
 def cap_across_tiers(predicted: Mapping[str, int], limit: int) -> dict[str, int]:
     """Scale per-tier counts down so that their sum respects the platform's concurrency,
     which is one limit for all tiers together (largest remainders keep the proportions)."""
@@ -169,16 +173,25 @@ class Controller:
 
     def _split_by_placement(self, next_phase: int, raw: Mapping[str, int]) -> dict[str, int]:
         """The predicted instances, split across tiers as placement would place the next
-        phase's kinds now (those of the same phase of the latest earlier run; in a first run,
-        the current phase's), not as earlier phases happened to be placed: what has been
+        phase's kinds now, not as earlier phases happened to be placed: what has been
         learned since (a probe that showed a tier faster, say) moves the hot starts with it,
-        instead of leaving them idle on one tier while the other cold starts."""
+        instead of leaving them idle on one tier while the other cold starts.
+
+        The next phase's kinds are those of the same phase of the latest earlier run. In a
+        first run, while phases bring kinds new to the run, the next is taken to bring one
+        too (placed as a kind with no data); once a phase brings none, the next is taken to
+        be like it, its kinds weighted by their components. In `ccl`'s first run the second
+        phase is a new kind, which placement sends where the measured ratios say; split as
+        the first phase's kinds, one of them 1.2x as slow on low, its hot starts went 2 in
+        12 to high and it cold started 2 on low."""
         total = sum(raw.values())
         earlier = [run[next_phase] for run in self.history_shapes if len(run) > next_phase]
         if earlier:
             kinds = sorted(earlier[-1].kinds)
+        elif self.kinds and not set(self.kinds[-1]) <= {k for ks in self.kinds[:-1] for k in ks}:
+            kinds = [A_NEW_KIND]  # the running phase brought a new kind: so may the next
         else:
-            kinds = sorted(set(self.kinds[-1])) if self.kinds else []
+            kinds = sorted(self.kinds[-1]) if self.kinds else []  # by their components
         if total <= 0 or not kinds:
             return dict(raw)
         each = max(1, math.ceil(total / len(kinds)))
@@ -234,6 +247,8 @@ class Controller:
                     self.probing,
                     self.paired,
                     self._probe_costs(placement, ready),
+                    self._explores(),
+                    opening=index == 0,
                 )
                 for i, tier in probes:
                     self.probing[(kinds[i], tier)] = tier in self.timings.get(kinds[i], {})
@@ -247,6 +262,12 @@ class Controller:
             spare = (ready or {}).get(tier, 0) - sum(t == tier for t in placement)
             start[tier] = 0.0 if spare > 0 else costs.idle_hot_start
         return ProbeCosts(self.prices, start)
+
+    def _explores(self) -> set[str]:
+        """The tiers placement explores a kind with no data on (none, for a placement that
+        learns nothing: one tier for all)."""
+        explores = getattr(self.placement, "explores", None)
+        return explores(self.timings, self.tiers, self.prices) if explores else set()
 
     def _exact(self, upcoming: Upcoming | None) -> bool:
         return upcoming is not None and bool(upcoming.seconds) and self.clairvoyant

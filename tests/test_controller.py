@@ -100,9 +100,10 @@ def test_hot_starts_follow_a_one_tier_placement_whatever_earlier_runs_did() -> N
     assert controller.predict(0) == {HIGH: 0, LOW: 4}
 
 
-def test_in_a_first_run_the_next_phase_is_split_as_the_current_ones_kinds_would_be() -> None:
-    # No earlier run says what the next phase holds: its hot starts follow the current
-    # phase's kinds, placed as their bulk would be (no exploration sample moves them).
+def test_in_a_first_run_the_next_phase_is_split_as_a_new_kind_would_be() -> None:
+    # No earlier run says what the next phase holds, and the current one brought a kind new
+    # to the run: its hot starts go where a kind with no data would be placed now (no
+    # exploration sample moves them).
     controller = _controller("daydream", [])
     controller.timings = {}
     kinds = ["new"] * 8
@@ -114,3 +115,21 @@ def test_in_a_first_run_the_next_phase_is_split_as_the_current_ones_kinds_would_
     predicted = controller.predict(1, alive={HIGH: 8, LOW: 0})
     assert predicted[HIGH] == 0 and predicted[LOW] > 0
     assert controller.paired == {("new", HIGH), ("new", LOW)}
+
+
+def test_in_a_first_run_the_next_phase_is_split_as_the_phases_so_far_suggest() -> None:
+    # Kinds measured as fast on low send a new kind low; "a" is 1.9x as slow there. A run
+    # whose phases bring new kinds is taken to go on doing so: after "a"'s first phase the
+    # hot starts go low. Once a phase brings no new kind, the next is taken to be like it.
+    controller = _controller("daydream", [])
+    controller.timings = {"a": {HIGH: 1.0, LOW: 1.9}} | {
+        k: {HIGH: 1.0, LOW: 1.0} for k in ("b", "c", "d")
+    }
+    kinds = ["a"] * 8
+    for alike in (False, True):
+        plan = controller.place(kinds)
+        assert plan.widths == {HIGH: 8}
+        controller.phase_started(plan, kinds)
+        predicted = controller.predict(len(controller.kinds), alive={HIGH: 8, LOW: 0})
+        assert (predicted[HIGH] > 0) is alike and (predicted[LOW] > 0) is not alike
+        controller.phase_done(1.0, {})

@@ -182,6 +182,46 @@ def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path)
     assert abs(accounted - record["wall_time_s"]) <= 1e-9 * record["wall_time_s"]
 
 
+def test_a_lone_new_kind_is_probed_in_the_first_phase_and_later_where_it_ends_sooner() -> None:
+    # "mock" is one component of a kind never run: explore keeps it for its bulk (high, by
+    # the prior), so only a probe compares its tiers.
+    kinds = ["mock"] + ["sample"] * 10
+    placed = _placed(kinds, {})
+    assert placed[0] == HIGH
+    explores = {LOW}
+    opening = beside_the_phase(kinds, placed, {}, TIERS, 1000, explores=explores, opening=True)
+    assert (0, LOW) in opening[1] and opening[0][0] == HIGH
+    # After the first phase the run may end with it: no probe on a tier the ratios expect
+    # slower, which would make the run wait; one on a tier expected faster ends first.
+    later = beside_the_phase(kinds, placed, {}, TIERS, 1000, explores=explores)
+    assert (0, LOW) not in later[1]
+    on_low = [LOW, *placed[1:]]
+    faster = beside_the_phase(kinds, on_low, {}, TIERS, 1000, explores={HIGH})
+    assert (0, HIGH) in faster[1]
+    # Nothing to explore (a placement that learns nothing), nothing probed.
+    assert (0, LOW) not in beside_the_phase(kinds, placed, {}, TIERS, 1000, opening=True)[1]
+
+
+def test_a_placement_that_learns_nothing_sends_no_lone_probe() -> None:
+    from daydream_core.controller import Controller
+    from daydream_core.policies.predictor import start_costs
+
+    def first_probes(policy: str) -> list[tuple[int, str]]:
+        controller = Controller(
+            policy=policies()[policy],
+            tiers=TIERS,
+            prices=AWS_LAMBDA_X86,
+            history=[],
+            timings={},
+            costs={t: start_costs(spec, AWS_LAMBDA_X86, 1000.0) for t, spec in TIERS.items()},
+            max_concurrency=1000,
+        )
+        return controller.place(["mock"] + ["sample"] * 10).probes
+
+    assert (0, LOW) in first_probes("daydream")
+    assert first_probes("all-high") == []
+
+
 def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> None:
     from daydream_core.controller import Controller
     from daydream_core.policies.predictor import start_costs

@@ -84,17 +84,10 @@ class SlackPlacement:
         concurrency: int | None = None,
         starts: Starts | None = None,
     ) -> list[str]:
-        names = sorted(tiers, key=lambda t: -tiers[t].memory_mb)  # fastest-first tie-break
-
-        def new_kind(ratios: Mapping[str, float]) -> str:
-            # A kind with no data at all: its time is unknown, so it may be the phase's
-            # critical path; it goes to the cheapest tier within the slack of its own fastest.
-            budget = (1.0 + self.slack) * min(ratios.values())
-            return cheapest_within(ratios, names, budget, tiers, prices)
-
+        names = _fastest_first(tiers)
         ratios = tier_ratios(timings, tiers, names[0])
-        prior_tier = new_kind(ratios)
-        unexplored = settled(timings, tiers, names[0], new_kind)
+        prior_tier = self._new_kind(ratios, names, tiers, prices)
+        unexplored = self._settled(timings, names, tiers, prices)
         placement = explore(kinds, timings, names, prior_tier, unexplored)
 
         known = estimated(timings, ratios)
@@ -108,6 +101,34 @@ class SlackPlacement:
         if starts is not None and (concurrency is None or len(kinds) <= concurrency):
             placed = onto_ready(kinds, placed, decided, known, starts, self.slack)
         return placed
+
+    def explores(self, timings: Timings, tiers: Mapping[str, Tier], prices: PriceTable) -> set[str]:
+        """The tiers a kind with no data explores: all but the one its bulk goes to, and
+        those where what was measured settles a new kind's tier (`settled`)."""
+        names = _fastest_first(tiers)
+        prior_tier = self._new_kind(tier_ratios(timings, tiers, names[0]), names, tiers, prices)
+        return set(tiers) - {prior_tier} - self._settled(timings, names, tiers, prices)
+
+    def _new_kind(
+        self,
+        ratios: Mapping[str, float],
+        names: Sequence[str],
+        tiers: Mapping[str, Tier],
+        prices: PriceTable,
+    ) -> str:
+        # A kind with no data at all: its time is unknown, so it may be the phase's critical
+        # path; it goes to the cheapest tier within the slack of its own fastest.
+        budget = (1.0 + self.slack) * min(ratios.values())
+        return cheapest_within(ratios, names, budget, tiers, prices)
+
+    def _settled(
+        self, timings: Timings, names: Sequence[str], tiers: Mapping[str, Tier], prices: PriceTable
+    ) -> set[str]:
+        return settled(timings, tiers, names[0], lambda r: self._new_kind(r, names, tiers, prices))
+
+
+def _fastest_first(tiers: Mapping[str, Tier]) -> list[str]:
+    return sorted(tiers, key=lambda t: -tiers[t].memory_mb)  # the largest: the reference
 
 
 def makespan(seconds: Sequence[float], concurrency: int | None) -> float:
