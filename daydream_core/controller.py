@@ -110,6 +110,9 @@ class Controller:
     # (kind, tier) with a probe dispatched and not reported yet: whether the tier had data
     # (the probe is for a paired ratio) or not (it explores the tier).
     probing: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # The kinds this run has dispatched, and whether its latest phase brought one new to it.
+    seen_kinds: set[str] = field(default_factory=set)
+    brought_a_new_kind: bool = False
 
     def __post_init__(self) -> None:
         self.predictor = self.policy.predictor()
@@ -178,9 +181,9 @@ class Controller:
         instead of leaving them idle on one tier while the other cold starts.
 
         The next phase's kinds are those of the same phase of the latest earlier run. In a
-        first run, while phases bring kinds new to the run, the next is taken to bring one
-        too (placed as a kind with no data); once a phase brings none, the next is taken to
-        be like it, its kinds weighted by their components. In `ccl`'s first run the second
+        first run, after a phase that brought a kind new to the run the next is taken to
+        bring one too (placed as a kind with no data); after one that brought none, to be
+        like it, its kinds weighted by their components. In `ccl`'s first run the second
         phase is a new kind, which placement sends where the measured ratios say; split as
         the first phase's kinds, one of them 1.2x as slow on low, its hot starts went 2 in
         12 to high and it cold started 2 on low."""
@@ -188,8 +191,8 @@ class Controller:
         earlier = [run[next_phase] for run in self.history_shapes if len(run) > next_phase]
         if earlier:
             kinds = sorted(earlier[-1].kinds)
-        elif self.kinds and not set(self.kinds[-1]) <= {k for ks in self.kinds[:-1] for k in ks}:
-            kinds = [A_NEW_KIND]  # the running phase brought a new kind: so may the next
+        elif self.brought_a_new_kind:
+            kinds = [A_NEW_KIND]  # so may the next phase
         else:
             kinds = sorted(self.kinds[-1]) if self.kinds else []  # by their components
         if total <= 0 or not kinds:
@@ -308,6 +311,8 @@ class Controller:
         self.kinds.append(list(kinds))
         self.placements.append(plan.placement)
         self.shapes.append(Shape(frozenset(kinds), hint))
+        self.brought_a_new_kind = not self.seen_kinds.issuperset(kinds)
+        self.seen_kinds.update(kinds)
 
     def learned(self, timings: Timings, paired: Collection[tuple[str, str]]) -> None:
         """What has been learned of the kinds now (`paired`: where their tier ratios are
