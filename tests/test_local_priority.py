@@ -42,6 +42,19 @@ def test_a_hot_start_idles_until_a_component_takes_it(provider: LocalProvider) -
     assert _policies(pid) == {os.SCHED_OTHER}
 
 
+def test_instances_share_the_controller_s_session_so_idle_priority_holds(
+    provider: LocalProvider,
+) -> None:
+    # Linux's autogroup scheduling gives each session a CPU share of its own: a hot start in
+    # a session of its own took a third of two busy cores at SCHED_IDLE. Each instance is its
+    # own process group (killed as one), in the controller's session.
+    function = provider.deploy(RUNTIME, provider.tiers()[LOW])
+    (warm,) = provider.warm(function, 1)
+    pid = provider.instance_pids()[warm.instance]
+    assert os.getsid(pid) == os.getsid(0)
+    assert os.getpgid(pid) == pid
+
+
 def test_a_cold_start_runs_at_normal_priority(provider: LocalProvider) -> None:
     function = provider.deploy(RUNTIME, provider.tiers()[LOW])
     result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)

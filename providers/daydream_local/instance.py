@@ -88,7 +88,11 @@ class Instance:
                 stdout=log,
                 stderr=log,
                 close_fds=True,
-                start_new_session=True,  # its own process group: killed as one
+                # Its own process group, killed as one; not its own session, which Linux's
+                # autogroup scheduling would give a CPU share of its own whatever its priority
+                # (a hot start's SCHED_IDLE init took a third of the CPU from two running
+                # components), so every instance shares the controller's session.
+                process_group=0,
             )
         finally:
             os.close(log)
