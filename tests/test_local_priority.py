@@ -55,6 +55,29 @@ def test_instances_share_the_controller_s_session_so_idle_priority_holds(
     assert os.getpgid(pid) == pid
 
 
+def test_a_hot_start_taken_in_its_init_runs_its_component_at_normal_priority(
+    provider: LocalProvider,
+) -> None:
+    import threading
+
+    # The platform lowers the instance as it spawns it, before anyone can take it: lowered
+    # by itself, an instance taken first stayed at idle priority for its component too.
+    slow = RuntimeEnvironment("probe", "probe_workflow", preload=("numpy", "slow_import"))
+    function = provider.deploy(slow, provider.tiers()[LOW])
+    warming = threading.Thread(target=provider.warm, args=(function, 1))
+    warming.start()
+    for _ in range(100):  # bounded: until the hot start's process exists
+        if provider.instance_pids():
+            break
+        time.sleep(0.01)
+    (pid,) = provider.instance_pids().values()
+    assert _policies(pid) == {os.SCHED_IDLE}
+    result = provider.invoke(function, {"kind": "whoami", "args": {}}, 60)
+    warming.join(timeout=60)
+    assert result.start is StartKind.HOT
+    assert result.output["policy"] == os.SCHED_OTHER
+
+
 def test_a_cold_start_runs_at_normal_priority(provider: LocalProvider) -> None:
     function = provider.deploy(RUNTIME, provider.tiers()[LOW])
     result = provider.invoke(function, {"kind": "whoami", "args": {}}, 30)

@@ -56,9 +56,8 @@ class Instance:
             "key": key,
             "faults": faults,  # a fault plan's spec, tests only (daydream_core.faults)
             "controller": os.getpid(),
-            "idle_init": hot and priority.can_restore(),  # see daydream_local.priority
         }
-        self._idle_init = bool(config["idle_init"])
+        self._idle_init = hot and priority.can_restore()  # see daydream_local.priority
         # Its held-back time is taken once: when a component takes it, or when its init ends.
         # What the instance is, without secrets, on its command line: the platform's own view
         # (`daydream_local.testing.ProcessView`, like `ps`) names it from there.
@@ -75,6 +74,8 @@ class Instance:
         finally:
             os.close(to_child)
             os.close(from_child)
+        if self._idle_init:
+            priority.lower(self.process.pid)  # before its configuration: see `lower`
         write_frame(self._to_child, config)
 
     def _popen(self, envelope: Envelope, to_child: int, from_child: int) -> subprocess.Popen[bytes]:

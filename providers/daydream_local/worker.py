@@ -35,10 +35,6 @@ def main(argv: list[str]) -> int:
         return 1
     die_with_parent(int(config["controller"]))
     apply_envelope(config["cpus"], config["tier"]["memory_mb"])
-    if config.get("idle_init"):
-        from daydream_local.priority import lower_self
-
-        lower_self()
     sys.stdout = sys.stderr  # components may print: keep the protocol pipes apart
 
     import traceback

@@ -20,6 +20,7 @@ def whoami(ctx: ComponentContext) -> dict[str, object]:
         "omp_threads": os.environ.get("OMP_NUM_THREADS"),
         "ctx_threads": ctx.threads,
         "tier": ctx.tier.name,
+        "policy": os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None,
     }
 
 
