@@ -353,9 +353,10 @@ class Engine:
                 run.headline = workflow.headline(run.result)
             elif run.phases:  # stopped early: what its probes cost so far is the run's too
                 run.phases[-1].probes.extend(_observed(probes.abandon(), pool))
-            # Hot starts issued for a phase that never came are billed all the same: charge
-            # them to the last phase, during which they were issued.
-            unused = pool.hot_starts(len(run.phases))
+            # Hot starts not yet recorded (for a phase that never came, or untaken and still
+            # starting when their phase ended) are billed all the same: charge them to the
+            # last phase.
+            unused = pool.hot_starts(len(run.phases), wait=True)
             if run.phases:
                 run.phases[-1].hot_starts.extend(unused)
             write_run(run, out_dir)  # before the profile, which may be what failed

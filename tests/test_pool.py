@@ -115,7 +115,7 @@ def test_only_the_shortfall_is_hot_started(tmp_path: Path) -> None:
         provider.alive[HIGH].append(instance)
         pool.observe(_record(instance, HIGH, StartKind.COLD))
     assert pool.prewarm(1, {HIGH: 5, LOW: 1}) == {HIGH: 3, LOW: 1}
-    records = pool.hot_starts(1)
+    records = pool.hot_starts(1, wait=True)
     assert sorted((r.tier, r.phase) for r in records) == [(HIGH, 1)] * 3 + [(LOW, 1)]
     assert all(
         r.cost == pytest.approx(AWS_LAMBDA_X86.cost(TIERS[r.tier].memory_mb, 800.0))
@@ -129,7 +129,7 @@ def test_lives_record_origin_use_and_release(tmp_path: Path) -> None:
     provider = RecordingProvider(tmp_path)
     pool = _pool(provider)
     pool.prewarm(1, {LOW: 2})
-    hot = [r.instance for r in pool.hot_starts(1)]
+    hot = [r.instance for r in pool.hot_starts(1, wait=True)]
     pool.observe(_record(hot[0], LOW, StartKind.HOT, phase=1))
     pool.observe(_record(hot[0], LOW, StartKind.WARM, phase=2))
     released = pool.release(2, {LOW: 1})
@@ -144,7 +144,7 @@ def test_release_is_skipped_where_the_platform_reclaims(tmp_path: Path) -> None:
     provider = RecordingProvider(tmp_path, releases=False)
     pool = _pool(provider)
     pool.prewarm(1, {HIGH: 1})
-    pool.hot_starts(1)
+    pool.hot_starts(1, wait=True)
     assert pool.release(1, {}) == []
     assert provider.releases == []
 
@@ -153,14 +153,14 @@ def test_a_failed_hot_start_is_a_warning_not_a_failure(tmp_path: Path) -> None:
     pool = _pool(RecordingProvider(tmp_path, failing_warm=True))
     pool.prewarm(1, {HIGH: 2})
     with pytest.warns(UserWarning, match="no capacity"):
-        assert pool.hot_starts(1) == []
+        assert pool.hot_starts(1, wait=True) == []
 
 
 def test_instances_the_platform_ended_are_not_counted(tmp_path: Path) -> None:
     provider = RecordingProvider(tmp_path)
     pool = _pool(provider)
     pool.prewarm(1, {LOW: 3})
-    started = [r.instance for r in pool.hot_starts(1)]
+    started = [r.instance for r in pool.hot_starts(1, wait=True)]
     provider.alive[LOW].remove(started[0])  # e.g. its keep-alive expired
     assert pool.prewarm(2, {LOW: 3}) == {LOW: 1}
     assert (pool.lives[started[0]].ended_after_phase, pool.lives[started[0]].ended_by) == (
@@ -173,7 +173,7 @@ def test_lives_end_with_the_reason_the_provider_gives(tmp_path: Path) -> None:
     provider = RecordingProvider(tmp_path)
     pool = _pool(provider)
     pool.prewarm(1, {LOW: 2})
-    evicted, kept = [r.instance for r in pool.hot_starts(1)]
+    evicted, kept = [r.instance for r in pool.hot_starts(1, wait=True)]
     pool.observe(_record(kept, LOW, StartKind.HOT, phase=1))
     provider.alive[LOW].remove(evicted)
     provider.reasons[evicted] = "evicted"
@@ -200,7 +200,7 @@ def test_lives_end_when_the_provider_says_with_what_was_waiting(tmp_path: Path) 
     provider = EndingProvider(tmp_path)
     pool = _pool(provider)
     pool.prewarm(1, {LOW: 2})
-    evicted, released = [r.instance for r in pool.hot_starts(1)]
+    evicted, released = [r.instance for r in pool.hot_starts(1, wait=True)]
     provider.alive[LOW].remove(evicted)
     provider.told[evicted] = Ending("evicted", pool.origin_s + 2.5, 0)
     provider.told[released] = Ending("daydream", pool.origin_s + 4.0, 3)
@@ -248,7 +248,7 @@ def test_hot_starts_still_starting_are_not_ready(tmp_path: Path) -> None:
     assert pool.alive() == {HIGH: 3, LOW: 2}
     assert pool.ready(1) == {HIGH: 1, LOW: 0}  # what placement may count on
     provider.go.set()
-    pool.hot_starts(1)
+    pool.hot_starts(1, wait=True)
     assert pool.ready(2) == {HIGH: 3, LOW: 2}
     pool.close()
 
@@ -266,5 +266,30 @@ def test_predicting_a_phase_again_counts_its_hot_starts_still_starting(tmp_path:
         assert pool.prewarm(1, {HIGH: 3, LOW: 2}) == {LOW: 2}, listed
         assert pool.prewarm(1, {HIGH: 4, LOW: 2}) == {HIGH: 1}, listed
         provider.go.set()
-        assert len(pool.hot_starts(1)) == 6
+        assert len(pool.hot_starts(1, wait=True)) == 6
         pool.close()
+
+
+class _SlowWarm(RecordingProvider):
+    """Hot starts that return only when the test lets them (an init still running)."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.go = threading.Event()
+
+    def warm(self, function: FunctionHandle, n: int) -> list[WarmStart]:
+        assert self.go.wait(timeout=30)
+        return super().warm(function, n)
+
+
+def test_a_phase_end_does_not_wait_for_hot_starts_still_starting(tmp_path: Path) -> None:
+    # Nobody took them and their init runs on: the next phase must not wait for them. They
+    # are recorded, as issued for their phase, once they return (or when the run ends).
+    provider = _SlowWarm(tmp_path)
+    pool = _pool(provider)
+    pool.prewarm(1, {HIGH: 2})
+    assert pool.hot_starts(1) == []  # waiting, it would fail after the fake's 30 s
+    provider.go.set()
+    records = pool.hot_starts(2, wait=True)
+    assert [(r.tier, r.phase) for r in records] == [(HIGH, 1)] * 2
+    assert pool.ready(3)[HIGH] == 2
