@@ -4,8 +4,8 @@
 
 Each policy starts from an empty profile store and a fresh local platform, so each learns from
 nothing over the same runs (same seeds); the runs are interleaved (run 1 of every policy, then
-run 2, the order rotating), so the machine's changing load is shared; ratios are against the
-`cold` baseline. Then the
+run 2, in one order), so the machine's changing load is shared and every policy waits as
+long between its runs; ratios are against the `cold` baseline. Then the
 simulator, calibrated on these very records (`local` calibration), replays the `cold` runs'
 components under each policy: its totals beside the live ones give the simulator's error.
 """
@@ -62,14 +62,16 @@ class Live:
 def measure_interleaved(
     app: str, preset: str, chosen: list[str], runs: int, work: Path
 ) -> dict[str, list[RunRecord]]:
-    """Run i of every policy before run i + 1 of any, the order rotating each round, so a
-    change in the machine's load (2 shared cores) falls on every policy alike rather than
-    on whichever ran last."""
+    """Run i of every policy before run i + 1 of any, so a change in the machine's load (2
+    shared cores) falls on every policy alike rather than on whichever ran last. One order
+    every round, so that between two of its runs every policy waits for the others' runs
+    once: an order rotating each round gave the policy that went from first to last twice
+    as long a wait, past the local platform's 60 s keep-alive (with 5 policies, `cold`'s
+    and `daydream`'s instances expired between one pair of runs each, the others' never)."""
     lives = {policy: Live(app, preset, policy, work) for policy in chosen}
     try:
-        for round_ in range(runs):
-            order = chosen[round_ % len(chosen) :] + chosen[: round_ % len(chosen)]
-            for policy in order:
+        for _ in range(runs):
+            for policy in chosen:
                 lives[policy].run()
     finally:
         for live in lives.values():
