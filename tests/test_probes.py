@@ -13,10 +13,12 @@ from pathlib import Path
 
 from daydream_trace.synthetic import seismology, write
 
+from daydream_core.controller import Controller
 from daydream_core.model import HIGH, LOW, Tier
 from daydream_core.plugins import policies
 from daydream_core.policies.exploration import ProbeCosts, beside_the_phase, sample_size
 from daydream_core.policies.placement import SlackPlacement
+from daydream_core.policies.predictor import start_costs
 from daydream_core.pricing import AWS_LAMBDA_X86
 from daydream_core.profile import ProfileStore
 
@@ -202,32 +204,10 @@ def test_a_lone_new_kind_is_probed_in_the_first_phase_and_later_where_it_ends_so
     assert (0, LOW) not in beside_the_phase(kinds, placed, {}, TIERS, 1000, opening=True)[1]
 
 
-def test_a_placement_that_learns_nothing_sends_no_lone_probe() -> None:
-    from daydream_core.controller import Controller
-    from daydream_core.policies.predictor import start_costs
-
-    def first_probes(policy: str) -> list[tuple[int, str]]:
-        controller = Controller(
-            policy=policies()[policy],
-            tiers=TIERS,
-            prices=AWS_LAMBDA_X86,
-            history=[],
-            timings={},
-            costs={t: start_costs(spec, AWS_LAMBDA_X86, 1000.0) for t, spec in TIERS.items()},
-            max_concurrency=1000,
-        )
-        return controller.place(["mock"] + ["sample"] * 10).probes
-
-    assert (0, LOW) in first_probes("daydream")
-    assert first_probes("all-high") == []
-
-
-def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> None:
-    from daydream_core.controller import Controller
-    from daydream_core.policies.predictor import start_costs
-
-    controller = Controller(
-        policy=policies()["daydream"],
+def _controller(policy: str) -> Controller:
+    """A first run's controller: no history, nothing learned."""
+    return Controller(
+        policy=policies()[policy],
         tiers=TIERS,
         prices=AWS_LAMBDA_X86,
         history=[],
@@ -235,6 +215,16 @@ def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> No
         costs={t: start_costs(spec, AWS_LAMBDA_X86, 1000.0) for t, spec in TIERS.items()},
         max_concurrency=1000,
     )
+
+
+def test_a_placement_that_learns_nothing_sends_no_lone_probe() -> None:
+    kinds = ["mock"] + ["sample"] * 10
+    assert (0, LOW) in _controller("daydream").place(kinds).probes
+    assert _controller("all-high").place(kinds).probes == []
+
+
+def test_a_kind_being_probed_is_not_probed_again_until_its_probe_reports() -> None:
+    controller = _controller("daydream")
     kinds = ["new"] * 100
     first = controller.place(kinds)
     assert len(first.probes) == 1
