@@ -171,11 +171,14 @@ class PoolManager:
             self.live(tier, self._last_phase)
         returned = []
         for issued_for in sorted(k for k in self._pending if k <= phase):
-            issued = self._pending.pop(issued_for)
-            ended = [item for item in issued if wait or item[2].done()]
-            if len(ended) < len(issued):
-                self._pending[issued_for] = [item for item in issued if item not in ended]
-            returned += [(issued_for, *item) for item in ended]
+            starting = []
+            for item in self._pending.pop(issued_for):
+                if wait or item[2].done():
+                    returned.append((issued_for, *item))
+                else:
+                    starting.append(item)
+            if starting:
+                self._pending[issued_for] = starting
         records = []
         for issued_for, tier, issued_at, future, _ in returned:
             try:
