@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ def test_a_hot_start_idles_until_a_component_takes_it(provider: LocalProvider) -
     assert _policies(pid) == {os.SCHED_OTHER}
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 has no process_group")
 def test_instances_share_the_controller_s_session_so_idle_priority_holds(
     provider: LocalProvider,
 ) -> None:
@@ -89,7 +91,6 @@ def test_the_time_a_hot_start_is_held_back_at_idle_priority_is_not_billed(
     provider: LocalProvider,
 ) -> None:
     import subprocess
-    import sys
 
     function = provider.deploy(RUNTIME, provider.tiers()[LOW])
     spin = (

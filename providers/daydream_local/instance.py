@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,15 @@ from daydream_core.provider import FunctionHandle
 from daydream_local import lifeline, priority
 from daydream_local.envelope import Envelope
 from daydream_local.protocol import read_frame, write_frame
+
+# An instance is a process group of its own, killed as one; not a session of its own, which
+# Linux's autogroup scheduling gives a CPU share of its own whatever the priority inside it (a
+# hot start's SCHED_IDLE init took a third of the CPU from two running components), so every
+# instance shares the controller's session. Python 3.10 has no `process_group`, and
+# `preexec_fn` is not safe beside threads: there an instance keeps a session of its own.
+_OWN_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+)
 
 
 class Instance:
@@ -89,11 +99,7 @@ class Instance:
                 stdout=log,
                 stderr=log,
                 close_fds=True,
-                # Its own process group, killed as one; not its own session, which Linux's
-                # autogroup scheduling would give a CPU share of its own whatever its priority
-                # (a hot start's SCHED_IDLE init took a third of the CPU from two running
-                # components), so every instance shares the controller's session.
-                process_group=0,
+                **_OWN_GROUP,
             )
         finally:
             os.close(log)
