@@ -84,10 +84,7 @@ class SlackPlacement:
         concurrency: int | None = None,
         starts: Starts | None = None,
     ) -> list[str]:
-        names = _fastest_first(tiers)
-        ratios = tier_ratios(timings, tiers, names[0])
-        prior_tier = self._new_kind(ratios, names, tiers, prices)
-        unexplored = self._settled(timings, names, tiers, prices)
+        names, ratios, prior_tier, unexplored = self._new_kinds(timings, tiers, prices)
         placement = explore(kinds, timings, names, prior_tier, unexplored)
 
         known = estimated(timings, ratios)
@@ -105,26 +102,24 @@ class SlackPlacement:
     def explores(self, timings: Timings, tiers: Mapping[str, Tier], prices: PriceTable) -> set[str]:
         """The tiers a kind with no data explores: all but the one its bulk goes to, and
         those where what was measured settles a new kind's tier (`settled`)."""
+        _, _, prior_tier, unexplored = self._new_kinds(timings, tiers, prices)
+        return set(tiers) - {prior_tier} - unexplored
+
+    def _new_kinds(
+        self, timings: Timings, tiers: Mapping[str, Tier], prices: PriceTable
+    ) -> tuple[list[str], dict[str, float], str, set[str]]:
+        """How a kind with no data is placed: the tiers fastest first, the tier ratios, the
+        tier its bulk goes to, and the tiers it is not explored on (`settled`)."""
         names = _fastest_first(tiers)
-        prior_tier = self._new_kind(tier_ratios(timings, tiers, names[0]), names, tiers, prices)
-        return set(tiers) - {prior_tier} - self._settled(timings, names, tiers, prices)
 
-    def _new_kind(
-        self,
-        ratios: Mapping[str, float],
-        names: Sequence[str],
-        tiers: Mapping[str, Tier],
-        prices: PriceTable,
-    ) -> str:
-        # A kind with no data at all: its time is unknown, so it may be the phase's critical
-        # path; it goes to the cheapest tier within the slack of its own fastest.
-        budget = (1.0 + self.slack) * min(ratios.values())
-        return cheapest_within(ratios, names, budget, tiers, prices)
+        def new_kind(ratios: Mapping[str, float]) -> str:
+            # Its time is unknown, so it may be the phase's critical path: it goes to the
+            # cheapest tier within the slack of its own fastest.
+            budget = (1.0 + self.slack) * min(ratios.values())
+            return cheapest_within(ratios, names, budget, tiers, prices)
 
-    def _settled(
-        self, timings: Timings, names: Sequence[str], tiers: Mapping[str, Tier], prices: PriceTable
-    ) -> set[str]:
-        return settled(timings, tiers, names[0], lambda r: self._new_kind(r, names, tiers, prices))
+        ratios = tier_ratios(timings, tiers, names[0])
+        return names, ratios, new_kind(ratios), settled(timings, tiers, names[0], new_kind)
 
 
 def _fastest_first(tiers: Mapping[str, Tier]) -> list[str]:

@@ -67,7 +67,7 @@ class Instance:
             "faults": faults,  # a fault plan's spec, tests only (daydream_core.faults)
             "controller": os.getpid(),
         }
-        self._idle_init = hot and priority.can_restore()  # see daydream_local.priority
+        idle_init = hot and priority.can_restore()  # see daydream_local.priority
         # Its held-back time is taken once: when a component takes it, or when its init ends.
         # What the instance is, without secrets, on its command line: the platform's own view
         # (`daydream_local.testing.ProcessView`, like `ps`) names it from there.
@@ -84,7 +84,7 @@ class Instance:
         finally:
             os.close(to_child)
             os.close(from_child)
-        if self._idle_init:
+        if idle_init:
             priority.lower(self.process.pid)  # before its configuration: see `lower`
         write_frame(self._to_child, config)
 
