@@ -162,8 +162,11 @@ def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path)
     record = json.loads((tmp_path / "o" / "run-1" / "run.json").read_text())
     first = record["phases"][0]
     assert first["widths"] == {HIGH: 6, LOW: 0}  # the phase itself all on the prior's tier
-    probes = [r for phase in record["phases"] for r in phase["probes"]]
-    assert len(probes) == 1  # one per kind and tier
+    # The first phase's: one per kind and tier. (The reducer after it, a lone kind, may be
+    # probed too, on a tier the ratios measured by then expect no slower: noise, with
+    # components this short.)
+    probes = [r for phase in record["phases"] for r in phase["probes"] if r["phase"] == 0]
+    assert len(probes) == 1
     kind = first["invocations"][0]["kind"]
     assert all(r["tier"] == LOW and r["phase"] == 0 and r["kind"] == kind for r in probes)
     assert {r["component"] for r in probes} == {f"p1-c{i + 1}-probe" for i in range(len(probes))}
