@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from daydream_core.model import Tier, WidthHint
 from daydream_core.policies.artifact import ArtifactPlacement
-from daydream_core.policies.baselines import WindowKeepAlive
 from daydream_core.policies.exploration import (
     ProbeCosts,
     beside_the_phase,
@@ -113,6 +112,10 @@ class Controller:
     # The kinds this run has dispatched, and whether its latest phase brought one new to it.
     seen_kinds: set[str] = field(default_factory=set)
     brought_a_new_kind: bool = False
+    # Earlier runs' wall-clock spans: the idle seconds before each later run and this one,
+    # and each run's length (what a keep-alive window is learned from).
+    run_gaps: Sequence[float] = ()
+    run_times: Sequence[float] = ()
 
     def __post_init__(self) -> None:
         self.predictor = self.policy.predictor()
@@ -143,6 +146,8 @@ class Controller:
             upcoming_peak=self.peak,
             shapes=self.shapes,
             history_shapes=self.history_shapes,
+            run_gaps_s=self.run_gaps,
+            run_times_s=self.run_times,
         )
 
     def predict(
@@ -296,9 +301,8 @@ class Controller:
 
     def keep_alive_window(self) -> float | None:
         """How long an idle instance is worth keeping, if the policy says (else the platform)."""
-        if isinstance(self.keep_alive, WindowKeepAlive):
-            return self.keep_alive.window_s(self.observation(len(self.current)))
-        return None
+        window_s = getattr(self.keep_alive, "window_s", None)
+        return window_s(self.observation(len(self.current))) if window_s else None
 
     def phase_started(
         self, plan: PhasePlan, kinds: Sequence[str], hint: WidthHint | None = None

@@ -44,6 +44,7 @@ from daydream_core.model import (
     Tier,
 )
 from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
+from daydream_core.policies.keepalive import run_spacing
 from daydream_core.policies.learned import Pair
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
@@ -235,6 +236,9 @@ class Engine:
             self.profile.shape_history(key, exclude_run=run.run_id),
             learning,
         )
+        controller.run_gaps, controller.run_times = run_spacing(
+            self.profile.run_spans(key, exclude_run=run.run_id), run.started_at
+        )
         controller.first(alive=pool.alive())
         context = RunContext(
             params=params, seed=seed, run_index=run_index, store=store, run_id=run.run_id
@@ -366,6 +370,7 @@ class Engine:
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
                     pool.release(len(run.phases), controller.keep_between_runs())
+                self.provider.keep_idle(controller.keep_alive_window())  # until it does
             finally:
                 try:
                     run.instances += [life.to_json() for life in pool.lives_of_run(run_index)]

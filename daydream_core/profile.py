@@ -25,7 +25,7 @@ from daydream_core.policies.learned import Pair, RatioKey, fold_pairs, learned_t
 from daydream_core.policies.predictor import Shape
 
 ENV_VAR = "DAYDREAM_PROFILE"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -68,6 +68,11 @@ _MIGRATIONS: dict[int, str] = {
         base TEXT NOT NULL, n INTEGER NOT NULL, mean_log REAL NOT NULL, m2 REAL NOT NULL,
         PRIMARY KEY (app, provider, kind, tier, base));
     """,
+    # When each run started (wall clock): the idle time between runs, which a keep-alive
+    # window is learned from. Rows from before have none (their start is estimated).
+    5: """
+    ALTER TABLE runs ADD COLUMN started_at REAL;
+    """,
 }
 
 
@@ -99,7 +104,7 @@ _COLUMNS = {
     "phase_width": ("workload", "run_id", "phase", "tier", "width", "predicted"),
     "runs": (
         "run_id", "app", "provider", "policy", "preset", "seed", "finished_at",
-        "execution_s", "cost", "hot", "warm", "cold", "error",
+        "execution_s", "cost", "hot", "warm", "cold", "error", "started_at",
     ),
     "phase_shape": (
         "workload", "run_id", "phase", "kinds", "hint_expected", "hint_at_most",
@@ -451,7 +456,7 @@ class ProfileStore:
         starts = run.start_counts()
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.app,
@@ -466,8 +471,28 @@ class ProfileStore:
                     starts["warm"],
                     starts["cold"],
                     run.error,
+                    run.started_at,
                 ),
             )
+
+    def run_spans(
+        self, workload_key: str, exclude_run: str | None = None, limit_runs: int = 200
+    ) -> list[tuple[float, float]]:
+        """Earlier runs of the workload as (started, finished) wall-clock seconds, oldest
+        first. A run recorded before starts were has its start estimated from its
+        execution time (its setup, not counted, makes the gap after it look longer)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT run_id, started_at, finished_at, execution_s FROM runs WHERE run_id IN "
+                "(SELECT run_id FROM phase_width WHERE workload=?) ORDER BY finished_at",
+                (workload_key,),
+            ).fetchall()
+        spans = [
+            (finished - execution if started is None else started, finished)
+            for run_id, started, finished, execution in rows
+            if run_id != exclude_run
+        ]
+        return spans[-limit_runs:]
 
     def run_count(self, app: str | None = None) -> int:
         with self._read() as db:

@@ -90,7 +90,7 @@ def test_a_profile_of_the_schema_before_pairs_is_migrated_in_place(tmp_path: Pat
         db.execute("INSERT INTO kind_timing VALUES ('app', 'local', 'k', 'high', 2, 1000, 0)")
         db.execute("PRAGMA user_version = 3")
     store = ProfileStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     assert store.timings("app", "local") == {"k": {HIGH: 1.0}}
     store.record_pairs("app", "local", [("k", LOW, HIGH, 2.0)])
     assert store.timings("app", "local")["k"][LOW] == pytest.approx(2.0)

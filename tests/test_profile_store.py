@@ -101,3 +101,34 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
     assert ProfileStore(path).timings("app", "local")["k"][HIGH] == pytest.approx(
         expected_mean / 1000
     )
+
+
+def test_runs_spans_are_those_of_the_workload_oldest_first(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "p.sqlite")
+    for run_id, workload, started in (("r1", "app:small", 100.0), ("r2", "app:paper", 150.0),
+                                      ("r3", "app:small", 200.0)):  # fmt: skip
+        store.record_phase(workload, run_id, 0, {HIGH: 1}, {})
+        run = RunRecord(run_id, 1, "app", "local", "daydream", "small", 0, started_at=started)
+        store.record_run(run)
+    spans = store.run_spans("app:small")
+    assert [start for start, _ in spans] == [100.0, 200.0]
+    assert all(end >= start for start, end in spans)  # ended when recorded
+    assert [s for s, _ in store.run_spans("app:small", exclude_run="r3")] == [100.0]
+
+
+def test_runs_recorded_before_their_starts_were_have_them_estimated(tmp_path: Path) -> None:
+    from daydream_core.profile import _MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        for version in range(1, 5):
+            db.executescript(_MIGRATIONS[version])
+        db.execute("INSERT INTO phase_width VALUES ('app:small', 'r1', 0, 'high', 1, 0)")
+        db.execute(
+            "INSERT INTO runs VALUES ('r1', 'app', 'local', 'daydream', 'small', 0, "
+            "1000.0, 30.0, 0.0, 0, 1, 0, NULL)"
+        )
+        db.execute("PRAGMA user_version = 4")
+    store = ProfileStore(path)
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.run_spans("app:small") == [(970.0, 1000.0)]  # its start: end - execution

@@ -127,6 +127,7 @@ def test_a_profile_of_the_first_schema_gains_the_shape_table(tmp_path: Path) -> 
         db.execute("DROP TABLE phase_shape")
         db.execute("DROP TABLE memory_floor")
         db.execute("DROP TABLE kind_ratio")
+        db.execute("ALTER TABLE runs DROP COLUMN started_at")
         db.execute("PRAGMA user_version = 1")
     store = ProfileStore(path)
     assert store.schema_version == SCHEMA_VERSION

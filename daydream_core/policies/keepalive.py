@@ -4,10 +4,18 @@ Workflows often alternate tiers between phases; an idle instance that the next p
 use may serve the phase after it as a warm start. So the horizon policy keeps, per tier, the
 most that any remaining phase of the run is predicted to need (the remaining phases are those
 earlier runs went on to); it releases only the rest.
+
+And for how long: where the platform lets daydream say (`window_s`), until the next run is
+expected to need them. An instance idle after its last use in one run is next used at most a
+run's length after the next run starts, so the window is the longest gap between runs seen
+plus the longest run, with a margin. Without one, the local platform's 60 s reclaimed every
+kept instance between runs a few minutes apart, and a fixed 10-minute keep-alive beat
+daydream by its cold starts (`bench/bench_policies.py` with five policies interleaved).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -18,12 +26,23 @@ class KeepAlive(Protocol):
     name: str
 
     def keep(self, predictor: Predictor, observation: Observation) -> dict[str, int] | None:
-        """Idle instances to keep per tier after a phase; None leaves it to the platform."""
+        """Idle instances to keep per tier after a phase; None leaves it to the platform.
+
+        A keep-alive may also say for how long, `window_s(observation) -> float | None`
+        (seconds after an instance's last use; None: the platform's own keep-alive)."""
         ...
 
 
+# Runs vary with the host's load and their inputs: the window is this much longer than the
+# longest gap and run seen (few samples, so their maximum, not a percentile, with a margin).
+WINDOW_MARGIN = 0.5
+# No window longer than this: the hybrid histogram's range (`baselines.RANGE_S`), 4 hours.
+MAX_WINDOW_S = 4 * 3600.0
+
+
 class HorizonKeepAlive:
-    """Keep what the rest of the run is predicted to need, at its peak, per tier."""
+    """Keep what the rest of the run is predicted to need, at its peak, per tier, until the
+    next run is expected to have used it."""
 
     name = "horizon"
 
@@ -38,6 +57,16 @@ class HorizonKeepAlive:
                 needed[tier] = max(needed[tier], count)
         return needed
 
+    def window_s(self, observation: Observation) -> float | None:
+        """Seconds to keep an idle instance: the longest gap between runs and the longest run
+        (this one so far included), with `WINDOW_MARGIN`; None (the platform's) before a
+        gap has been seen."""
+        if not observation.run_gaps_s:
+            return None
+        longest_run = max([*observation.run_times_s, sum(observation.phase_times)])
+        window = (1.0 + WINDOW_MARGIN) * (max(observation.run_gaps_s) + longest_run)
+        return min(window, MAX_WINDOW_S)
+
 
 class PlatformKeepAlive:
     """Baseline: release nothing; the platform's own keep-alive decides (its default)."""
@@ -46,3 +75,15 @@ class PlatformKeepAlive:
 
     def keep(self, predictor: Predictor, observation: Observation) -> dict[str, int] | None:
         return None
+
+
+def run_spacing(
+    spans: Sequence[tuple[float, float]], started: float
+) -> tuple[list[float], list[float]]:
+    """From earlier runs' (start, end) wall-clock seconds, oldest first, and this run's start:
+    the idle gaps before each later run and this one, and each earlier run's length."""
+    if not spans:
+        return [], []
+    starts = [start for start, _ in spans[1:]] + [started]
+    gaps = [max(0.0, following - end) for (_, end), following in zip(spans, starts, strict=True)]
+    return gaps, [max(0.0, end - start) for start, end in spans]

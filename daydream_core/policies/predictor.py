@@ -91,6 +91,10 @@ class Observation:
     upcoming_peak: int = 0  # the run's widest phase, where the executor knows it (artifact)
     shapes: Sequence[Shape] = ()  # this run's phases so far (the last one's hint is of next)
     history_shapes: Sequence[Sequence[Shape]] = ()  # earlier runs', where known (as `history`)
+    # Earlier runs' wall-clock spans where known: the idle seconds before each later run (and
+    # before this one), and each run's seconds from start to end.
+    run_gaps_s: Sequence[float] = ()
+    run_times_s: Sequence[float] = ()
 
 
 class Predictor(Protocol):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from daydream_core.controller import Controller
+from daydream_core.policies.keepalive import run_spacing
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
     Shape,
@@ -123,6 +124,7 @@ def simulate_policy(
     learned = Learned()
     costs = tier_costs(cal)
     clock = 0.0
+    spans: list[tuple[float, float]] = []  # the runs' (start, end) in virtual time
     for index, run in enumerate(workload.runs):
         seconds = truth(run, cal, seed, index)
         noise = start_noise(run, seed, index)
@@ -139,6 +141,8 @@ def simulate_policy(
             peak=max(run.widths, default=0),
             history_shapes=list(history_shapes),
         )
+        controller.run_gaps, controller.run_times = run_spacing(spans, clock)
+        started = clock
         idle_before = platform.idle_gb_s
         if policy.mechanics == "artifact":
             outcome, clock = simulate_artifact(
@@ -151,6 +155,7 @@ def simulate_policy(
         history.append(controller.current)
         history_shapes.append(controller.shapes)
         result.runs.append(outcome)
+        spans.append((started, clock))
         clock += cal.run_gap_s
         platform.reclaim(clock, controller.keep_alive_window())
         outcome.idle_gb_s = platform.idle_gb_s - idle_before
