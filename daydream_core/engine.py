@@ -370,7 +370,8 @@ class Engine:
                 self.profile.record_run(run)
                 if pool.releases:  # between runs: keep what the next run needs at its peak
                     pool.release(len(run.phases), controller.keep_between_runs())
-                self.provider.keep_idle(controller.keep_alive_window())  # until it does
+                # ... and for as long as the next run is expected to want it
+                self.provider.keep_idle(controller.keep_alive_window())
             finally:
                 try:
                     run.instances += [life.to_json() for life in pool.lives_of_run(run_index)]
