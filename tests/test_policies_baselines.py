@@ -62,3 +62,24 @@ def test_adaptive_widths_are_predicted_from_the_previous_width() -> None:
     ours = score(DayDreamPredictor(), runs, COSTS)
     for naive in NAIVE:
         assert ours.loss < score(naive(), runs, COSTS).loss, naive.name
+
+
+def test_the_histogram_counts_the_gaps_between_runs_as_idle_times() -> None:
+    from daydream_core.policies.baselines import HybridHistogramKeepAlive
+    from daydream_core.policies.predictor import Observation
+
+    # Back-to-back phases (idle 0) and runs 70 s apart: the keep-alive outlasts the gap.
+    phases = [{HIGH: 2}, {HIGH: 3}, {HIGH: 1}]
+    within = Observation(
+        history=[], current=phases, next_phase=3, costs=COSTS, phase_times=[5.0, 5.0, 5.0]
+    )
+    apart = Observation(
+        history=[phases] * 3,
+        current=phases,
+        next_phase=3,
+        costs=COSTS,
+        phase_times=[5.0, 5.0, 5.0],
+        run_gaps_s=[70.0, 70.0, 70.0],
+    )
+    assert HybridHistogramKeepAlive().window_s(within) == 1 * 60 * 1.1  # the first minute
+    assert HybridHistogramKeepAlive().window_s(apart) == 2 * 60 * 1.1 > 70.0

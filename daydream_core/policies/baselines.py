@@ -56,7 +56,9 @@ FORECAST_MARGIN = 0.15
 
 def idle_times(observation: Observation) -> list[float]:
     """Per tier, the idle time before each phase that used it: the phase times of the phases
-    in between (the tier's function is the application; a phase using it, one arrival)."""
+    in between (the tier's function is the application; a phase using it, one arrival); and,
+    for each tier this run used, the gaps between runs (the idle time before a run's first
+    arrival is at least its gap)."""
     gaps: list[float] = []
     for tier in observation.costs:
         last_end: float | None = None
@@ -67,6 +69,8 @@ def idle_times(observation: Observation) -> list[float]:
                     gaps.append(clock - last_end)
                 last_end = clock + seconds
             clock += seconds
+        if last_end is not None:
+            gaps.extend(observation.run_gaps_s)
     return gaps
 
 
