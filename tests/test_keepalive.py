@@ -71,7 +71,10 @@ def test_before_any_gap_between_runs_the_platform_keeps_its_own_window() -> None
 
 
 def test_no_window_is_longer_than_the_hybrid_histogram_s_range() -> None:
-    assert _window([86_400.0], [60.0]) == MAX_WINDOW_S == 4 * 3600.0
+    assert _window([3.9 * 3600.0], [600.0]) == MAX_WINDOW_S == 4 * 3600.0
+    # An overnight gap cannot be bridged: the window is the daytime gaps'.
+    assert _window([86_400.0, 100.0], [20.0]) == pytest.approx(1.5 * 120.0)
+    assert _window([86_400.0], [20.0]) is None
 
 
 def test_run_spacing_reads_gaps_and_lengths_from_wall_clock_spans() -> None:

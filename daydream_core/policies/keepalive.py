@@ -60,11 +60,13 @@ class HorizonKeepAlive:
     def window_s(self, observation: Observation) -> float | None:
         """Seconds to keep an idle instance: the longest gap between runs and the longest run
         (this one so far included), with `WINDOW_MARGIN`; None (the platform's) before a
-        gap has been seen."""
-        if not observation.run_gaps_s:
+        gap has been seen. A gap longer than `MAX_WINDOW_S` (overnight, say) could not be
+        bridged, so it does not stretch the window for the ones that can."""
+        bridgeable = [gap for gap in observation.run_gaps_s if gap <= MAX_WINDOW_S]
+        if not bridgeable:
             return None
         longest_run = max([*observation.run_times_s, sum(observation.phase_times)])
-        window = (1.0 + WINDOW_MARGIN) * (max(observation.run_gaps_s) + longest_run)
+        window = (1.0 + WINDOW_MARGIN) * (max(bridgeable) + longest_run)
         return min(window, MAX_WINDOW_S)
 
 
