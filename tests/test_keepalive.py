@@ -7,6 +7,7 @@ import pytest
 from daydream_core.model import HIGH, LOW
 from daydream_core.policies.keepalive import (
     MAX_WINDOW_S,
+    PRIOR_GAP_S,
     HorizonKeepAlive,
     PlatformKeepAlive,
     run_spacing,
@@ -65,16 +66,16 @@ def test_kept_instances_are_kept_until_the_next_run_is_expected_to_use_them() ->
     assert _window([90.0], [20.0], phase_times=(25.0, 15.0)) == pytest.approx(1.5 * 130.0)
 
 
-def test_before_any_gap_between_runs_the_platform_keeps_its_own_window() -> None:
-    assert _window([], [20.0]) is None
-    assert _window([], []) is None
+def test_before_any_gap_between_runs_the_field_s_fixed_keep_alive_stands_for_one() -> None:
+    assert _window([], [20.0]) == pytest.approx(1.5 * (PRIOR_GAP_S + 20.0))
+    assert _window([], [], phase_times=(30.0,)) == pytest.approx(1.5 * (600.0 + 30.0))
 
 
 def test_no_window_is_longer_than_the_hybrid_histogram_s_range() -> None:
     assert _window([3.9 * 3600.0], [600.0]) == MAX_WINDOW_S == 4 * 3600.0
     # An overnight gap cannot be bridged: the window is the daytime gaps'.
     assert _window([86_400.0, 100.0], [20.0]) == pytest.approx(1.5 * 120.0)
-    assert _window([86_400.0], [20.0]) is None
+    assert _window([86_400.0], [20.0]) is None  # none can be: the platform's
 
 
 def test_run_spacing_reads_gaps_and_lengths_from_wall_clock_spans() -> None:

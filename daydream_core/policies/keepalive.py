@@ -8,9 +8,10 @@ earlier runs went on to); it releases only the rest.
 And for how long: where the platform lets daydream say (`window_s`), until the next run is
 expected to need them. An instance idle after its last use in one run is next used at most a
 run's length after the next run starts, so the window is the longest gap between runs seen
-plus the longest run, with a margin. Without one, the local platform's 60 s reclaimed every
-kept instance between runs a few minutes apart, and a fixed 10-minute keep-alive beat
-daydream by its cold starts (`bench/bench_policies.py` with five policies interleaved).
+plus the longest run, with a margin (before a gap has been seen, the field's fixed 10
+minutes stands for it). Without one, the local platform's 60 s reclaimed every kept
+instance between runs a few minutes apart, and a fixed 10-minute keep-alive beat daydream by
+its cold starts (`bench/bench_policies.py` with five policies interleaved).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class KeepAlive(Protocol):
 WINDOW_MARGIN = 0.5
 # No window longer than this: the hybrid histogram's range (`baselines.RANGE_S`), 4 hours.
 MAX_WINDOW_S = 4 * 3600.0
+# The gap between runs assumed before one has been seen: the field's fixed keep-alive (10
+# minutes, the `keep-alive` baseline's). Assuming none, the local platform's 60 s reclaimed
+# everything between a first and second run 70 s apart: 5 cold starts and 7 hot ones in
+# the second run, where `keep-alive` had none.
+PRIOR_GAP_S = 600.0
 
 
 class HorizonKeepAlive:
@@ -59,15 +65,16 @@ class HorizonKeepAlive:
 
     def window_s(self, observation: Observation) -> float | None:
         """Seconds to keep an idle instance: the longest gap between runs and the longest run
-        (this one so far included), with `WINDOW_MARGIN`; None (the platform's) before a
-        gap has been seen. A gap longer than `MAX_WINDOW_S` (overnight, say) could not be
-        bridged, so it does not stretch the window for the ones that can."""
+        (this one so far included), with `WINDOW_MARGIN`. Before a gap has been seen, the
+        gap assumed is `PRIOR_GAP_S`. A gap longer than `MAX_WINDOW_S` (overnight, say)
+        could not be bridged, so it does not stretch the window for the ones that can; where
+        none can, the platform's keep-alive applies (None)."""
         bridgeable = [gap for gap in observation.run_gaps_s if gap <= MAX_WINDOW_S]
-        if not bridgeable:
+        if observation.run_gaps_s and not bridgeable:
             return None
+        gap = max(bridgeable, default=PRIOR_GAP_S)
         longest_run = max([*observation.run_times_s, sum(observation.phase_times)])
-        window = (1.0 + WINDOW_MARGIN) * (max(bridgeable) + longest_run)
-        return min(window, MAX_WINDOW_S)
+        return min((1.0 + WINDOW_MARGIN) * (gap + longest_run), MAX_WINDOW_S)
 
 
 class PlatformKeepAlive:
