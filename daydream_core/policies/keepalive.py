@@ -42,7 +42,7 @@ MAX_WINDOW_S = 4 * 3600.0
 # The gap between runs assumed before one has been seen: the field's fixed keep-alive (10
 # minutes, the `keep-alive` baseline's). Assuming none, the local platform's 60 s reclaimed
 # everything between a first and second run 70 s apart: 5 cold starts and 7 hot ones in
-# the second run, where `keep-alive` had none.
+# the second run, where `keep-alive` had 2 cold starts (now daydream has 2 as well).
 PRIOR_GAP_S = 600.0
 
 
