@@ -43,6 +43,14 @@ def fixed_keep_alive() -> WindowKeepAlive:
     return WindowKeepAlive(600.0)
 
 
+def clairvoyant_keep_alive() -> WindowKeepAlive:
+    """The oracle's: every instance kept until it is next used, which it knows; idle time is
+    free on every platform that lets a policy set a window (the local platform, Ray), so
+    that is every instance, for the longest window any policy may set (`RANGE_S`). Where the
+    platform reclaims on its own (Lambda), the window does not apply."""
+    return WindowKeepAlive(RANGE_S)
+
+
 # -- hybrid histogram ---------------------------------------------------------------------------
 
 RANGE_S = 4 * 3600.0

@@ -9,6 +9,7 @@ from daydream_core.policies.baselines import (
     HybridHistogramKeepAlive,
     HybridHistogramPredictor,
     OraclePredictor,
+    clairvoyant_keep_alive,
     fixed_keep_alive,
 )
 from daydream_core.policies.keepalive import PlatformKeepAlive
@@ -75,7 +76,7 @@ def daydream_policies() -> list[PolicySpec]:
             "the limit: knows each phase's components and times before it starts (simulation only)",
             OraclePredictor,
             SlackPlacement,
-            PlatformKeepAlive,
+            clairvoyant_keep_alive,
             clairvoyant=True,
         ),
         PolicySpec(
@@ -84,7 +85,7 @@ def daydream_policies() -> list[PolicySpec]:
             "widths before it starts, not each component's (simulation only)",
             OraclePredictor,
             SlackPlacement,
-            PlatformKeepAlive,
+            clairvoyant_keep_alive,
             clairvoyant=True,
             sees="kinds",
         ),
