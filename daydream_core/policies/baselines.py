@@ -44,10 +44,10 @@ def fixed_keep_alive() -> WindowKeepAlive:
 
 
 def clairvoyant_keep_alive() -> WindowKeepAlive:
-    """The oracle's: every instance kept until it is next used, which it knows; idle time is
-    free on every platform that lets a policy set a window (the local platform, Ray), so
-    that is every instance, for the longest window any policy may set (`RANGE_S`). Where the
-    platform reclaims on its own (Lambda), the window does not apply."""
+    """The oracle's: idle time is free where a policy may set a window (the local platform,
+    Ray), so keeping every instance for the longest window any policy may set (`RANGE_S`)
+    keeps each until it is next used. Where the platform reclaims on its own (Lambda), the
+    window does not apply."""
     return WindowKeepAlive(RANGE_S)
 
 
