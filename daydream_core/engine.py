@@ -180,9 +180,10 @@ class Engine:
         history: Sequence[Sequence[Mapping[str, int]]],
         history_shapes: Sequence[Sequence[Shape]],
         learning: RunLearning,
+        spacing: tuple[Sequence[float], Sequence[float]] = ((), ()),
     ) -> Controller:
         """A run's controller: the policy's decisions, with what the profile store knows (as
-        the run's `learning` read it)."""
+        the run's `learning` read it); `spacing`, earlier runs' gaps and lengths."""
         return Controller(
             policy=self.policy,
             tiers=self.tiers,
@@ -193,6 +194,8 @@ class Engine:
             paired=learning.paired(),
             costs=self._start_costs(workflow),
             max_concurrency=self.provider.capabilities().max_concurrency,
+            run_gaps=spacing[0],
+            run_times=spacing[1],
         )
 
     def run(
@@ -235,9 +238,7 @@ class Engine:
             self.profile.width_history(key, exclude_run=run.run_id),
             self.profile.shape_history(key, exclude_run=run.run_id),
             learning,
-        )
-        controller.run_gaps, controller.run_times = run_spacing(
-            self.profile.run_spans(key, exclude_run=run.run_id), run.started_at
+            run_spacing(self.profile.run_spans(key, exclude_run=run.run_id), run.started_at),
         )
         controller.first(alive=pool.alive())
         context = RunContext(

@@ -128,6 +128,7 @@ def simulate_policy(
     for index, run in enumerate(workload.runs):
         seconds = truth(run, cal, seed, index)
         noise = start_noise(run, seed, index)
+        run_gaps, run_times = run_spacing(spans, clock)
         controller = Controller(
             policy=policy,
             tiers=cal.tiers,
@@ -140,8 +141,9 @@ def simulate_policy(
             seed=seed * 100_003 + index,
             peak=max(run.widths, default=0),
             history_shapes=list(history_shapes),
+            run_gaps=run_gaps,
+            run_times=run_times,
         )
-        controller.run_gaps, controller.run_times = run_spacing(spans, clock)
         started = clock
         idle_before = platform.idle_gb_s
         if policy.mechanics == "artifact":
