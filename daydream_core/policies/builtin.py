@@ -29,7 +29,7 @@ def daydream_policies() -> list[PolicySpec]:
         ),
         PolicySpec(
             "cold",
-            "baseline: no hot starts, the platform's own keep-alive; daydream's placement",
+            "baseline: no hot starts, the platform's keep-alive; daydream's placement, 5% slack",
             NoHotStart,
             SlackPlacement,
             PlatformKeepAlive,
