@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
+from daydream_core.errors import UsageError
 from daydream_core.model import Tier
 from daydream_core.policies.placement import within_budget
 from daydream_core.pricing import PriceTable
@@ -185,7 +186,10 @@ def main() -> None:
     print("| workload | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))
     for path in options.paths or DEFAULTS:
-        ratios = measure(path, options.slack, options.seed)
+        try:
+            ratios = measure(path, options.slack, options.seed)
+        except UsageError as error:
+            parser.exit(2, f"bench_kind_limit: error: {error}\n")
         cells = " | ".join(f"{ratios[n][0]:.3f}, {ratios[n][1]:.3f}" for n in names)
         print(f"| {path.parent.name}/{path.name} | {cells} |")
 

@@ -4,7 +4,9 @@
   GB-second and per request; 1 ms billing with init billed since August 2025; 1,000
   concurrent executions by default) with cold-start and dispatch latencies of a Python
   runtime environment; execution times are the workload's measured seconds on the high-end
-  tier, scaled to the low-end tier by its CPU share (Amdahl, `parallel_fraction`).
+  tier, scaled to the low-end tier by its CPU share (Amdahl, `parallel_fraction`). With
+  records (`from_records`, as for every calibration), each kind's times per tier and the
+  init per tier are those the records measured, on the tiers they were made on.
 - ``local``: this machine's measurements: init times and per-kind execution times per tier
   from ``daydream run`` records (``--records``) or the profile store, the local platform's
   tiers and keep-alive.
