@@ -81,7 +81,7 @@ def daydream_policies() -> list[PolicySpec]:
         ),
         PolicySpec(
             "oracle-kinds",
-            "the limit of learning per kind: knows each phase's kinds, their mean times and "
+            "the oracle told kinds: each phase's kinds, their mean times in it and its "
             "widths before it starts, not each component's (simulation only)",
             OraclePredictor,
             SlackPlacement,
