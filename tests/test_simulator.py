@@ -205,6 +205,27 @@ def test_the_plot_draws_policies_that_coincide_as_one_point() -> None:
     assert names == [["cold", "keep-alive", "hybrid-histogram"], ["daydream"]]
 
 
+def test_the_table_keeps_every_name_and_number_whole_in_80_columns() -> None:
+    from rich.console import Console
+
+    from daydream_core.simulator.evaluate import add_snapstart
+    from daydream_core.simulator.report import table
+
+    # Wide phases give the widest numbers a table shows (thousands of GB-s, widths' MAE).
+    workload = _workload([[900.0] * 1000, [30.0] * 9, [600.0] * 223], runs=1)
+    specs = policies()
+    result = evaluate(workload, named_calibration("aws"), specs)
+    add_snapstart(result, specs)
+    console = Console(width=80, record=True)
+    console.print(table(result))
+    text = console.export_text()
+    assert "…" not in text  # rich cuts a cell it cannot fit with an ellipsis
+    assert max(map(len, text.splitlines())) <= 80
+    rows = {line.split()[0] for line in text.splitlines() if line.strip()}
+    assert set(result.results) - {"snapstart alone"} <= rows
+    assert f"{result.results['daydream'].cost:.4f}" in text
+
+
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["simulate", "--trace", str(TRACE), "--calibration", "mars"])

@@ -195,5 +195,5 @@ def test_simulate_replays_the_recorded_widths_kinds_and_hints(
         main(["simulate", "--records", str(out), "--policies", "daydream,oracle,cold"])
     assert done.value.code == 0
     table = capsys.readouterr().out
-    for row in ("daydream", "oracle", "cold", "newsvendor loss", "pooled-quantile"):
+    for row in ("daydream", "oracle", "cold", "newsvendor", "pooled-quantile"):
         assert row in table

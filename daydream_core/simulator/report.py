@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.console import Group
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from daydream_core.errors import UsageError
@@ -106,17 +107,36 @@ def to_json(evaluation: Evaluation) -> dict[str, Any]:
     return data
 
 
+def _table(title: str, names: str, headers: list[str], rows: list[str]) -> Table:
+    """A table that fits 80 columns (a pipe, a small terminal) and loses nothing there: row
+    names and numbers whole (rich would cut `daydream+snapstart` and `daydream` alike to
+    `daydre…`), headers broken where given, light rules."""
+    width = max(len(names), *map(len, rows))
+    columns = [Column(names, no_wrap=True, min_width=width)]
+    columns += [
+        Column(h, justify="right", no_wrap=True, min_width=max(map(len, h.split("\n"))))
+        for h in headers
+    ]
+    return Table(
+        *columns,
+        title=title,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+
+
 def predictor_table(evaluation: Evaluation) -> Table:
     """Every hot-start predictor on the recorded phases, by newsvendor loss (lowest in bold)."""
     scores = evaluation.predictors()
     best = min(s.loss for s in scores)
-    table = Table(
+    table = _table(
+        f"hot-start predictors, {evaluation.calibration.name} costs",
         "predictor",
-        "newsvendor loss ($)",
-        "width MAE",
-        "idle hot starts",
-        "cold starts",
-        title=f"hot-start predictors, {evaluation.calibration.name} costs",
+        ["newsvendor\nloss ($)", "width\nMAE", "idle hot\nstarts", "cold\nstarts"],
+        [s.predictor for s in scores],
     )
     for s in scores:
         style = "bold" if s.loss == best else ""
@@ -129,19 +149,22 @@ def predictor_table(evaluation: Evaluation) -> Table:
 def table(evaluation: Evaluation) -> Group:
     names = order(list(evaluation.results))
     cal = evaluation.calibration
-    head = Table(
-        "policy",
-        "execution time (s)",
-        "cost ($)",
-        "cold starts",
-        "idle hot GB-s",
-        "width MAE",
-        "time / oracle",
-        "cost / oracle",
-        title=(
+    head = _table(
+        (
             f"{evaluation.workload.name}: {len(evaluation.workload.runs)} runs, "
             f"calibration {cal.name}, seed {evaluation.seed}"
         ),
+        "policy",
+        [
+            "execution\ntime (s)",
+            "cost\n($)",
+            "cold\nstarts",
+            "idle hot\nGB-s",
+            "width\nMAE",
+            "time /\noracle",
+            "cost /\noracle",
+        ],
+        names,
     )
     for name in names:
         r = evaluation.results[name]
@@ -157,7 +180,8 @@ def table(evaluation: Evaluation) -> Group:
             f"{c:.3f}",
         )
     baselines = [b for b in BASELINES if b in evaluation.results]
-    matrix = Table("policy", *[f"vs {b}" for b in baselines], title="time x / cost x")
+    headers = ["vs\n" + b.replace("-", "-\n") for b in baselines]  # break at hyphens
+    matrix = _table("time x (above), cost x (below)", "policy", headers, names)
     for name in names:
         cells = []
         for other in baselines:
@@ -165,7 +189,7 @@ def table(evaluation: Evaluation) -> Group:
                 cells.append("-")
             else:
                 t, c = evaluation.ratio(name, other)
-                cells.append(f"{t:.2f} / {c:.2f}")
+                cells.append(f"{t:.2f}\n{c:.2f}")
         matrix.add_row(name, *cells)
     parts: list[Any] = [head, matrix, predictor_table(evaluation)]
     if "daydream" in evaluation.results and "artifact" in evaluation.results:
