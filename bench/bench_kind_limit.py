@@ -29,7 +29,6 @@ told to run everything high is as good as any that learns.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -43,7 +42,7 @@ from daydream_core.model import Tier
 from daydream_core.policies.placement import within_budget
 from daydream_core.pricing import PriceTable
 from daydream_core.simulator import load_workload, named_calibration
-from daydream_core.simulator.calibration import Calibration, from_records
+from daydream_core.simulator.calibration import Calibration, from_records_folder
 from daydream_core.simulator.executor import Truth, truth
 from daydream_core.simulator.workload import Workload
 
@@ -60,8 +59,7 @@ LogNormal = tuple[float, float]  # mean and standard deviation of log seconds
 def load(path: Path) -> tuple[Workload, Calibration]:
     cal = named_calibration("aws")
     if (path / "run-1" / "run.json").is_file():
-        runs = [json.loads(p.read_text()) for p in sorted(path.glob("run-*/run.json"))]
-        return load_workload(records=path), from_records(cal, runs)
+        return load_workload(records=path), from_records_folder(cal, path)
     return load_workload(trace=path), cal
 
 
@@ -73,6 +71,12 @@ def fit(workload: Workload, seconds: Sequence[Truth]) -> dict[tuple[str, str], L
                 for tier, s in row.items():
                     logs.setdefault((task.kind, tier), []).append(math.log(max(s, 1e-6)))
     return {key: (float(np.mean(v)), float(np.std(v)) + 1e-6) for key, v in logs.items()}
+
+
+def mean(fitted: Mapping[tuple[str, str], LogNormal], kind: str, tier: str) -> float:
+    """A fitted log-normal's mean seconds."""
+    mu, sigma = fitted[(kind, tier)]
+    return math.exp(mu + sigma * sigma / 2)
 
 
 def expected_max(counts: Mapping[tuple[str, str], int], fitted: Mapping, grid: np.ndarray) -> float:
@@ -97,12 +101,8 @@ def by_spreads(
     """Counts per kind and tier, from each kind on its fastest tier (by mean), moved greedily
     to cheaper tiers while the expected phase time stays within the slack."""
 
-    def mean(kind: str, tier: str) -> float:
-        mu, sigma = fitted[(kind, tier)]
-        return math.exp(mu + sigma * sigma / 2)
-
     members = Counter(kinds)
-    fastest = {k: min(order, key=lambda t: mean(k, t)) for k in members}
+    fastest = {k: min(order, key=lambda t: mean(fitted, k, t)) for k in members}
     counts = Counter({(k, fastest[k]): n for k, n in members.items()})
     spans = [fitted[(k, t)] for k in members for t in order]
     grid = np.geomspace(
@@ -118,8 +118,8 @@ def by_spreads(
             if n == 0:
                 continue
             for cheaper in order:
-                saved = cost_per_s[tier] * mean(kind, tier)
-                saved -= cost_per_s[cheaper] * mean(kind, cheaper)
+                saved = cost_per_s[tier] * mean(fitted, kind, tier)
+                saved -= cost_per_s[cheaper] * mean(fitted, kind, cheaper)
                 if saved <= 0:
                     continue
                 counts[(kind, tier)] -= 1
@@ -156,10 +156,7 @@ def measure(path: Path, slack: float, seed: int) -> dict[str, tuple[float, float
             if len(phase) > cal.concurrency:
                 continue
             kinds = [task.kind for task in phase]
-            means = {
-                k: {t: math.exp(fitted[(k, t)][0] + fitted[(k, t)][1] ** 2 / 2) for t in order}
-                for k in set(kinds)
-            }
+            means = {k: {t: mean(fitted, k, t) for t in order} for k in set(kinds)}
             placements = {
                 "all-high": [order[0]] * len(kinds),
                 "kind means": within_budget(

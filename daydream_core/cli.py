@@ -745,15 +745,14 @@ def simulate(
     """Every policy on a recorded workload, in virtual time, on a calibrated platform model."""
     from daydream_core.simulator import evaluate, load_workload
     from daydream_core.simulator import report as sim_report
-    from daydream_core.simulator.calibration import from_records, named_calibration
+    from daydream_core.simulator.calibration import from_records_folder, named_calibration
     from daydream_core.simulator.evaluate import add_snapstart
 
     workload = load_workload(trace=trace, records=records).first(runs)
     default = {"daydream": "trace", "records": "local"}.get(workload.format, "aws")
     cal = named_calibration(calibration_name or default)
     if records is not None:
-        runs_json = [json.loads(p.read_text()) for p in sorted(records.glob("run-*/run.json"))]
-        cal = from_records(cal, runs_json)
+        cal = from_records_folder(cal, records)
     available = plugins.policies()
     names = policy_names.split(",") if policy_names else list(available)
     chosen = {n: plugins.lookup("policy", n.strip(), available) for n in names}

@@ -19,9 +19,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -276,6 +278,12 @@ def from_records(base: Calibration, runs: list[dict[str, Any]]) -> Calibration:
         start_wait_s={**base.start_wait_s, **{t: median(v) for t, v in waits.items()}},
         run_gap_s=median(gaps) if gaps else base.run_gap_s,
     )
+
+
+def from_records_folder(base: Calibration, folder: Path) -> Calibration:
+    """`from_records` of the runs a `daydream run --out` folder holds (`run-<i>/run.json`)."""
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("run-*/run.json"))]
+    return from_records(base, runs)
 
 
 def _run_gaps(runs: list[dict[str, Any]]) -> list[float]:
