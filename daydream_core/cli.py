@@ -45,6 +45,7 @@ MAX_WIDTH = 1_000_000
 out_console = Console()
 err_console = Console(stderr=True)
 _command_line: list[str] = []  # the arguments `main` was given, for the run logs
+_results_in: list[Path] = []  # where `run` writes: what an interruption leaves on disk
 
 
 class FailureLogged(DaydreamError):
@@ -280,6 +281,7 @@ def run(
     # Its own names and tags: a failure removes what this command made, never another's.
     deployment = new_deployment_id()
     provider = options.create_provider(out_dir, deployment=deployment)  # checks it first
+    _results_in[:] = [out_dir]
     if resumed is not None:
         resumed.check(
             app=workflow.name,
@@ -730,7 +732,7 @@ def conformance(options: Options, provider_name: str | None, pytest_args: tuple[
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a PNG of time vs cost per policy.",
+    help="Write a PNG (FILE.png) of time vs cost per policy.",
 )
 def simulate(
     trace: Path | None,
@@ -748,6 +750,8 @@ def simulate(
     from daydream_core.simulator.calibration import from_records_folder, named_calibration
     from daydream_core.simulator.evaluate import add_snapstart
 
+    if plot is not None:
+        sim_report.check_plot_path(plot)  # before the work, not after it
     workload = load_workload(trace=trace, records=records).first(runs)
     default = {"daydream": "trace", "records": "local"}.get(workload.format, "aws")
     cal = named_calibration(calibration_name or default)
@@ -759,12 +763,12 @@ def simulate(
     policies = {spec.name: spec for spec in chosen.values()}
     evaluation = evaluate(workload, cal, policies, seed)
     add_snapstart(evaluation, policies)  # aws only: daydream with SnapStart, SnapStart alone
-    if plot is not None:
-        sim_report.plot(evaluation, plot)
     if as_json:
         click.echo(json.dumps(sim_report.to_json(evaluation), indent=1))
     else:
         out_console.print(sim_report.table(evaluation))
+    if plot is not None:
+        sim_report.plot(evaluation, plot)
 
 
 @contextmanager
@@ -804,6 +808,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(code)
 
     _command_line[:] = sys.argv[1:] if argv is None else list(argv)
+    _results_in.clear()
     with _one_line_warnings(), _sigterm_as_interrupt():
         try:
             config = load_config(cli, [user_file(), *filter(None, [project_file()])])
@@ -827,5 +832,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         except DaydreamError as exc:
             fail(str(exc), EXIT_FAILED)
         except (KeyboardInterrupt, click.Abort):
-            fail("interrupted; results so far are on disk", EXIT_INTERRUPTED)
+            kept = f"; results so far are in {_results_in[0]}" if _results_in else ""
+            fail(f"interrupted{kept}", EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)

@@ -106,7 +106,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(
     _, err = controller.communicate(timeout=60)
     assert controller.returncode == 130, err
     assert err.strip().splitlines()[-1] == (
-        "daydream: error: interrupted; results so far are on disk"
+        f"daydream: error: interrupted; results so far are in {out.resolve()}"
     )
     assert "Traceback" not in err
     assert not any(_alive(pid) for pid in pids)

@@ -236,6 +236,34 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) ->
     assert exit_.value.code == 2
 
 
+def test_an_interrupted_simulation_does_not_claim_results_on_disk(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import daydream_core.simulator
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(daydream_core.simulator, "evaluate", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(TRACE)])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.strip() == "daydream: error: interrupted"  # it writes nothing
+
+
+@pytest.mark.parametrize("name", ["plot.txt", "missing/plot.png"])
+def test_a_plot_it_cannot_write_is_refused_before_the_simulation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # matplotlib picks the format by suffix: a .txt used to end a finished simulation in a
+    # traceback, its table never printed
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(TRACE), "--plot", str(tmp_path / name)])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "--plot" in err
+
+
 def test_snapstart_rows_beside_daydream_under_the_aws_calibration() -> None:
     from daydream_core.simulator.calibration import aws, aws_snapstart
     from daydream_core.simulator.evaluate import add_snapstart

@@ -244,6 +244,15 @@ def coincident(evaluation: Evaluation) -> dict[tuple[float, float], list[str]]:
     return points
 
 
+def check_plot_path(path: Path) -> None:
+    """That `--plot` names a PNG in a folder that exists: found before the simulation runs."""
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--plot {path}: the plot is a PNG; give a path ending in .png")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--plot {path}: no folder {folder} to write it into")
+
+
 def plot(evaluation: Evaluation, path: Path) -> None:
     """Execution time against cost, one point per policy (PNG)."""
     try:

@@ -172,7 +172,9 @@ def load_records(directory: Path) -> Workload:
             )
             # Records written before hints existed have none: phases without a hint.
             hints = tuple(WidthHint.from_json(p.get("next_width_hint")) for p in data["phases"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except KeyError as exc:
+            raise UsageError(f"records {path}: not a daydream run.json (no {exc})") from None
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise UsageError(f"records {path}: not a daydream run.json ({exc})") from None
         runs.append(TraceRun(f"{app}/{path.parent.name}", phases, measured, hints))
     return Workload(app or directory.name, "records", tuple(runs), directory)
