@@ -766,7 +766,7 @@ def simulate(
     if as_json:
         click.echo(json.dumps(sim_report.to_json(evaluation), indent=1))
     else:
-        out_console.print(sim_report.table(evaluation))
+        sim_report.show(sim_report.table(evaluation), out_console)
     if plot is not None:
         sim_report.plot(evaluation, plot)
 

@@ -209,7 +209,7 @@ def test_the_table_keeps_every_name_and_number_whole_in_80_columns() -> None:
     from rich.console import Console
 
     from daydream_core.simulator.evaluate import add_snapstart
-    from daydream_core.simulator.report import table
+    from daydream_core.simulator.report import table, width
 
     # Wide phases give the widest numbers a table shows (thousands of GB-s, widths' MAE).
     workload = _workload([[900.0] * 1000, [30.0] * 9, [600.0] * 223], runs=1)
@@ -217,13 +217,32 @@ def test_the_table_keeps_every_name_and_number_whole_in_80_columns() -> None:
     result = evaluate(workload, named_calibration("aws"), specs)
     add_snapstart(result, specs)
     console = Console(width=80, record=True)
-    console.print(table(result))
+    report = table(result)
+    assert width(report, console) == 80
+    console.print(report)
     text = console.export_text()
     assert "…" not in text  # rich cuts a cell it cannot fit with an ellipsis
     assert max(map(len, text.splitlines())) <= 80
     rows = {line.split()[0] for line in text.splitlines() if line.strip()}
     assert set(result.results) - {"snapstart alone"} <= rows
     assert f"{result.results['daydream'].cost:.4f}" in text
+
+
+def test_numbers_too_wide_for_80_columns_widen_the_table_rather_than_lose_digits() -> None:
+    from rich.console import Console, Group
+
+    from daydream_core.simulator.report import _table, show, width
+
+    # A long trace's totals: genome-10000's width MAE (3,181) once cut the table to `3181.…`
+    big = ["daydream+snapstart", "1,234,567.8", "12,345.6789", "100.0%", "9,876,543.2", "3,181"]
+    big += ["12,345.678", "1.000"]
+    report = Group(_table("wide", ["policy", *"abcdefg"], [big, big]))
+    console = Console(width=80, record=True)
+    assert width(report, console) > 80
+    show(report, console)
+    text = console.export_text()
+    assert "…" not in text and all(cell in text for cell in big)
+    assert console.width == 80  # as it was
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

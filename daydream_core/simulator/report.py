@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from rich import box
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -107,17 +107,27 @@ def to_json(evaluation: Evaluation) -> dict[str, Any]:
     return data
 
 
-def _table(title: str, names: str, headers: list[str], rows: list[str]) -> Table:
-    """A table that fits 80 columns (a pipe, a small terminal) and loses nothing there: row
-    names and numbers whole (rich would cut `daydream+snapstart` and `daydream` alike to
-    `daydre…`), headers broken where given, light rules."""
-    width = max(len(names), *map(len, rows))
-    columns = [Column(names, no_wrap=True, min_width=width)]
-    columns += [
-        Column(h, justify="right", no_wrap=True, min_width=max(map(len, h.split("\n"))))
-        for h in headers
+def _table(
+    title: str, headers: list[str], rows: list[list[str]], styles: list[str] | None = None
+) -> Table:
+    """A table that loses nothing: each column as wide as its widest cell or header line, so
+    rich never cuts a row name or a number (it cut `daydream+snapstart` and `daydream` alike
+    to `daydre…`), headers broken where given, light rules. Typical workloads fit 80 columns
+    (a pipe, a small terminal); one whose numbers need more is printed wider (`width`)."""
+
+    def widest(cells: list[str]) -> int:
+        return max(len(line) for cell in cells for line in cell.split("\n"))
+
+    columns = [
+        Column(
+            h,
+            justify="left" if i == 0 else "right",
+            no_wrap=True,
+            min_width=widest([h, *(row[i] for row in rows)]),
+        )
+        for i, h in enumerate(headers)
     ]
-    return Table(
+    table = Table(
         *columns,
         title=title,
         box=box.SIMPLE_HEAD,
@@ -126,36 +136,72 @@ def _table(title: str, names: str, headers: list[str], rows: list[str]) -> Table
         show_edge=False,
         collapse_padding=True,
     )
+    for i, row in enumerate(rows):
+        table.add_row(*row, style=styles[i] if styles else None)
+    return table
+
+
+def width(report: Group, console: Console) -> int:
+    """The columns `report` needs for its tables whole: the console's, or more."""
+    wide = console.options.update_width(10**4)
+    tables = [part for part in report.renderables if isinstance(part, Table)]
+    return max([console.width, *(console.measure(t, options=wide).maximum for t in tables)])
+
+
+def show(report: Group, console: Console) -> None:
+    """Print `report` with its tables whole, wider than the console where they need it (a
+    terminal then wraps the lines; rich would cut each cell to fit)."""
+    previous = console.width
+    console.width = width(report, console)
+    try:
+        console.print(report)
+    finally:
+        console.width = previous
+
+
+def _mae(mae: float) -> str:
+    """A width MAE, to two decimals where they tell (a 1,000-wide phase's misses do not)."""
+    return f"{mae:.2f}" if mae < 100 else f"{mae:,.0f}"
 
 
 def predictor_table(evaluation: Evaluation) -> Table:
     """Every hot-start predictor on the recorded phases, by newsvendor loss (lowest in bold)."""
     scores = evaluation.predictors()
     best = min(s.loss for s in scores)
-    table = _table(
+    return _table(
         f"hot-start predictors, {evaluation.calibration.name} costs",
-        "predictor",
-        ["newsvendor\nloss ($)", "width\nMAE", "idle hot\nstarts", "cold\nstarts"],
-        [s.predictor for s in scores],
+        ["predictor", "newsvendor\nloss ($)", "width\nMAE", "idle hot\nstarts", "cold\nstarts"],
+        [[s.predictor, f"{s.loss:.4f}", _mae(s.mae), str(s.idle), str(s.cold)] for s in scores],
+        ["bold" if s.loss == best else "" for s in scores],
     )
-    for s in scores:
-        style = "bold" if s.loss == best else ""
-        table.add_row(
-            s.predictor, f"{s.loss:.4f}", f"{s.mae:.2f}", str(s.idle), str(s.cold), style=style
-        )
-    return table
 
 
 def table(evaluation: Evaluation) -> Group:
     names = order(list(evaluation.results))
     cal = evaluation.calibration
+    rows = []
+    for name in names:
+        r = evaluation.results[name]
+        t, c = evaluation.ratio(name, "oracle") if "oracle" in evaluation.results else (0, 0)
+        rows.append(
+            [
+                name,
+                f"{r.execution_time_s:,.1f}",
+                f"{r.cost:,.4f}",
+                f"{r.cold_fraction:.1%}",
+                f"{r.idle_gb_s:,.1f}",
+                _mae(r.width_mae),
+                f"{t:.3f}",
+                f"{c:.3f}",
+            ]
+        )
     head = _table(
         (
             f"{evaluation.workload.name}: {len(evaluation.workload.runs)} runs, "
             f"calibration {cal.name}, seed {evaluation.seed}"
         ),
-        "policy",
         [
+            "policy",
             "execution\ntime (s)",
             "cost\n($)",
             "cold\nstarts",
@@ -164,33 +210,21 @@ def table(evaluation: Evaluation) -> Group:
             "time /\noracle",
             "cost /\noracle",
         ],
-        names,
+        rows,
     )
-    for name in names:
-        r = evaluation.results[name]
-        t, c = evaluation.ratio(name, "oracle") if "oracle" in evaluation.results else (0, 0)
-        head.add_row(
-            name,
-            f"{r.execution_time_s:,.1f}",
-            f"{r.cost:.4f}",
-            f"{r.cold_fraction:.1%}",
-            f"{r.idle_gb_s:,.1f}",
-            f"{r.width_mae:.2f}",
-            f"{t:.3f}",
-            f"{c:.3f}",
-        )
     baselines = [b for b in BASELINES if b in evaluation.results]
-    headers = ["vs\n" + b.replace("-", "-\n") for b in baselines]  # break at hyphens
-    matrix = _table("time x (above), cost x (below)", "policy", headers, names)
+    cells = []
     for name in names:
-        cells = []
+        row = [name]
         for other in baselines:
             if other == name:
-                cells.append("-")
+                row.append("-")
             else:
                 t, c = evaluation.ratio(name, other)
-                cells.append(f"{t:.2f}\n{c:.2f}")
-        matrix.add_row(name, *cells)
+                row.append(f"{t:.2f}\n{c:.2f}")
+        cells.append(row)
+    headers = ["policy", *("vs\n" + b.replace("-", "-\n") for b in baselines)]  # hyphens break
+    matrix = _table("time x (above), cost x (below)", headers, cells)
     parts: list[Any] = [head, matrix, predictor_table(evaluation)]
     if "daydream" in evaluation.results and "artifact" in evaluation.results:
         t, c = evaluation.ratio("daydream", "artifact")
