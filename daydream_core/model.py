@@ -16,6 +16,8 @@ HIGH = "high"
 LOW = "low"
 TIER_NAMES = (HIGH, LOW)
 INTERRUPTED = "interrupted"  # the error of a run stopped before it finished or failed
+# The longest a recorded or traced component may take: a year (more overflows billing).
+LONGEST_COMPONENT_S = 366 * 86400.0
 
 
 class StartKind(str, enum.Enum):

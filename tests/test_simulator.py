@@ -270,6 +270,34 @@ def test_an_interrupted_simulation_does_not_claim_results_on_disk(
     assert capsys.readouterr().err.strip() == "daydream: error: interrupted"  # it writes nothing
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("execution_ms", 1e308, "execution_ms 1e+308 is not a number from 0 to"),  # overflowed
+        ("execution_ms", -5, "execution_ms -5 is not a number from 0 to"),
+        ("execution_ms", "NaN", "execution_ms 'NaN' is not a number"),  # a traceback before
+        ("init_ms", None, "init_ms None is not a number"),
+        ("start", "lukewarm", "start 'lukewarm' is not one of"),
+    ],
+)
+def test_records_with_a_bad_number_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object, message: str
+) -> None:
+    import shutil
+
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS / "ccl", records)
+    path = records / "run-2" / "run.json"
+    data = json.loads(path.read_text())
+    data["phases"][1]["invocations"][0][field] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--records", str(records), "--calibration", "aws"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and str(path) in err
+
+
 @pytest.mark.parametrize("name", ["plot.txt", "missing/plot.png"])
 def test_a_plot_it_cannot_write_is_refused_before_the_simulation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str

@@ -264,7 +264,9 @@ BAD_DAYDREAM = [
     ("[1, 99]\n", "1.0\n2.0\n", "component id 99"),
     ("[1, 2]\n[3]\n", "1.0\n2.0\n", "has 2 service times for the 3 components"),
     ("[1, 2]\n", "1.0\nfast\n", "line 2 is not a number of seconds"),
-    ("[1, 2]\n", "1.0\n-2\n", "is not a valid service time"),
+    ("[1, 2]\n", "1.0\n-2\n", "line 2: -2 is not a service time (0 to 31,622,400 s)"),
+    ("[1, 2]\n", "1.0\nnan\n", "line 2: nan is not a service time"),
+    ("[1, 2]\n", "1e308\n1.0\n", "line 1: 1e308 is not a service time"),  # billing overflowed
     ("\n\n", "1.0\n", "is empty"),
     ("[1, 2]\n", None, "has no function_service_time-baseline.txt"),
 ]
@@ -315,6 +317,10 @@ def _no_runtimes(data: dict[str, Any]) -> None:
     del data["workflow"]["execution"]
 
 
+def _endless_runtime(data: dict[str, Any]) -> None:
+    data["workflow"]["execution"]["tasks"][0]["runtimeInSeconds"] = 1e308
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -323,6 +329,7 @@ def _no_runtimes(data: dict[str, Any]) -> None:
         (lambda tmp: _edited(tmp, _unknown_parent), "nobody"),
         (lambda tmp: _edited(tmp, _no_parents_field), "'parents' is a required property"),
         (lambda tmp: _edited(tmp, _no_runtimes), "records no task runtimes"),
+        (lambda tmp: _edited(tmp, _endless_runtime), "has runtime 1e+308 s (valid: 0 to"),
         (lambda tmp: _write(tmp, "[]"), "is not a WfFormat instance"),
         (lambda tmp: _write(tmp, ""), "is empty"),
     ],

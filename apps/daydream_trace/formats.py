@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from daydream_core.errors import UsageError
+from daydream_core.model import LONGEST_COMPONENT_S
 
 KINDS = 32  # registered component kinds: kind-0 … kind-31
 MIB = float(1 << 20)
 SCHEMA = Path(__file__).with_name("wfformat-subset.schema.json")
 COMPONENTS = "components_original.txt"
 SERVICE_TIMES = "function_service_time-baseline.txt"
+MAX_SECONDS = LONGEST_COMPONENT_S
 
 
 @dataclass(frozen=True)
@@ -211,8 +213,11 @@ def read_daydream(components_file: Path) -> Trace:
             raise _fail(
                 times_file, f"line {number} is not a number of seconds: {_shorten(line)!r}"
             ) from None
-        if not math.isfinite(seconds) or seconds < 0:
-            raise _fail(times_file, f"line {number}: {seconds} is not a valid service time")
+        if not 0 <= seconds <= MAX_SECONDS:
+            raise _fail(
+                times_file,
+                f"line {number}: {line.strip()} is not a service time (0 to {MAX_SECONDS:,.0f} s)",
+            )
         times.append(seconds)
     needed = sum(len(ids) for ids in phases_ids)
     if len(times) != needed:
@@ -304,6 +309,13 @@ def read_wfformat(path: Path) -> Trace:
         raise _fail(path, "has neither workflow.specification.tasks nor workflow.tasks")
     if not tasks:
         raise _fail(path, "declares no tasks")
+    for task in tasks:
+        if not 0 <= task.runtime <= MAX_SECONDS:
+            raise _fail(
+                path,
+                f"task {task.name!r} has runtime {task.runtime:g} s (valid: 0 to "
+                f"{MAX_SECONDS:,.0f} s)",
+            )
     if all(task.runtime <= 0 for task in tasks):
         raise _fail(path, "records no task runtimes (no workflow execution data)")
     name = str(data.get("name") or path.stem)

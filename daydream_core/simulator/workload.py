@@ -16,13 +16,14 @@ simulator accepts exactly what `daydream run trace` replays.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from daydream_core.errors import UsageError
-from daydream_core.model import WidthHint
+from daydream_core.model import LONGEST_COMPONENT_S, StartKind, WidthHint
 from daydream_core.policies.predictor import Shape
 
 
@@ -155,6 +156,8 @@ def load_records(directory: Path) -> Workload:
         try:
             data = json.loads(path.read_text())
             app = str(data["app"])
+            for phase in data["phases"]:
+                _check_phase(phase)
             phases = tuple(
                 tuple(
                     Task(
@@ -178,6 +181,38 @@ def load_records(directory: Path) -> Workload:
             raise UsageError(f"records {path}: not a daydream run.json ({exc})") from None
         runs.append(TraceRun(f"{app}/{path.parent.name}", phases, measured, hints))
     return Workload(app or directory.name, "records", tuple(runs), directory)
+
+
+def _check_phase(phase: Mapping[str, object]) -> None:
+    """The numbers a replay and its calibration (`from_records`) read: each one a number of
+    seconds, ms or dollars from 0 to a year's worth (ValueError, KeyError or TypeError)."""
+    _amount(phase, "phase_time_s", LONGEST_COMPONENT_S)
+    _amount(phase, "cost", 1e9)  # dollars: any finite bill
+    for record in _list(phase, "invocations"):
+        for key in ("execution_ms", "init_ms", "service_ms"):
+            _amount(record, key, LONGEST_COMPONENT_S * 1000.0)
+        if "queued_ms" in record:
+            _amount(record, "queued_ms", LONGEST_COMPONENT_S * 1000.0)
+        if record["start"] not in {k.value for k in StartKind}:
+            starts = ", ".join(k.value for k in StartKind)
+            raise ValueError(f"start {record['start']!r} is not one of {starts}")
+    for hot in _list(phase, "hot_starts"):
+        _amount(hot, "init_ms", LONGEST_COMPONENT_S * 1000.0)
+
+
+def _list(entry: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+    items = entry.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise TypeError(f"{key} is not a list of objects")
+    return items
+
+
+def _amount(entry: Mapping[str, object], key: str, most: float) -> None:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} {value!r} is not a number")
+    if not (math.isfinite(value) and 0 <= value <= most):
+        raise ValueError(f"{key} {value!r} is not a number from 0 to {most:,.0f}")
 
 
 def load_workload(trace: Path | None = None, records: Path | None = None) -> Workload:
