@@ -270,3 +270,41 @@ def test_a_run_that_stops_early_records_its_ended_probes_and_waits_for_none() ->
     assert len(probes) == 0  # nothing left to wait for
     futures[2].set_result(SimpleNamespace(record="too late"))  # ends after the run
     assert store.prefixes[-1] == "run-1/p1-c3-probe/"  # its outputs go all the same
+
+
+def test_the_end_of_a_run_waits_a_bounded_time_and_names_the_probes_still_running() -> None:
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from daydream_core.model import Call, Component
+    from daydream_core.probes import Probes
+
+    store = _Deletes()
+    probes = Probes("run-1", lambda: store)  # type: ignore[arg-type, return-value]
+    components = [Component(f"p1-c{i + 1}", 0, Call("k")) for i in range(2)]
+    futures: list[Future[SimpleNamespace]] = [Future() for _ in components]
+    probes.dispatch(components, [(0, LOW), (1, HIGH)], lambda t, p: futures[len(probes)])
+    futures[0].set_result(SimpleNamespace(record="ended"))
+    assert probes.harvest(wait_all=True, timeout=0.05) == ["ended"]  # not forever
+    ((probe, tier, elapsed),) = probes.unfinished()
+    assert probe.id == "p1-c2-probe" and tier == HIGH and elapsed >= 0.05
+    assert probes.abandon() == [] and probes.unfinished() == []
+
+
+def test_a_probe_that_outlasts_its_run_is_abandoned_and_teaches_a_bound() -> None:
+    from daydream_core.policies.exploration import PROBE_SLACK
+    from daydream_core.simulator import Task, TraceRun, Workload, evaluate
+    from daydream_core.simulator.calibration import named_calibration
+
+    # bwa-like (WfInstances): a lone 80 s component and a short one open the run, which then
+    # ends in a second. Each lone new kind is probed on low, 1.5x as slow: the run used to
+    # wait 40 s for a duplicate whose output it discards, 1.5x its own time.
+    run = TraceRun("bwa", ((Task("index", 80.0), Task("fetch", 0.1)), (Task("align", 1.0),)))
+    workload = Workload("bwa", "wfformat", (run, run), Path("bwa"))
+    result = evaluate(workload, named_calibration("aws"), {"daydream": policies()["daydream"]})
+    first, second = result.results["daydream"].runs
+    assert {(p.kind, p.tier) for p in first.probes} >= {("index", LOW)}
+    assert first.probe_wait_s <= PROBE_SLACK * sum(first.phase_times) + 1e-9
+    # The bound (low no better than where it stops being cheaper) is learned: not probed again.
+    assert ("index", LOW) not in {(p.kind, p.tier) for p in second.probes}
+    assert all(i.tier == HIGH for i in second.invocations if i.kind == "index")

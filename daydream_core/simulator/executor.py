@@ -28,7 +28,8 @@ import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
 from daydream_core.model import InvocationRecord, StartKind
-from daydream_core.policies.learned import learned_timings, paired, teaches
+from daydream_core.policies.exploration import PROBE_SLACK
+from daydream_core.policies.learned import censored, learned_timings, paired, teaches
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.platform import Billing, Instance, Platform
 from daydream_core.simulator.workload import TraceRun
@@ -172,7 +173,7 @@ def simulate_daydream(
                 ran = seconds[k][i][original]
                 ratio = execution / ran if ran > 0 else math.inf
                 ends = max(finished + cal.dispatch_s, results[i][0])
-                probing.append((ends, kinds[i], tier, original, ratio))
+                probing.append((ends, kinds[i], tier, original, ratio, begins, ran))
             else:
                 end = max(end, finished + cal.dispatch_s)
                 results.append((finished + cal.dispatch_s, kinds[i], tier, execution))
@@ -204,14 +205,20 @@ def simulate_daydream(
         out.phase_times.append(phase_time)
         out.phase_costs.append(cost)
         clock = end
-    # The run waits for its probes (the live engine does too, outside every phase).
-    wait = max((ends for ends, *_ in probing), default=clock)
-    _learn_probes(probing, wait, learned)
+    # The run waits for its probes (the live engine does too, outside every phase), within
+    # PROBE_SLACK of its own time. The rest are abandoned, billed in full all the same (as on
+    # Lambda, where an invocation cannot be stopped), and teach a bound (`censored`).
+    last = max((ends for ends, *_ in probing), default=clock)
+    wait = min(last, clock + PROBE_SLACK * (clock - origin))
+    for _, name, tier, base, _, begins, ran in _learn_probes(probing, wait, learned):
+        bound = censored(max(0.0, wait - begins), ran, tier, base, cal.tiers, cal.prices)
+        learned.pair(name, tier, base, bound)
     out.probe_wait_s = max(0.0, wait - clock)
     return out, clock + out.probe_wait_s
 
 
-Probing = list[tuple[float, str, str, str, float]]  # (ends at, kind, tier, base, ratio)
+# (ends at, kind, tier, base, ratio, its execution begins at, its original's seconds)
+Probing = list[tuple[float, str, str, str, float, float, float]]
 Result = tuple[float, str, str, float]  # a component's (ends at, kind, tier, seconds)
 
 
@@ -245,7 +252,7 @@ def _as_results_arrive(
     arrivals: list[tuple[float, int, Callable[[], bool]]] = []  # a sample before a ratio
     for ends, kind, tier, value in results:
         arrivals.append((ends, 0, functools.partial(lessons.add, kind, tier, value)))
-    for ends, kind, tier, base, ratio in probing:
+    for ends, kind, tier, base, ratio, *_ in probing:
         arrivals.append((ends, 1, functools.partial(lessons.pair, kind, tier, base, ratio)))
     for when, _, learn in sorted(arrivals, key=lambda a: a[:2]):
         if when >= end:
@@ -256,7 +263,7 @@ def _as_results_arrive(
 
 def _learn_probes(probing: Probing, now: float, learned: Learned) -> Probing:
     """Learn the probes that have ended by `now`; the rest, still running."""
-    for ends, kind, tier, base, ratio in probing:
+    for ends, kind, tier, base, ratio, *_ in probing:
         if ends <= now:
             learned.pair(kind, tier, base, ratio)
     return [p for p in probing if p[0] > now]
