@@ -7,13 +7,12 @@ bulk, and a duplicate runs on the sample's tier. The phase does not wait for the
 each probe that has ended by a phase's end is recorded in that phase and learned with it, as
 a ratio against its original (`daydream_core.policies.learned`; provisionally as soon as it
 and its original have ended, `daydream_core.lessons`);
-the run waits for the rest after its last phase, within `PROBE_SLACK` of its own time (so
-exploring never lengthens a run by more than it may lengthen a phase); a probe still running
-then is abandoned, and teaches a bound on its ratio (`daydream_core.policies.learned.censored`).
-A run that stops early (a failed component, an interrupt) records the probes that have ended
-and waits for none. A probe is a component of its own
-(`<component>-probe`), so its outputs have keys of their own; they are deleted once it ends,
-and its result is never read.
+the run does not wait for the rest after its last phase: a probe still running then is
+abandoned (it ends unrecorded, its outputs deleted) and teaches a bound on its ratio
+(`daydream_core.policies.learned.censored`). A run that stops early (a failed component, an
+interrupt) records the probes that have ended and waits for none either. A probe is a
+component of its own (`<component>-probe`), so its outputs have keys of their own; they are
+deleted once it ends, and its result is never read.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,14 +75,9 @@ class Probes:
         look: `harvest` still takes them)."""
         return [p.future.result().record for p in self._in_flight if _ended_well(p.future)]
 
-    def harvest(
-        self, *, wait_all: bool = False, timeout: float | None = None
-    ) -> list[InvocationRecord]:
-        """The records of the probes that have ended (all of them, waiting, with `wait_all`,
-        for at most `timeout` seconds), in dispatch order; their outputs are deleted. A probe
-        that raised has no record: the run never depends on a probe."""
-        if wait_all:
-            wait([p.future for p in self._in_flight], timeout=timeout)
+    def harvest(self) -> list[InvocationRecord]:
+        """The records of the probes that have ended, in dispatch order; their outputs are
+        deleted. A probe that raised has no record: the run never depends on a probe."""
         done = [p.future.done() for p in self._in_flight]  # once: a probe may end meanwhile
         ended = [p for p, d in zip(self._in_flight, done, strict=True) if d]
         self._in_flight = [p for p, d in zip(self._in_flight, done, strict=True) if not d]

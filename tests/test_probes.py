@@ -272,7 +272,7 @@ def test_a_run_that_stops_early_records_its_ended_probes_and_waits_for_none() ->
     assert store.prefixes[-1] == "run-1/p1-c3-probe/"  # its outputs go all the same
 
 
-def test_the_end_of_a_run_waits_a_bounded_time_and_names_the_probes_still_running() -> None:
+def test_the_end_of_a_run_names_the_probes_still_running_and_waits_for_none() -> None:
     from concurrent.futures import Future
     from types import SimpleNamespace
 
@@ -285,14 +285,13 @@ def test_the_end_of_a_run_waits_a_bounded_time_and_names_the_probes_still_runnin
     futures: list[Future[SimpleNamespace]] = [Future() for _ in components]
     probes.dispatch(components, [(0, LOW), (1, HIGH)], lambda t, p: futures[len(probes)])
     futures[0].set_result(SimpleNamespace(record="ended"))
-    assert probes.harvest(wait_all=True, timeout=0.05) == ["ended"]  # not forever
+    assert probes.harvest() == ["ended"]
     ((probe, tier, elapsed),) = probes.unfinished()
-    assert probe.id == "p1-c2-probe" and tier == HIGH and elapsed >= 0.05
+    assert probe.id == "p1-c2-probe" and tier == HIGH and elapsed >= 0
     assert probes.abandon() == [] and probes.unfinished() == []
 
 
 def test_a_probe_that_outlasts_its_run_is_abandoned_and_teaches_a_bound() -> None:
-    from daydream_core.policies.exploration import PROBE_SLACK
     from daydream_core.simulator import Task, TraceRun, Workload, evaluate
     from daydream_core.simulator.calibration import named_calibration
 
@@ -304,7 +303,7 @@ def test_a_probe_that_outlasts_its_run_is_abandoned_and_teaches_a_bound() -> Non
     result = evaluate(workload, named_calibration("aws"), {"daydream": policies()["daydream"]})
     first, second = result.results["daydream"].runs
     assert {(p.kind, p.tier) for p in first.probes} >= {("index", LOW)}
-    assert first.probe_wait_s <= PROBE_SLACK * sum(first.phase_times) + 1e-9
+    assert first.execution_time_s == sum(first.phase_times) < 85  # no wait for the probe
     # The bound (low no better than where it stops being cheaper) is learned: not probed again.
     assert ("index", LOW) not in {(p.kind, p.tier) for p in second.probes}
     assert all(i.tier == HIGH for i in second.invocations if i.kind == "index")

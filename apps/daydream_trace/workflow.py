@@ -35,7 +35,7 @@ from daydream_core.model import Call
 from daydream_core.params import Param, content_hash, readable_path
 from daydream_core.workflow import ComponentContext, PhaseGenerator, Preset, RunContext, Workflow
 from daydream_trace import work
-from daydream_trace.formats import KINDS, Trace, load_trace
+from daydream_trace.formats import COMPONENT_KINDS, Trace, load_trace
 
 BUNDLED_TRACE = Path(__file__).with_name("data") / "ccl"
 
@@ -145,7 +145,7 @@ def replay(
     }
 
 
-for _number in range(KINDS):
+for _number in range(COMPONENT_KINDS):
     workflow.component(replay, name=f"kind-{_number}")
 
 
@@ -262,5 +262,5 @@ def _replay(run: RunContext, trace: Trace, p: Mapping[str, Any]) -> PhaseGenerat
         "cpu_seconds": cpu_seconds,
         "cpu_units": units,
         "median_units_per_second": statistics.median(rates) if rates else 0.0,
-        "kinds": {f"kind-{trace.kinds[c] % KINDS}": c for c in sorted(used)},
+        "kinds": {f"kind-{trace.kinds[c] % COMPONENT_KINDS}": c for c in sorted(used)},
     }

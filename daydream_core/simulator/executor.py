@@ -28,7 +28,6 @@ import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
 from daydream_core.model import InvocationRecord, StartKind
-from daydream_core.policies.exploration import PROBE_SLACK
 from daydream_core.policies.learned import censored, learned_timings, paired, teaches
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.platform import Billing, Instance, Platform
@@ -50,11 +49,10 @@ class RunOutcome:
     # from the run's start): what a timeline of a simulated run is drawn from.
     invocations: list[InvocationRecord] = field(default_factory=list)
     probes: list[InvocationRecord] = field(default_factory=list)  # beside the phases
-    probe_wait_s: float = 0.0  # after the last phase, for probes still running
 
     @property
     def execution_time_s(self) -> float:
-        return sum(self.phase_times) + self.probe_wait_s
+        return sum(self.phase_times)
 
     @property
     def cost(self) -> float:
@@ -205,16 +203,13 @@ def simulate_daydream(
         out.phase_times.append(phase_time)
         out.phase_costs.append(cost)
         clock = end
-    # The run waits for its probes (the live engine does too, outside every phase), within
-    # PROBE_SLACK of its own time. The rest are abandoned, billed in full all the same (as on
-    # Lambda, where an invocation cannot be stopped), and teach a bound (`censored`).
-    last = max((ends for ends, *_ in probing), default=clock)
-    wait = min(last, clock + PROBE_SLACK * (clock - origin))
-    for _, name, tier, base, _, begins, ran in _learn_probes(probing, wait, learned):
-        bound = censored(max(0.0, wait - begins), ran, tier, base, cal.tiers, cal.prices)
+    # The run does not wait for its probes (nor does the live engine): those still running
+    # are abandoned, billed in full all the same (as on Lambda, where an invocation cannot be
+    # stopped), and teach a bound (`censored`).
+    for _, name, tier, base, _, begins, ran in _learn_probes(probing, clock, learned):
+        bound = censored(max(0.0, clock - begins), ran, tier, base, cal.tiers, cal.prices)
         learned.pair(name, tier, base, bound)
-    out.probe_wait_s = max(0.0, wait - clock)
-    return out, clock + out.probe_wait_s
+    return out, clock
 
 
 # (ends at, kind, tier, base, ratio, its execution begins at, its original's seconds)
