@@ -65,15 +65,7 @@ def main() -> None:
             path = instance(Path(folder), name, int(tasks), options.seed)
             workload = load_workload(trace=path)
             result = evaluate(workload, cal, specs, seed=options.seed)
-            ours = result.results["daydream"]
-            beaten_by = [
-                n
-                for n, r in result.results.items()
-                if n != "daydream"
-                and not specs[n].clairvoyant
-                and r.execution_time_s < ours.execution_time_s
-                and r.cost < ours.cost
-            ]
+            beaten_by = result.beating("daydream", [n for n in specs if not specs[n].clairvoyant])
             widths = [len(p) for p in workload.runs[0].phases]
             shown = widths if len(widths) <= 6 else [*widths[:5], "..."]
             cells = []

@@ -46,15 +46,7 @@ def main() -> None:
     for path in found:
         workload = load_workload(trace=path)
         result = evaluate(workload, cal, specs, seed=options.seed)
-        ours = result.results["daydream"]
-        beaten_by = [
-            n
-            for n, r in result.results.items()
-            if n != "daydream"
-            and not specs[n].clairvoyant
-            and r.execution_time_s < ours.execution_time_s
-            and r.cost < ours.cost
-        ]
+        beaten_by = result.beating("daydream", [n for n in specs if not specs[n].clairvoyant])
         for n in beaten_by:
             beaten[n] = beaten.get(n, 0) + 1
         cells = []

@@ -146,7 +146,10 @@ def test_a_live_run_probes_beside_its_phase_and_learns_from_them(tmp_path: Path)
 
     from daydream_core.engine import Engine
 
-    instance = write(tmp_path / "tiny.json", seismology(6, seconds=(0.0005, 0.001)))
+    # The reducer's 4 s outlast the first phase's probe (a cold start on low): a run does not
+    # wait for a probe still running after its last phase.
+    tiny = seismology(6, seconds=(0.0005, 0.001), reduce_seconds=(4.0, 4.0))
+    instance = write(tmp_path / "tiny.json", tiny)
     provider = LocalProvider(tmp_path / "state", concurrency=16)
     profile = ProfileStore(tmp_path / "p.sqlite")
     engine = Engine(provider, profile, policies()["daydream"])

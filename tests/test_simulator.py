@@ -356,3 +356,18 @@ def test_simulated_runs_carry_the_engines_records_in_virtual_time() -> None:
             if r.start.value == "warm":
                 assert r.instance in seen
             seen.add(r.instance)
+
+
+def test_beating_names_only_policies_strictly_faster_and_cheaper() -> None:
+    workload = _workload([[5.0, 1.0], [2.0] * 4], runs=2)
+    specs = {n: policies()[n] for n in ("daydream", "all-high", "all-low", "oracle")}
+    result = evaluate(workload, named_calibration("aws"), specs)
+    assert result.beating("oracle", specs) == []  # none beats the oracle on both
+    ours = result.results["daydream"]
+    expected = [
+        n
+        for n, r in result.results.items()
+        if r.execution_time_s < ours.execution_time_s and r.cost < ours.cost
+    ]
+    assert result.beating("daydream", specs) == expected
+    assert "daydream" not in result.beating("daydream", specs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +94,17 @@ class Evaluation:
         """The daydream predictor and every naive one on the workload's recorded phases,
         judged by newsvendor loss at this calibration's costs."""
         return compare(self.workload, tier_costs(self.calibration), self.calibration.concurrency)
+
+    def beating(self, policy: str, among: Collection[str]) -> list[str]:
+        """The policies of `among` both faster and cheaper than `policy`, strictly."""
+        mine = self.results[policy]
+        return [
+            name
+            for name in among
+            if name != policy
+            and self.results[name].execution_time_s < mine.execution_time_s
+            and self.results[name].cost < mine.cost
+        ]
 
     def ratio(self, policy: str, other: str) -> tuple[float, float]:
         mine, theirs = self.results[policy], self.results[other]
