@@ -45,7 +45,7 @@ from daydream_core.model import (
 )
 from daydream_core.outputs import DIR_MODE, discard_run_files, run_dir, write_run
 from daydream_core.policies.keepalive import run_spacing
-from daydream_core.policies.learned import Pair, censored
+from daydream_core.policies.learned import Pair
 from daydream_core.policies.predictor import (
     DEFAULT_TIME_VALUE_PER_S,
     Shape,
@@ -337,13 +337,11 @@ class Engine:
                     calls = advance(outputs)
         except StopIteration as finished:
             run.result = finished.value
-            if len(probes):  # the run does not wait for them: what is running teaches a bound
+            if len(probes):  # the run waits for its probes: billed and learned within it
                 with clock.part("probes"):
-                    late = probes.harvest()
-                    bounds = self._censored(run, probes.unfinished())
-                    late = _observed(late + probes.abandon(), pool)
+                    late = _observed(probes.harvest(wait_all=True), pool)
                     run.phases[-1].probes.extend(late)
-                    learning.learn_probes(_pairs(run, late) + bounds)
+                    learning.learn_probes(_pairs(run, late))
                     self._learn_memory(learning.app, late)
         except RunStopped as failure:
             run.error = str(failure)
@@ -678,21 +676,6 @@ class Engine:
         self._learn_memory(learning.app, records)
         return self._timings(learning.app, timings)
 
-    def _censored(
-        self, run: RunRecord, unfinished: Sequence[tuple[Component, str, float]]
-    ) -> list[Pair]:
-        """What the probes abandoned at the run's end teach: a bound on each one's ratio
-        (`censored`), from how long it has run against its original's execution."""
-        pairs = []
-        for probe, tier, elapsed in unfinished:
-            original = _original(run, probe)
-            if original is None or original.tier == tier:
-                continue
-            seconds = original.execution_ms / 1000.0
-            bound = censored(elapsed, seconds, tier, original.tier, self.tiers, self.prices)
-            pairs.append((original.kind, tier, original.tier, bound))
-        return pairs
-
     def _learn_memory(self, app: str, records: Sequence[InvocationRecord]) -> None:
         """Tiers the records' kinds ran out of memory on (written at once: rare, and placement
         must not send the kind there again)."""
@@ -705,13 +688,6 @@ class Engine:
         if out_of_memory:
             self.profile.record_out_of_memory(app, self.provider.name, sorted(out_of_memory))
             self._memory_floors.pop(app, None)  # read again, with the lesson
-
-
-def _original(run: RunRecord, probe: Component) -> InvocationRecord | None:
-    """The record of the component `probe` duplicates, if it ended well."""
-    original = probe.id.removesuffix(PROBE_SUFFIX)
-    found = [r for r in _at(run, probe.phase) if r.component == original and r.error is None]
-    return found[0] if found else None
 
 
 def _observed(records: list[InvocationRecord], pool: PoolManager) -> list[InvocationRecord]:

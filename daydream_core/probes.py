@@ -7,22 +7,20 @@ bulk, and a duplicate runs on the sample's tier. The phase does not wait for the
 each probe that has ended by a phase's end is recorded in that phase and learned with it, as
 a ratio against its original (`daydream_core.policies.learned`; provisionally as soon as it
 and its original have ended, `daydream_core.lessons`);
-the run does not wait for the rest after its last phase: a probe still running then is
-abandoned (it ends unrecorded, its outputs deleted) and teaches a bound on its ratio
-(`daydream_core.policies.learned.censored`). A run that stops early (a failed component, an
-interrupt) records the probes that have ended and waits for none either. A probe is a
-component of its own (`<component>-probe`), so its outputs have keys of their own; they are
-deleted once it ends, and its result is never read.
+the run waits for the rest after its last phase (so every probe is billed and learned within
+the run that made it). A run that stops early (a failed component, an interrupt) records the
+probes that have ended and waits for none. A probe is a component of its own
+(`<component>-probe`), so its outputs have keys of their own; they are deleted once it ends,
+and its result is never read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from daydream_core.model import Component, InvocationRecord
@@ -38,9 +36,7 @@ class _Ended(Protocol):
 @dataclass
 class _InFlight:
     component: Component
-    tier: str
     future: Future[Any]  # of an outcome with a `record`
-    dispatched: float = field(default_factory=time.monotonic)
 
 
 class Probes:
@@ -64,7 +60,7 @@ class Probes:
         for i, tier in probes:
             original = components[i]
             probe = Component(original.id + PROBE_SUFFIX, original.phase, original.call)
-            self._in_flight.append(_InFlight(probe, tier, submit(tier, probe)))
+            self._in_flight.append(_InFlight(probe, submit(tier, probe)))
 
     def running(self) -> list[Future[Any]]:
         """The futures of the probes still running."""
@@ -75,9 +71,12 @@ class Probes:
         look: `harvest` still takes them)."""
         return [p.future.result().record for p in self._in_flight if _ended_well(p.future)]
 
-    def harvest(self) -> list[InvocationRecord]:
-        """The records of the probes that have ended, in dispatch order; their outputs are
-        deleted. A probe that raised has no record: the run never depends on a probe."""
+    def harvest(self, *, wait_all: bool = False) -> list[InvocationRecord]:
+        """The records of the probes that have ended (all of them, waiting, with `wait_all`),
+        in dispatch order; their outputs are deleted. A probe that raised has no record: the
+        run never depends on a probe."""
+        if wait_all:
+            wait([p.future for p in self._in_flight])
         done = [p.future.done() for p in self._in_flight]  # once: a probe may end meanwhile
         ended = [p for p, d in zip(self._in_flight, done, strict=True) if d]
         self._in_flight = [p for p, d in zip(self._in_flight, done, strict=True) if not d]
@@ -88,11 +87,6 @@ class Probes:
                 outcome: _Ended = probe.future.result()
                 records.append(outcome.record)
         return records
-
-    def unfinished(self) -> list[tuple[Component, str, float]]:
-        """The probes still running: (probe, tier, seconds since it was dispatched)."""
-        now = time.monotonic()
-        return [(p.component, p.tier, now - p.dispatched) for p in self._in_flight]
 
     def abandon(self) -> list[InvocationRecord]:
         """For a run that stopped early: the records of the probes that have ended. Nothing

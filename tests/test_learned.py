@@ -24,21 +24,6 @@ def test_a_probe_of_a_short_component_does_not_make_a_slower_tier_look_faster() 
     assert learned.timings()["k"][LOW] == pytest.approx(7.75 * 1.5)
 
 
-def test_an_abandoned_probe_teaches_no_better_than_where_its_tier_stops_being_cheaper() -> None:
-    from daydream_core.model import Tier
-    from daydream_core.policies.learned import censored
-    from daydream_core.pricing import AWS_LAMBDA_X86
-
-    tiers = {HIGH: Tier(HIGH, 10240, 5.79), LOW: Tier(LOW, 5120, 2.89)}  # low: half the price
-    # 84 s into a duplicate of a 76 s component: at least 1.1x, learned as 2x, where low is
-    # no cheaper than high and slower, so the kind is not sent there on a bound
-    assert censored(84.0, 76.0, LOW, HIGH, tiers, AWS_LAMBDA_X86) == pytest.approx(2.0)
-    assert censored(300.0, 76.0, LOW, HIGH, tiers, AWS_LAMBDA_X86) == pytest.approx(300 / 76)
-    # high from a low bulk: dearer per second, so any bound above 1 is decisive as it is
-    assert censored(84.0, 76.0, HIGH, LOW, tiers, AWS_LAMBDA_X86) == pytest.approx(84 / 76)
-    assert censored(5.0, 0.0, LOW, HIGH, tiers, AWS_LAMBDA_X86) == math.inf  # teaches nothing
-
-
 def test_a_zero_second_original_teaches_no_ratio() -> None:
     learned = Learned()
     learned.add("k", HIGH, 0.0)

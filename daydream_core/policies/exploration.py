@@ -251,10 +251,10 @@ def beside_the_phase(
     placement would explore a new kind on), as a lone component with data is. Without that,
     `ccl`'s `mock_data`, one per run, was first compared across tiers by other kinds' ratios
     and ran low in the second run, 2 s slower than high; `cosmoscout`'s first phase, three
-    lone kinds, cost 1.47x the oracle over 5 runs instead of 1.26x. A run waits a while for
-    a probe that outlasts its last phase (`daydream_core.probes`), so after the run's first
-    phase (`opening`: the rest of the run lies ahead) a lone kind is probed only on a tier the
-    ratios expect no slower
+    lone kinds, cost 1.47x the oracle over 5 runs instead of 1.26x. The run waits for a
+    probe that outlasts its last phase (to record its bill and ratio; the next run starts
+    after), so after the run's first phase (`opening`: the rest
+    of the run lies ahead) a lone kind is probed only on a tier the ratios expect no slower
     than its own: a DAG that narrows to lone components often ends there (WfCommons' BLAST;
     a 1,000-wide phase's reducer, whose probe on low made its run wait 2.7 s, 1.21x).
     """

@@ -17,9 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from daydream_core.model import Tier
-from daydream_core.pricing import PriceTable
-
 Means = Mapping[tuple[str, str], tuple[int, float]]  # (kind, tier) -> (samples, mean seconds)
 # (kind, tier, base tier) -> (pairs, mean of log(execution on tier / execution on base))
 Ratios = Mapping[tuple[str, str, str], tuple[int, float]]
@@ -32,27 +29,6 @@ Moments = tuple[int, float, float]  # samples, mean, sum of squared deviations (
 def teaches(tier: str, base: str, ratio: float) -> bool:
     """Whether a probe's ratio is one to learn: a finite positive one, across two tiers."""
     return 0 < ratio < math.inf and tier != base
-
-
-def censored(
-    executed_s: float,
-    original_s: float,
-    tier: str,
-    base: str,
-    tiers: Mapping[str, Tier],
-    prices: PriceTable,
-) -> float:
-    """The ratio a probe abandoned unfinished teaches (`executed_s` on `tier` so far, against
-    its original's `original_s` on `base`): its tier is at least that much slower. It is
-    learned as no better than where the tier stops being cheaper per second than `base`, so
-    that on the strength of a bound the kind is neither sent there nor probed there again."""
-    if original_s <= 0:
-        return math.inf  # teaches nothing (`teaches`)
-
-    def per_second(t: str) -> float:
-        return prices.gb_second_cost(tiers[t].memory_mb, 1.0, tiers[t].vcpus)
-
-    return max(executed_s / original_s, per_second(base) / per_second(tier))
 
 
 def paired(ratios: Iterable[RatioKey]) -> set[tuple[str, str]]:

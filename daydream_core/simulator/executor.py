@@ -28,7 +28,7 @@ import numpy as np
 
 from daydream_core.controller import Controller, Upcoming
 from daydream_core.model import InvocationRecord, StartKind
-from daydream_core.policies.learned import censored, learned_timings, paired, teaches
+from daydream_core.policies.learned import learned_timings, paired, teaches
 from daydream_core.simulator.calibration import Calibration
 from daydream_core.simulator.platform import Billing, Instance, Platform
 from daydream_core.simulator.workload import TraceRun
@@ -49,6 +49,9 @@ class RunOutcome:
     # from the run's start): what a timeline of a simulated run is drawn from.
     invocations: list[InvocationRecord] = field(default_factory=list)
     probes: list[InvocationRecord] = field(default_factory=list)  # beside the phases
+    # After the last phase, for probes still running: the controller's time, as live, where
+    # `run.json`'s execution time is its phases' too; the next run starts after it.
+    probe_wait_s: float = 0.0
 
     @property
     def execution_time_s(self) -> float:
@@ -171,7 +174,7 @@ def simulate_daydream(
                 ran = seconds[k][i][original]
                 ratio = execution / ran if ran > 0 else math.inf
                 ends = max(finished + cal.dispatch_s, results[i][0])
-                probing.append((ends, kinds[i], tier, original, ratio, begins, ran))
+                probing.append((ends, kinds[i], tier, original, ratio))
             else:
                 end = max(end, finished + cal.dispatch_s)
                 results.append((finished + cal.dispatch_s, kinds[i], tier, execution))
@@ -203,17 +206,15 @@ def simulate_daydream(
         out.phase_times.append(phase_time)
         out.phase_costs.append(cost)
         clock = end
-    # The run does not wait for its probes (nor does the live engine): those still running
-    # are abandoned, billed in full all the same (as on Lambda, where an invocation cannot be
-    # stopped), and teach a bound (`censored`).
-    for _, name, tier, base, _, begins, ran in _learn_probes(probing, clock, learned):
-        bound = censored(max(0.0, clock - begins), ran, tier, base, cal.tiers, cal.prices)
-        learned.pair(name, tier, base, bound)
-    return out, clock
+    # The run waits for its probes (the live engine does too, outside every phase: its
+    # results are written, the probes' bills and lessons are not yet).
+    wait = max((ends for ends, *_ in probing), default=clock)
+    _learn_probes(probing, wait, learned)
+    out.probe_wait_s = max(0.0, wait - clock)
+    return out, clock + out.probe_wait_s
 
 
-# (ends at, kind, tier, base, ratio, its execution begins at, its original's seconds)
-Probing = list[tuple[float, str, str, str, float, float, float]]
+Probing = list[tuple[float, str, str, str, float]]  # (ends at, kind, tier, base, ratio)
 Result = tuple[float, str, str, float]  # a component's (ends at, kind, tier, seconds)
 
 
@@ -247,7 +248,7 @@ def _as_results_arrive(
     arrivals: list[tuple[float, int, Callable[[], bool]]] = []  # a sample before a ratio
     for ends, kind, tier, value in results:
         arrivals.append((ends, 0, functools.partial(lessons.add, kind, tier, value)))
-    for ends, kind, tier, base, ratio, *_ in probing:
+    for ends, kind, tier, base, ratio in probing:
         arrivals.append((ends, 1, functools.partial(lessons.pair, kind, tier, base, ratio)))
     for when, _, learn in sorted(arrivals, key=lambda a: a[:2]):
         if when >= end:
@@ -258,7 +259,7 @@ def _as_results_arrive(
 
 def _learn_probes(probing: Probing, now: float, learned: Learned) -> Probing:
     """Learn the probes that have ended by `now`; the rest, still running."""
-    for ends, kind, tier, base, ratio, *_ in probing:
+    for ends, kind, tier, base, ratio in probing:
         if ends <= now:
             learned.pair(kind, tier, base, ratio)
     return [p for p in probing if p[0] > now]
