@@ -405,3 +405,30 @@ def test_an_unexpected_wfcommons_release_falls_back_to_the_plain_reader(
 
     monkeypatch.setattr(formats, "_read_with_wfcommons", incompatible)
     assert load_trace(DATA / "montage-mini.json") == expected
+
+
+def _names_carry_inputs(data: dict[str, Any]) -> None:
+    # Real Pegasus instances: no category, and names that carry their inputs
+    # (`fast2bfq_fast2bfq_HEP2_MSP1_Digests_s_1_sequence_10_ID0000003`)
+    for number, task in enumerate(data["workflow"]["specification"]["tasks"]):
+        task.pop("category", None)
+        task["name"] = f"{task['id'].split('_')[0]}_sample_{number}_ID{number:07d}"
+
+
+def test_a_task_s_category_is_the_one_command_it_ran(tmp_path: Path) -> None:
+    trace = load_trace(_edited(tmp_path, _names_carry_inputs))
+    programs = {t["command"]["program"] for t in json.loads(
+        (DATA / "genome-mini.json").read_text())["workflow"]["execution"]["tasks"]}  # fmt: skip
+    assert set(trace.kinds) == programs  # by name, each task was a category of its own
+
+
+def test_a_script_recorded_as_the_program_leaves_the_category_to_the_name(tmp_path: Path) -> None:
+    def scripts(data: dict[str, Any]) -> None:  # Nextflow records a process's whole script
+        for task in data["workflow"]["specification"]["tasks"]:
+            task.pop("category", None)
+        for task in data["workflow"]["execution"]["tasks"]:
+            task["command"]["program"] = "samtools faidx genome.fa\n    cut -f 1,2"
+
+    declared = {t["category"] for t in json.loads(
+        (DATA / "genome-mini.json").read_text())["workflow"]["specification"]["tasks"]}  # fmt: skip
+    assert set(load_trace(_edited(tmp_path, scripts)).kinds) == declared  # `<name>_ID0000042`
