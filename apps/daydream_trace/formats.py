@@ -42,7 +42,6 @@ MIB = float(1 << 20)
 SCHEMA = Path(__file__).with_name("wfformat-subset.schema.json")
 COMPONENTS = "components_original.txt"
 SERVICE_TIMES = "function_service_time-baseline.txt"
-MAX_SECONDS = LONGEST_COMPONENT_S
 
 
 @dataclass(frozen=True)
@@ -216,10 +215,11 @@ def read_daydream(components_file: Path) -> Trace:
             raise _fail(
                 times_file, f"line {number} is not a number of seconds: {_shorten(line)!r}"
             ) from None
-        if not 0 <= seconds <= MAX_SECONDS:
+        if not 0 <= seconds <= LONGEST_COMPONENT_S:
             raise _fail(
                 times_file,
-                f"line {number}: {line.strip()} is not a service time (0 to {MAX_SECONDS:,.0f} s)",
+                f"line {number}: {line.strip()} is not a service time "
+                f"(0 to {LONGEST_COMPONENT_S:,.0f} s)",
             )
         times.append(seconds)
     needed = sum(len(ids) for ids in phases_ids)
@@ -327,11 +327,11 @@ def read_wfformat(path: Path) -> Trace:
     if not tasks:
         raise _fail(path, "declares no tasks")
     for task in tasks:
-        if not 0 <= task.runtime <= MAX_SECONDS:
+        if not 0 <= task.runtime <= LONGEST_COMPONENT_S:
             raise _fail(
                 path,
                 f"task {task.name!r} has runtime {task.runtime:g} s (valid: 0 to "
-                f"{MAX_SECONDS:,.0f} s)",
+                f"{LONGEST_COMPONENT_S:,.0f} s)",
             )
     if all(task.runtime <= 0 for task in tasks):
         raise _fail(path, "records no task runtimes (no workflow execution data)")
