@@ -179,11 +179,15 @@ def test_a_1000_wide_phase_queues_at_the_limit_instead_of_thrashing(
     wide = data["phases"][0]
     assert wide["width"] == 1000 and len({r["tier"] for r in wide["invocations"]}) == 2
     cold = [r for r in wide["invocations"] if r["start"] == "cold"]
-    assert len(cold) <= limit, "both tiers' requests queue for their own instances"
-    # No instance was ended to make room: each tier drains through its own instances.
     lives = data["instances"]
-    assert {life["ended_by"] for life in lives} == {None}
     assert len(lives) == len({r["instance"] for p in data["phases"] for r in p["invocations"]})
+    # Both tiers queue for their own instances. The one ending allowed is an idle instance of a
+    # tier that drained first, evicted for the other tier's queue (where that pays, which
+    # depends on this machine's timings): never one whose own tier had requests waiting.
+    evicted = [life for life in lives if life["ended_by"] is not None]
+    unpaid = [e for e in evicted if e["ended_by"] != "evicted" or e["waiting_at_end"] != 0]
+    assert not unpaid, unpaid
+    assert len(cold) <= limit + len(evicted), "a cold start beyond the limit evicts one"
     assert len(run.phases) == 2
 
 
