@@ -54,8 +54,12 @@ class RunTotals:
 
 
 def _numbers(path: Path) -> tuple[float, ...]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot be read as text ({exc})") from None
     values = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         text = line.strip()
         if not text:
             continue

@@ -89,11 +89,15 @@ def test_unlike_workloads_are_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [("1.0\nabc\n", ["phase_time.txt:2", "'abc'", "not a number"]), ("nan\n", ["finite"])],
+    [
+        (b"1.0\nabc\n", ["phase_time.txt:2", "'abc'", "not a number"]),
+        (b"nan\n", ["finite"]),
+        (b"\xff\xfe1.0\n", ["phase_time.txt", "cannot be read as text"]),
+    ],
 )
-def test_bad_numbers_are_one_line(tmp_path: Path, content: str, words: list[str]) -> None:
+def test_bad_numbers_are_one_line(tmp_path: Path, content: bytes, words: list[str]) -> None:
     run = _write_run(tmp_path / "x", 1, [1.0], [1.0], [1.0])
-    (run / "phase_time.txt").write_text(content)
+    (run / "phase_time.txt").write_bytes(content)
     with pytest.raises(UsageError) as error:
         read_folder(tmp_path / "x")
     assert all(w in str(error.value) for w in words), error.value

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -255,6 +257,48 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) ->
     assert exit_.value.code == 2
 
 
+MEASURED = "phase_time-baseline.txt", "execution_cost-baseline.txt"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: (run / MEASURED[0]).write_text("1.0\nfast\n"), "line 2 is not a number of"),
+        (lambda run: (run / MEASURED[1]).write_text("inf\n"), "line 1: inf is not a phase cost"),
+        (lambda run: (run / MEASURED[0]).write_bytes(b"\xff\xfe"), "cannot be read as text"),
+        (lambda run: (run / MEASURED[1]).unlink(), "has no execution_cost-baseline.txt beside"),
+        (lambda run: (run / MEASURED[0]).write_text("1.0\n"), "has 1 numbers for the 10 phases"),
+    ],
+)
+def test_what_the_artifact_measured_is_checked_when_present(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any, message: str
+) -> None:
+    """A trace's measured phase times and costs are what the reproduction compares with: a
+    damaged file is refused, not skipped (it used to drop the reproduction without a word)."""
+    run = tmp_path / "run-1"
+    shutil.copytree(TRACE / "run-1", run)
+    damage(run)
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(tmp_path), "--policies", "artifact"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and str(run) in err and err.count("\n") == 1
+
+
+def test_a_trace_without_measurements_is_simulated_without_a_reproduction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run-1"
+    shutil.copytree(TRACE / "run-1", run)
+    for name in MEASURED:
+        (run / name).unlink()
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", str(tmp_path), "--policies", "artifact,oracle"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "artifact reproduction: none" in out and MEASURED[0] in out
+
+
 def test_an_interrupted_simulation_does_not_claim_results_on_disk(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -283,8 +327,6 @@ def test_an_interrupted_simulation_does_not_claim_results_on_disk(
 def test_records_with_a_bad_number_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object, message: str
 ) -> None:
-    import shutil
-
     records = tmp_path / "records"
     shutil.copytree(RECORDS / "ccl", records)
     path = records / "run-2" / "run.json"
@@ -296,6 +338,25 @@ def test_records_with_a_bad_number_are_one_line(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and str(path) in err
+
+
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe{", b"[" * 200_000, b'{"app": "ccl"'], ids=["bytes", "deep", "cut"]
+)
+def test_a_run_json_that_is_not_one_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    """Not JSON, not UTF-8, or nested past the parser's depth (a RecursionError, a traceback
+    before): one line naming the file."""
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS / "ccl", records)
+    path = records / "run-3" / "run.json"
+    path.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--records", str(records)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a daydream run.json" in err and str(path) in err
 
 
 @pytest.mark.parametrize("name", ["plot.txt", "missing/plot.png"])

@@ -42,6 +42,9 @@ MIB = float(1 << 20)
 SCHEMA = Path(__file__).with_name("wfformat-subset.schema.json")
 COMPONENTS = "components_original.txt"
 SERVICE_TIMES = "function_service_time-baseline.txt"
+# What the artifact measured, one number a phase: predicted by the simulator, never its input.
+PHASE_TIMES = "phase_time-baseline.txt"
+COSTS = "execution_cost-baseline.txt"
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,40 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     return lines
 
 
+def _numbers(path: Path, unit: str, valid: str, upper: float) -> list[float]:
+    """One number a line, each in 0..`upper` (`valid` names the range in an error)."""
+    values = []
+    for number, line in _read_lines(path):
+        try:
+            value = float(line)
+        except ValueError:
+            raise _fail(
+                path, f"line {number} is not a number of {unit}: {_shorten(line)!r}"
+            ) from None
+        if not (math.isfinite(value) and 0 <= value <= upper):
+            raise _fail(path, f"line {number}: {line.strip()} is not a {valid}")
+        values.append(value)
+    return values
+
+
+def read_measured(folder: Path, phases: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The artifact's measured time and cost of each of a run folder's `phases`, or None where
+    the folder holds neither file (a trace written by another tool need not)."""
+    files = (folder / PHASE_TIMES, folder / COSTS)
+    present = [f for f in files if f.is_file()]
+    if not present:
+        return None
+    if len(present) == 1:
+        missing = next(f for f in files if f not in present)
+        raise _fail(present[0], f"has no {missing.name} beside it (both or neither)")
+    times = _numbers(files[0], "seconds", "phase time (a finite number of seconds >= 0)", math.inf)
+    costs = _numbers(files[1], "dollars", "phase cost (a finite number of dollars >= 0)", math.inf)
+    for path, values in zip(files, (times, costs), strict=True):
+        if len(values) != phases:
+            raise _fail(path, f"has {len(values)} numbers for the {phases} phases of {COMPONENTS}")
+    return tuple(times), tuple(costs)
+
+
 def read_daydream(components_file: Path) -> Trace:
     """A DayDream run folder: phases of kind ids, sized by the measured service times."""
     phases_ids: list[list[int]] = []
@@ -207,21 +244,8 @@ def read_daydream(components_file: Path) -> Trace:
     times_file = components_file.parent / SERVICE_TIMES
     if not times_file.is_file():
         raise _fail(components_file, f"has no {SERVICE_TIMES} beside it")
-    times: list[float] = []
-    for number, line in _read_lines(times_file):
-        try:
-            seconds = float(line)
-        except ValueError:
-            raise _fail(
-                times_file, f"line {number} is not a number of seconds: {_shorten(line)!r}"
-            ) from None
-        if not 0 <= seconds <= LONGEST_COMPONENT_S:
-            raise _fail(
-                times_file,
-                f"line {number}: {line.strip()} is not a service time "
-                f"(0 to {LONGEST_COMPONENT_S:,.0f} s)",
-            )
-        times.append(seconds)
+    service = f"service time (0 to {LONGEST_COMPONENT_S:,.0f} s)"
+    times = _numbers(times_file, "seconds", service, LONGEST_COMPONENT_S)
     needed = sum(len(ids) for ids in phases_ids)
     if len(times) != needed:
         hint = " (truncated?)" if len(times) < needed else ""

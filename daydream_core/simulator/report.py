@@ -236,6 +236,17 @@ def table(evaluation: Evaluation) -> Group:
             )
         )
     repro = reproduction(evaluation)
+    if (
+        repro is None
+        and evaluation.workload.format == "daydream"
+        and "artifact" in evaluation.results
+    ):
+        parts.append(
+            Text(
+                "artifact reproduction: none (the trace's runs hold no "
+                "phase_time-baseline.txt and execution_cost-baseline.txt to compare with)"
+            )
+        )
     if repro is not None:
         held = repro.get("held_out")
         if held is not None:

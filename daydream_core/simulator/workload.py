@@ -91,13 +91,6 @@ class Workload:
         return Workload(self.name, self.format, runs, self.source)
 
 
-def _floats(path: Path) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in path.read_text().split())
-    except (OSError, ValueError):
-        return ()
-
-
 def _daydream_run_dirs(root: Path) -> list[Path]:
     from daydream_trace.formats import COMPONENTS  # type: ignore[import-untyped]
 
@@ -111,7 +104,7 @@ def _daydream_run_dirs(root: Path) -> list[Path]:
 
 
 def _trace_run(source: Path, index: int) -> TraceRun:
-    from daydream_trace.formats import load_trace
+    from daydream_trace.formats import load_trace, read_measured
 
     trace = load_trace(source, index)
     phases = tuple(
@@ -119,11 +112,8 @@ def _trace_run(source: Path, index: int) -> TraceRun:
     )
     measured = None
     if trace.format == "daydream":
-        folder = Path(trace.source)
-        times = _floats(folder / "phase_time-baseline.txt")
-        costs = _floats(folder / "execution_cost-baseline.txt")
-        if len(times) == len(phases) and len(costs) == len(phases):
-            measured = Measured(times, costs)
+        found = read_measured(Path(trace.source), len(phases))
+        measured = Measured(*found) if found else None
     return TraceRun(trace.name, phases, measured)
 
 
@@ -177,7 +167,7 @@ def load_records(directory: Path) -> Workload:
             hints = tuple(WidthHint.from_json(p.get("next_width_hint")) for p in data["phases"])
         except KeyError as exc:
             raise UsageError(f"records {path}: not a daydream run.json (no {exc})") from None
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
             raise UsageError(f"records {path}: not a daydream run.json ({exc})") from None
         runs.append(TraceRun(f"{app}/{path.parent.name}", phases, measured, hints))
     return Workload(app or directory.name, "records", tuple(runs), directory)
