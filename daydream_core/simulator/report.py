@@ -243,8 +243,8 @@ def table(evaluation: Evaluation) -> Group:
     ):
         parts.append(
             Text(
-                "artifact reproduction: none (the trace's runs hold no "
-                "phase_time-baseline.txt and execution_cost-baseline.txt to compare with)"
+                "artifact reproduction: none (not every run holds the "
+                "phase_time-baseline.txt and execution_cost-baseline.txt it is compared with)"
             )
         )
     if repro is not None:
