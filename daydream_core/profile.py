@@ -114,6 +114,20 @@ _COLUMNS = {
 }  # fmt: skip
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch a store to WAL so readers never block the run that writes. SQLite refuses the
+    switch at once, without waiting out busy_timeout, while another process opens the same new
+    store; so two runs started together on a new profile retry it rather than one failing."""
+    from daydream_core.backoff import Backoff
+
+    def locked(exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+    Backoff(max_attempts=12, base_s=0.05, cap_s=2.0).call(
+        lambda: db.execute("PRAGMA journal_mode=WAL"), retryable=locked
+    )
+
+
 class ProfileStore:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
@@ -125,7 +139,7 @@ class ProfileStore:
                 # Created private: what was learned about a user's runs is theirs.
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             with closing(self._connect()) as db:
-                db.execute("PRAGMA journal_mode=WAL")
+                _use_wal(db)
                 self._migrate(db)
                 self._check_schema(db)
                 self._check_writable(db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 from pathlib import Path
 
@@ -101,6 +102,29 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
     assert ProfileStore(path).timings("app", "local")["k"][HIGH] == pytest.approx(
         expected_mean / 1000
     )
+
+
+def _open_together(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    barrier.wait(timeout=30)
+    try:
+        ProfileStore(path)
+    except ConfigurationError:
+        raise SystemExit(1) from None
+
+
+def test_runs_started_together_on_a_new_profile_all_open_it(tmp_path: Path) -> None:
+    # Fresh processes each trial, opening a store nobody created yet: the race is in the
+    # first open's switch to WAL, so long-lived workers (already past it) would not show it.
+    context = multiprocessing.get_context("fork")
+    for trial in range(20):
+        path = str(tmp_path / f"p{trial}.sqlite")
+        barrier = context.Barrier(3)
+        workers = [context.Process(target=_open_together, args=(path, barrier)) for _ in range(3)]
+        for process in workers:
+            process.start()
+        for process in workers:
+            process.join(timeout=60)
+        assert [process.exitcode for process in workers] == [0, 0, 0], f"trial {trial}"
 
 
 def test_runs_spans_are_those_of_the_workload_oldest_first(tmp_path: Path) -> None:
