@@ -330,6 +330,8 @@ def _endless_runtime(data: dict[str, Any]) -> None:
         (lambda tmp: _edited(tmp, _no_parents_field), "'parents' is a required property"),
         (lambda tmp: _edited(tmp, _no_runtimes), "records no task runtimes"),
         (lambda tmp: _edited(tmp, _endless_runtime), "has runtime 1e+308 s (valid: 0 to"),
+        (lambda tmp: _legacy(tmp, "1e400"), "task 'b' has runtime inf (valid: a number"),
+        (lambda tmp: _legacy(tmp, '"12 s"'), "task 'b' has runtime '12 s' (valid: a number"),
         (lambda tmp: _write(tmp, "[]"), "is not a WfFormat instance"),
         (lambda tmp: _write(tmp, ""), "is empty"),
     ],
@@ -343,6 +345,17 @@ def test_bad_wfformat_instances_are_one_line_usage_errors(
     text = str(caught.value)
     assert message in text, text
     assert str(path) in text and "\n" not in text
+
+
+def _legacy(tmp_path: Path, runtime: str) -> Path:
+    """A WfFormat 1.3 instance (tasks inline) whose second task's runtime is `runtime`, as
+    JSON text (1e400 is read as infinity)."""
+    return _write(
+        tmp_path,
+        '{"name": "x", "schemaVersion": "1.3", "workflow": {"tasks": ['
+        '{"name": "a", "type": "compute", "parents": [], "runtime": 1}, '
+        f'{{"name": "b", "type": "compute", "parents": ["a"], "runtime": {runtime}}}]}}}}',
+    )
 
 
 def _write(tmp_path: Path, text: str) -> Path:

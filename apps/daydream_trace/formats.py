@@ -441,6 +441,21 @@ def _number(value: object) -> float | None:
     return None
 
 
+def _runtime(path: Path, task: object, value: object) -> float:
+    """A task's runtime in seconds, 0 where none is recorded; one recorded that is not a
+    finite number is one line naming the task (it used to be read as 0 s without a word)."""
+    if value is None:
+        return 0.0
+    number = _number(value)
+    if number is None:
+        raise _fail(
+            path,
+            f"task {task!r} has runtime {_shorten(repr(value))} (valid: a number of seconds, "
+            f"0 to {LONGEST_COMPONENT_S:,.0f})",
+        )
+    return number
+
+
 def _size(path: Path, entry: Mapping[str, Any], key: str, unit: float) -> float | None:
     """A file's size in bytes from `key` (in `unit` bytes), None when absent; a size that is
     not a non-negative number is one line naming the file."""
@@ -487,7 +502,7 @@ def _read_modern_plain(path: Path, data: dict[str, Any]) -> list[_Task]:
                 category=_category(
                     str(task["name"]), run.get("category", task.get("category")), _program(run)
                 ),
-                runtime=float(_number(run.get("runtimeInSeconds")) or 0.0),
+                runtime=_runtime(path, task["name"], run.get("runtimeInSeconds")),
                 avg_cpu=_number(run.get("avgCPU")),
                 cores=_number(run.get("coreCount")),
                 memory_bytes=_number(run.get("memoryInBytes")),
@@ -523,13 +538,13 @@ def _read_legacy(path: Path, workflow: dict[str, Any]) -> list[_Task]:
             memory = float(task["memory"]) * 1024  # KB in WfFormat ≤ 1.3
         if memory is not None and memory < 0:
             raise _fail(path, f"task {task['name']!r} has a negative memory")
-        runtime = _number(task.get("runtimeInSeconds", task.get("runtime")))
+        runtime = _runtime(path, task["name"], task.get("runtimeInSeconds", task.get("runtime")))
         tasks.append(
             _Task(
                 id=names[str(task["name"])],
                 name=str(task["name"]),
                 category=_category(str(task["name"]), task.get("category"), _program(task)),
-                runtime=runtime or 0.0,
+                runtime=runtime,
                 avg_cpu=_number(task.get("avgCPU")),
                 cores=_number(task.get("cores", task.get("coreCount"))),
                 memory_bytes=memory,
